@@ -1,0 +1,125 @@
+package pool
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/resolver"
+
+	"github.com/grpcpool/grpcpool/breaker"
+)
+
+// A backend is one resolved address (or endpoint) and the connections the
+// pool keeps to it.
+type backend struct {
+	key   string
+	addrs []resolver.Address // what its connections dial
+	brk   *breaker.Breaker   // nil without WithBreaker
+
+	// Hot-path counters.
+	calls    atomic.Int64  // unary calls in flight
+	streams  atomic.Int64  // streams open
+	started  atomic.Uint64 // calls and streams started
+	failures atomic.Uint64 // calls and streams that ended in a failure
+	brkState atomic.Int32  // last breaker.State reported; read by rebuilds
+	healthy  atomic.Bool   // health checking says it may take calls
+	limit    atomic.Int64  // stream limit learned from a stalled connection; 0: none
+	growReq  atomic.Bool   // a connection is being added on demand
+
+	// Guarded by Pool.mu.
+	weight    uint32
+	conns     []*conn
+	removed   bool // no longer resolved: draining
+	replacing bool // a recycle is under way (one at a time per backend)
+	probeAt   *time.Timer
+}
+
+func (b *backend) load() int64 { return b.calls.Load() + b.streams.Load() }
+
+// addr is the backend's address as reported in Stats.
+func (b *backend) addr() string { return b.addrs[0].Addr }
+
+// A conn is one grpc.ClientConn to a backend.
+type conn struct {
+	b       *backend
+	id      uint64
+	cc      *grpc.ClientConn
+	created time.Time
+
+	active   atomic.Int64  // calls and streams on it
+	uses     atomic.Uint64 // calls and streams ever placed on it
+	state    atomic.Int32  // connectivity.State
+	draining atomic.Bool   // takes no new calls
+	settled  atomic.Bool   // its first connection attempt has ended
+	limit    atomic.Int64  // known stream limit; 0: none known
+	pending  atomic.Int64  // NewStreams under way on it
+
+	readyOnce sync.Once
+	ready     chan struct{} // closed when first READY
+	drainOnce sync.Once
+	drained   chan struct{} // closed when draining and nothing is in flight
+
+	// Guarded by Pool.mu.
+	ageTimer  *time.Timer
+	idleSince time.Time // with idleUses: when the idle scan last saw it change
+	idleUses  uint64
+	retireWhy string
+}
+
+func (c *conn) pickable() bool {
+	return connectivity.State(c.state.Load()) == connectivity.Ready && !c.draining.Load()
+}
+
+// full reports whether the conn carries as many calls as it may.
+func (c *conn) full() bool {
+	l := c.limit.Load()
+	return l > 0 && c.active.Load() >= l
+}
+
+func (c *conn) markReady() { c.readyOnce.Do(func() { close(c.ready) }) }
+
+func (c *conn) signalDrained() { c.drainOnce.Do(func() { close(c.drained) }) }
+
+// acquire places a call on c. It fails, leaving nothing counted, when c
+// started draining after the snapshot that offered it was taken: the
+// drainer sets draining before it reads active, and acquire adds to active
+// before it reads draining, so one of them sees the other.
+func (c *conn) acquire() bool {
+	c.active.Add(1)
+	if c.draining.Load() {
+		c.release()
+		return false
+	}
+	c.uses.Add(1)
+	return true
+}
+
+func (c *conn) release() {
+	if c.active.Add(-1) == 0 && c.draining.Load() {
+		c.signalDrained()
+	}
+}
+
+// staticBuilder resolves a pool connection's target to its backend's
+// addresses, attributes and all, and gives the connection the pool target's
+// authority, so TLS checks the target's host name, never the dialed IP.
+type staticBuilder struct {
+	addrs     []resolver.Address
+	authority string
+}
+
+const connScheme = "grpcpool"
+
+func (b staticBuilder) Scheme() string { return connScheme }
+
+func (b staticBuilder) Build(_ resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
+	if err := cc.UpdateState(resolver.State{Addresses: b.addrs}); err != nil {
+		cc.ReportError(err)
+	}
+	return nopResolver{}, nil
+}
+
+func (b staticBuilder) OverrideAuthority(resolver.Target) string { return b.authority }

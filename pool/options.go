@@ -1,0 +1,352 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/resolver"
+
+	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/keepalive"
+	"github.com/grpcpool/grpcpool/retry"
+)
+
+// Defaults of the pool's options.
+const (
+	// DefaultSize is the number of connections kept per backend.
+	DefaultSize = 2
+	// DefaultResolveInterval is how often the pool asks its resolver to
+	// resolve the target again (±10 % jitter).
+	DefaultResolveInterval = 30 * time.Second
+	// DefaultMaxSizeFactor: without WithMaxSize, a backend may grow to
+	// DefaultMaxSizeFactor × size connections when its connections are full.
+	DefaultMaxSizeFactor = 8
+	// DefaultIdleTimeout is how long a connection above the floor may carry
+	// nothing before it is drained and closed.
+	DefaultIdleTimeout = time.Minute
+	// MinResolveInterval is the smallest re-resolution interval; smaller
+	// values given to WithResolveInterval are raised to it.
+	MinResolveInterval = 100 * time.Millisecond
+)
+
+// Policy chooses a backend, and a connection of it, for each call and
+// stream.
+type Policy int
+
+const (
+	// RoundRobin takes backends in turn, then the connections of the chosen
+	// backend in turn. Backend weights (see WithAddressWeight) are honoured
+	// with smooth weighted round-robin. The default.
+	RoundRobin Policy = iota
+	// LeastActive uses the power of two choices: of two random backends it
+	// takes the one with fewer active calls and streams (divided by weight),
+	// then the same between two of its connections.
+	LeastActive
+	// ConsistentHash sends calls with the same key to the same backend while
+	// that backend can take calls; see WithHashKey and WithHashKeyFunc.
+	// Calls without a key are spread round-robin.
+	ConsistentHash
+)
+
+func (p Policy) String() string {
+	switch p {
+	case RoundRobin:
+		return "round_robin"
+	case LeastActive:
+		return "least_active"
+	case ConsistentHash:
+		return "consistent_hash"
+	}
+	return fmt.Sprintf("Policy(%d)", int(p))
+}
+
+// An Option configures a Pool. Options are applied in order; New validates
+// the result once and returns an error for invalid values.
+type Option interface {
+	apply(*options)
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+type options struct {
+	size             int
+	maxSize          int
+	maxStreams       int
+	idleTimeout      time.Duration
+	policy           Policy
+	dialOpts         []grpc.DialOption
+	resolvers        []resolver.Builder
+	resolveInterval  time.Duration
+	maxConnAge       time.Duration
+	drainTimeout     time.Duration
+	maxStreamAge     time.Duration
+	breaker          *breaker.Settings
+	retry            *retry.Policy
+	keepalive        *keepalive.Config
+	logger           *slog.Logger
+	hashKey          string
+	hashKeyFunc      func(ctx context.Context, method string) (string, bool)
+	healthService    *string
+	errs             []error
+	learnStreamLimit time.Duration
+}
+
+func defaultOptions() options {
+	return options{
+		size:             DefaultSize,
+		policy:           RoundRobin,
+		resolveInterval:  DefaultResolveInterval,
+		idleTimeout:      DefaultIdleTimeout,
+		logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		learnStreamLimit: DefaultStreamStallTimeout,
+	}
+}
+
+func (o *options) fail(format string, args ...any) {
+	o.errs = append(o.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+}
+
+func (o *options) validate() error {
+	if o.maxSize == 0 {
+		o.maxSize = o.size * DefaultMaxSizeFactor
+		if o.maxStreams == 0 {
+			// Without a stream limit the pool never grows on its own unless
+			// it learns a server's limit; keep the ceiling generous.
+			o.maxSize = max(o.size*DefaultMaxSizeFactor, 16)
+		}
+	}
+	if o.maxSize < o.size {
+		o.fail("WithMaxSize(%d) is below WithSize(%d)", o.maxSize, o.size)
+	}
+	return errors.Join(o.errs...)
+}
+
+// WithSize sets how many connections the pool keeps to every resolved
+// address: the floor it keeps warm. Default 2 (DefaultSize). Values below 1
+// make New fail.
+func WithSize(n int) Option {
+	return optionFunc(func(o *options) {
+		if n < 1 {
+			o.fail("WithSize(%d): size must be at least 1", n)
+			return
+		}
+		o.size = n
+	})
+}
+
+// WithMaxSize sets the most connections the pool opens to one backend when
+// its connections are full (see WithMaxStreamsPerConn). Default:
+// max(8 × size, 16). Values below the size make New fail.
+func WithMaxSize(n int) Option {
+	return optionFunc(func(o *options) {
+		if n < 1 {
+			o.fail("WithMaxSize(%d): must be at least 1", n)
+			return
+		}
+		o.maxSize = n
+	})
+}
+
+// WithMaxStreamsPerConn caps the calls and streams the pool places on one
+// connection; when every connection of a backend carries n, the pool opens
+// another one (up to WithMaxSize) instead of letting gRPC queue the call
+// behind the server's MAX_CONCURRENT_STREAMS. Set it to the server's limit.
+// Default 0: no configured cap; the pool learns a server's limit when a
+// connection stops admitting streams. Negative values make New fail.
+func WithMaxStreamsPerConn(n int) Option {
+	return optionFunc(func(o *options) {
+		if n < 0 {
+			o.fail("WithMaxStreamsPerConn(%d): must not be negative", n)
+			return
+		}
+		o.maxStreams = n
+	})
+}
+
+// WithIdleTimeout sets how long a connection above the WithSize floor may
+// carry nothing before it is drained and closed. Default one minute
+// (DefaultIdleTimeout); 0 means such connections are never closed for
+// idleness. Negative values make New fail.
+func WithIdleTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d < 0 {
+			o.fail("WithIdleTimeout(%v): must not be negative", d)
+			return
+		}
+		o.idleTimeout = d
+	})
+}
+
+// WithPolicy sets how calls are spread. Default RoundRobin. An unknown
+// policy makes New fail.
+func WithPolicy(p Policy) Option {
+	return optionFunc(func(o *options) {
+		switch p {
+		case RoundRobin, LeastActive, ConsistentHash:
+			o.policy = p
+		default:
+			o.fail("WithPolicy(%v): unknown policy", p)
+		}
+	})
+}
+
+// WithDialOptions adds options to every connection the pool makes:
+// credentials, interceptors, stats handlers, a custom dialer and so on. The
+// pool adds grpc.WithResolvers and a connection-scoped default of
+// grpc.WithIdleTimeout(0) (pool connections stay connected); options given
+// here come after the pool's defaults and so override them. Without
+// transport credentials New fails, as grpc.NewClient does.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return optionFunc(func(o *options) {
+		for i, d := range opts {
+			if d == nil {
+				o.fail("WithDialOptions: option %d is nil", i)
+				return
+			}
+		}
+		o.dialOpts = append(o.dialOpts, opts...)
+	})
+}
+
+// WithResolvers adds resolver builders that are used for the target ahead of
+// the globally registered ones, as grpc.WithResolvers does. A builder for
+// the "dns" scheme replaces the pool's own DNS resolver.
+func WithResolvers(rs ...resolver.Builder) Option {
+	return optionFunc(func(o *options) {
+		for i, r := range rs {
+			if r == nil {
+				o.fail("WithResolvers: builder %d is nil", i)
+				return
+			}
+		}
+		o.resolvers = append(o.resolvers, rs...)
+	})
+}
+
+// WithResolveInterval sets how often the pool asks its resolver to resolve
+// the target again, so a fleet behind DNS is followed even when no
+// connection breaks. Each wait is jittered by ±10 %. Default 30 s
+// (DefaultResolveInterval); 0 turns periodic re-resolution off (the pool
+// still re-resolves when a connection fails). Values below 100 ms are raised
+// to 100 ms; negative values make New fail.
+func WithResolveInterval(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d < 0 {
+			o.fail("WithResolveInterval(%v): must not be negative", d)
+			return
+		}
+		if d > 0 && d < MinResolveInterval {
+			d = MinResolveInterval
+		}
+		o.resolveInterval = d
+	})
+}
+
+// WithMaxConnAge replaces every connection after d (±10 % jitter): a
+// replacement is made ready first, then the old connection stops taking new
+// calls and closes when its calls end (see WithDrainTimeout). At most one
+// connection per backend is replaced at a time. Behind a single virtual IP
+// this is what moves connections onto backends added behind it. Default 0:
+// connections are not recycled. Negative values make New fail.
+func WithMaxConnAge(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d < 0 {
+			o.fail("WithMaxConnAge(%v): must not be negative", d)
+			return
+		}
+		o.maxConnAge = d
+	})
+}
+
+// WithDrainTimeout bounds how long a retired connection (recycled, idle, or
+// of a removed address) may keep carrying its in-flight calls and streams;
+// when it passes, the connection is closed and what it still carries fails.
+// Default 0: no limit, nothing in flight is ever cut by a drain, at the cost
+// of keeping an old connection for as long as its longest stream lives.
+// Negative values make New fail.
+func WithDrainTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d < 0 {
+			o.fail("WithDrainTimeout(%v): must not be negative", d)
+			return
+		}
+		o.drainTimeout = d
+	})
+}
+
+// WithMaxStreamAge ends every stream older than d (±10 % jitter) with
+// codes.Unavailable and a message saying it was ended to rebalance, so a
+// caller that opens it again lands on the least-loaded backend. Default 0:
+// streams are never ended by the pool. Negative values make New fail.
+func WithMaxStreamAge(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d < 0 {
+			o.fail("WithMaxStreamAge(%v): must not be negative", d)
+			return
+		}
+		o.maxStreamAge = d
+	})
+}
+
+// WithBreaker gives every backend its own circuit breaker. Backends whose
+// breaker is open take no calls; half-open ones take only probes. The zero
+// Settings means breaker's documented defaults. Without this option the
+// pool does not break.
+func WithBreaker(s breaker.Settings) Option {
+	return optionFunc(func(o *options) {
+		if err := s.Validate(); err != nil {
+			o.fail("WithBreaker: %v", err)
+			return
+		}
+		s = s.WithDefaults()
+		o.breaker = &s
+	})
+}
+
+// WithRetry retries failed calls on other backends under the policy and a
+// retry budget shared by the pool. The zero Policy means retry's documented
+// defaults. Without this option the pool does not retry.
+func WithRetry(p retry.Policy) Option {
+	return optionFunc(func(o *options) {
+		if err := p.Validate(); err != nil {
+			o.fail("WithRetry: %v", err)
+			return
+		}
+		p = p.WithDefaults()
+		o.retry = &p
+	})
+}
+
+// WithKeepalive applies the client side of a keepalive.Config to every
+// connection; configure servers with the same Config's ServerOptions. The
+// zero Config means keepalive's documented defaults. Default: gRPC's own
+// (no keepalive pings).
+func WithKeepalive(c keepalive.Config) Option {
+	return optionFunc(func(o *options) {
+		if err := c.Validate(); err != nil {
+			o.fail("WithKeepalive: %v", err)
+			return
+		}
+		o.keepalive = &c
+	})
+}
+
+// WithLogger sets where the pool logs adds, removals, recycles, drains,
+// breaker changes and growth (debug and info levels). Default: nothing is
+// logged. A nil logger makes New fail.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(o *options) {
+		if l == nil {
+			o.fail("WithLogger: nil logger")
+			return
+		}
+		o.logger = l
+	})
+}

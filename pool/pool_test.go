@@ -1,0 +1,405 @@
+package pool_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/keepalive"
+	"github.com/grpcpool/grpcpool/pool"
+	"github.com/grpcpool/grpcpool/retry"
+)
+
+func TestNewRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name   string
+		target string
+		opts   []pool.Option
+		want   error
+	}{
+		{"empty target", "", nil, pool.ErrInvalidTarget},
+		{"blank target", "  ", nil, pool.ErrInvalidTarget},
+		{"unknown scheme", "nosuchscheme:///x:1", nil, pool.ErrUnknownScheme},
+		{"dns without host", "dns:///", nil, pool.ErrInvalidTarget},
+		{"size 0", "127.0.0.1:1", []pool.Option{pool.WithSize(0)}, pool.ErrInvalidOption},
+		{"size negative", "127.0.0.1:1", []pool.Option{pool.WithSize(-3)}, pool.ErrInvalidOption},
+		{"max size below size", "127.0.0.1:1", []pool.Option{pool.WithSize(4), pool.WithMaxSize(2)}, pool.ErrInvalidOption},
+		{"nil option", "127.0.0.1:1", []pool.Option{nil}, pool.ErrInvalidOption},
+		{"unknown policy", "127.0.0.1:1", []pool.Option{pool.WithPolicy(pool.Policy(42))}, pool.ErrInvalidOption},
+		{"negative resolve interval", "127.0.0.1:1", []pool.Option{pool.WithResolveInterval(-time.Second)}, pool.ErrInvalidOption},
+		{"negative max conn age", "127.0.0.1:1", []pool.Option{pool.WithMaxConnAge(-1)}, pool.ErrInvalidOption},
+		{"negative drain timeout", "127.0.0.1:1", []pool.Option{pool.WithDrainTimeout(-1)}, pool.ErrInvalidOption},
+		{"negative max stream age", "127.0.0.1:1", []pool.Option{pool.WithMaxStreamAge(-1)}, pool.ErrInvalidOption},
+		{"negative idle timeout", "127.0.0.1:1", []pool.Option{pool.WithIdleTimeout(-1)}, pool.ErrInvalidOption},
+		{"negative max streams", "127.0.0.1:1", []pool.Option{pool.WithMaxStreamsPerConn(-1)}, pool.ErrInvalidOption},
+		{"nil logger", "127.0.0.1:1", []pool.Option{pool.WithLogger(nil)}, pool.ErrInvalidOption},
+		{"nil dial option", "127.0.0.1:1", []pool.Option{pool.WithDialOptions(nil)}, pool.ErrInvalidOption},
+		{"nil resolver", "127.0.0.1:1", []pool.Option{pool.WithResolvers(nil)}, pool.ErrInvalidOption},
+		{"empty hash key", "127.0.0.1:1", []pool.Option{pool.WithHashKey("")}, pool.ErrInvalidOption},
+		{"nil hash key func", "127.0.0.1:1", []pool.Option{pool.WithHashKeyFunc(nil)}, pool.ErrInvalidOption},
+		{"bad breaker", "127.0.0.1:1", []pool.Option{pool.WithBreaker(breaker.Settings{OpenTimeout: -1})}, pool.ErrInvalidOption},
+		{"bad retry", "127.0.0.1:1", []pool.Option{pool.WithRetry(retry.Policy{MaxAttempts: -1})}, pool.ErrInvalidOption},
+		{"bad keepalive", "127.0.0.1:1", []pool.Option{pool.WithKeepalive(keepalive.Config{Time: -1})}, pool.ErrInvalidOption},
+		{"no transport security", "127.0.0.1:1", []pool.Option{}, pool.ErrInvalidOption},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := tt.opts
+			if tt.name != "no transport security" {
+				opts = append([]pool.Option{pool.WithDialOptions(insecureCreds)}, opts...)
+			}
+			p, err := pool.New(tt.target, opts...)
+			if err == nil {
+				_ = p.Close()
+				t.Fatalf("New(%q) = nil error, want %v", tt.target, tt.want)
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("New(%q) = %v, want errors.Is %v", tt.target, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTargetForms(t *testing.T) {
+	bs := startBackends(t, 1)
+	addr := bs[0].Addr()
+	_, port, _ := net.SplitHostPort(addr)
+
+	sock := filepath.Join(t.TempDir(), "echo.sock")
+	ul, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := backend.Start(ul, backend.Options{Name: "unix"})
+	t.Cleanup(us.Stop)
+
+	static := staticScheme{scheme: "staticreg", addrs: []string{addr}}
+	resolver.Register(static)
+	given := staticScheme{scheme: "given", addrs: []string{addr}}
+
+	tests := []struct {
+		target string
+		opts   []pool.Option
+	}{
+		{addr, nil},
+		{"localhost:" + port, nil},
+		{"dns:///" + addr, nil},
+		{"dns:///localhost:" + port, nil},
+		{"passthrough:///" + addr, nil},
+		{"unix://" + sock, nil},
+		{"unix:" + sock, nil},
+		{"staticreg:///svc.test", nil},
+		{"given:///svc.test", []pool.Option{pool.WithResolvers(given)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			p := newPool(t, tt.target, tt.opts...)
+			ctx := testContext(t)
+			if err := p.WaitForReady(ctx); err != nil {
+				t.Fatalf("WaitForReady: %v", err)
+			}
+			resp, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{Message: "x"})
+			if err != nil {
+				t.Fatalf("Unary: %v", err)
+			}
+			if resp.Message != "x" {
+				t.Fatalf("got %q, want %q", resp.Message, "x")
+			}
+		})
+	}
+}
+
+// staticScheme is a resolver that always reports the same addresses.
+type staticScheme struct {
+	scheme string
+	addrs  []string
+}
+
+func (s staticScheme) Scheme() string { return s.scheme }
+
+func (s staticScheme) Build(_ resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
+	_ = cc.UpdateState(resolver.State{Addresses: toAddrs(s.addrs...)})
+	return s, nil
+}
+
+func (staticScheme) ResolveNow(resolver.ResolveNowOptions) {}
+func (staticScheme) Close()                                {}
+
+// certFor makes a self-signed certificate valid for the DNS name only.
+func certFor(t *testing.T, name string) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		DNSNames:              []string{name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots
+}
+
+// tlsBackend starts an Echo server with a certificate for name only, and
+// records the :authority of each call.
+func tlsBackend(t *testing.T, name string) (*backend.Server, <-chan string) {
+	t.Helper()
+	cert, _ := certFor(t, name)
+	auths := make(chan string, 16)
+	rec := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		if a := md.Get(":authority"); len(a) > 0 {
+			select {
+			case auths <- a[0]:
+			default:
+			}
+		}
+		return h(ctx, req)
+	}
+	s, err := backend.Listen(backend.Options{Name: "tls", ServerOptions: []grpc.ServerOption{
+		grpc.Creds(credentials.NewServerTLSFromCert(&cert)),
+		grpc.UnaryInterceptor(rec),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s, auths
+}
+
+func TestTLSVerifiesTargetHostNotDialedIP(t *testing.T) {
+	const name = "svc.test"
+	s, auths := tlsBackend(t, name)
+	cert, roots := certFor(t, name)
+	_ = cert
+	// The server's certificate is from another key pair; trust the right one.
+	srvRoots := x509.NewCertPool()
+	srvRoots.AddCert(mustLeaf(t, s))
+	_ = roots
+
+	r, _ := manualTarget(s.Addr())
+	target := r.Scheme() + ":///" + name + ":443"
+	creds := credentials.NewTLS(&tls.Config{RootCAs: srvRoots})
+	p, err := pool.New(target, pool.WithResolvers(r), pool.WithDialOptions(grpc.WithTransportCredentials(creds)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	ctx := testContext(t)
+	if _, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{Message: "x"}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("Unary over TLS dialing %s for %s: %v", s.Addr(), name, err)
+	}
+	if got, want := <-auths, name+":443"; got != want {
+		t.Fatalf(":authority = %q, want %q", got, want)
+	}
+
+	// The same server reached by IP: verification against the IP must fail,
+	// which shows the first call was checked against the name.
+	ipTarget := "passthrough:///" + s.Addr()
+	p2, err := pool.New(ipTarget, pool.WithDialOptions(grpc.WithTransportCredentials(creds)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p2.Close() })
+	ctx2, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err = echopb.NewEchoClient(p2).Unary(ctx2, &echopb.EchoRequest{Message: "x"})
+	if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded {
+		t.Fatalf("Unary by IP = %v, want a TLS failure (Unavailable)", err)
+	}
+}
+
+// TestAddressServerNameKept shows resolver address attributes reach the
+// connection: the address's ServerName overrides the target's host for TLS.
+func TestAddressServerNameKept(t *testing.T) {
+	s, _ := tlsBackend(t, "real.test")
+	roots := x509.NewCertPool()
+	roots.AddCert(mustLeaf(t, s))
+	r, _ := manualTarget()
+	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: s.Addr(), ServerName: "real.test"}}})
+	creds := credentials.NewTLS(&tls.Config{RootCAs: roots})
+	p, err := pool.New(r.Scheme()+":///other.test:443", pool.WithResolvers(r), pool.WithDialOptions(grpc.WithTransportCredentials(creds)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	if _, err := echopb.NewEchoClient(p).Unary(testContext(t), &echopb.EchoRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("Unary with ServerName attribute: %v", err)
+	}
+}
+
+// mustLeaf fetches the certificate a TLS backend presents.
+func mustLeaf(t *testing.T, s *backend.Server) *x509.Certificate {
+	t.Helper()
+	c, err := tls.Dial("tcp", s.Addr(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0]
+}
+
+func TestCloseIsIdempotentAndCallsFailCanceled(t *testing.T) {
+	bs := startBackends(t, 2)
+	p, _ := readyPool(t, bs)
+	client := echopb.NewEchoClient(p)
+	ctx := testContext(t)
+	if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := client.Unary(ctx, &echopb.EchoRequest{}); status.Code(err) != codes.Canceled {
+		t.Fatalf("Unary after Close = %v, want Canceled", err)
+	}
+	if _, err := client.Bidi(ctx); status.Code(err) != codes.Canceled {
+		t.Fatalf("Bidi after Close = %v, want Canceled", err)
+	}
+	if _, err := client.Unary(ctx, &echopb.EchoRequest{}, grpc.WaitForReady(true)); status.Code(err) != codes.Canceled {
+		t.Fatalf("WaitForReady Unary after Close = %v, want Canceled", err)
+	}
+	if err := p.WaitForReady(ctx); status.Code(err) != codes.Canceled {
+		t.Fatalf("WaitForReady after Close = %v, want Canceled", err)
+	}
+	if !p.Stats().Closed {
+		t.Fatal("Stats().Closed = false after Close")
+	}
+}
+
+func TestFailFastWithoutAddresses(t *testing.T) {
+	r, target := manualTarget()
+	r.InitialState(resolver.State{})
+	p := newPool(t, target, pool.WithResolvers(r))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
+	st := status.Convert(err)
+	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "no addresses") {
+		t.Fatalf("Unary = %v, want Unavailable naming no addresses", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the call waited for its deadline instead of failing at once")
+	}
+}
+
+func TestFailFastWhenNothingConnects(t *testing.T) {
+	// Addresses nobody listens on: connections are refused.
+	dead := []string{closedAddr(t), closedAddr(t)}
+	r, target := manualTarget(dead...)
+	p := newPool(t, target, pool.WithResolvers(r))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
+	st := status.Convert(err)
+	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "no ready connection") {
+		t.Fatalf("Unary = %v, want Unavailable naming no ready connection", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the call waited for its deadline instead of failing at once")
+	}
+	if _, err := echopb.NewEchoClient(p).Bidi(ctx); status.Code(err) != codes.Unavailable {
+		t.Fatalf("Bidi = %v, want Unavailable", err)
+	}
+}
+
+func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
+	addr := closedAddr(t)
+	r, target := manualTarget(addr)
+	p := newPool(t, target, pool.WithResolvers(r))
+	client := echopb.NewEchoClient(p)
+
+	// Until the deadline, with nothing listening, a waiting call waits.
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := client.Unary(short, &echopb.EchoRequest{}, grpc.WaitForReady(true)); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("WaitForReady Unary with nothing listening = %v, want DeadlineExceeded", err)
+	}
+
+	// A server comes up on the address: the waiting call goes through.
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.Unary(testContext(t), &echopb.EchoRequest{}, grpc.WaitForReady(true))
+		done <- err
+	}()
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("address %s was taken meanwhile: %v", addr, err)
+	}
+	s := backend.Start(lis, backend.Options{Name: "late"})
+	t.Cleanup(s.Stop)
+	r.UpdateState(resolver.State{Addresses: toAddrs(addr)}) // nudge nothing: the pool reconnects by itself
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("WaitForReady Unary after the server came up: %v", err)
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatal("WaitForReady Unary did not complete after the server came up")
+	}
+}
+
+// closedAddr returns a loopback address with nothing listening on it.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+func TestWaitForReady(t *testing.T) {
+	bs := startBackends(t, 1)
+	r, target := manualTarget()
+	r.InitialState(resolver.State{})
+	p := newPool(t, target, pool.WithResolvers(r))
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := p.WaitForReady(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitForReady with no addresses = %v, want DeadlineExceeded", err)
+	}
+	r.UpdateState(resolver.State{Addresses: toAddrs(bs[0].Addr())})
+	if err := p.WaitForReady(testContext(t)); err != nil {
+		t.Fatalf("WaitForReady after an address came: %v", err)
+	}
+}

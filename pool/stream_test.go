@@ -1,0 +1,257 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/pool"
+)
+
+// Each route by which a stream can end brings the pool's count of active
+// streams back to 0.
+func TestStreamAccountingEveryRoute(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, ctx context.Context, c echopb.EchoClient, bs []*backend.Server, p *pool.Pool)
+	}{
+		{"io.EOF after CloseSend", func(t *testing.T, ctx context.Context, c echopb.EchoClient, _ []*backend.Server, p *pool.Pool) {
+			s := mustBidi(t, ctx, c, p)
+			if err := s.CloseSend(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Recv(); err != io.EOF {
+				t.Fatalf("Recv after CloseSend = %v, want io.EOF", err)
+			}
+		}},
+		{"server-streaming to its end", func(t *testing.T, ctx context.Context, c echopb.EchoClient, _ []*backend.Server, p *pool.Pool) {
+			s, err := c.ServerStream(ctx, &echopb.EchoRequest{Message: "m", Count: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for {
+				if _, err := s.Recv(); err == io.EOF {
+					break
+				} else if err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"client-streaming CloseAndRecv", func(t *testing.T, ctx context.Context, c echopb.EchoClient, _ []*backend.Server, p *pool.Pool) {
+			s, err := c.ClientStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = s.Send(&echopb.EchoRequest{Message: "a"})
+			if _, err := s.CloseAndRecv(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"server error", func(t *testing.T, ctx context.Context, c echopb.EchoClient, bs []*backend.Server, p *pool.Pool) {
+			s := mustBidi(t, ctx, c, p)
+			for _, b := range bs {
+				b.SetFail(codes.PermissionDenied)
+			}
+			// The backend fails streams at their start: open a new one.
+			s2, err := c.Bidi(ctx)
+			if err == nil {
+				_, err = s2.Recv()
+			}
+			if status.Code(err) != codes.PermissionDenied {
+				t.Fatalf("got %v, want PermissionDenied", err)
+			}
+			for _, b := range bs {
+				b.SetOK()
+			}
+			_ = s.CloseSend()
+			_, _ = s.Recv()
+		}},
+		{"caller cancels", func(t *testing.T, ctx context.Context, c echopb.EchoClient, _ []*backend.Server, p *pool.Pool) {
+			cctx, cancel := context.WithCancel(ctx)
+			mustBidi(t, cctx, c, p)
+			cancel() // the caller never reads again
+		}},
+		{"deadline", func(t *testing.T, ctx context.Context, c echopb.EchoClient, _ []*backend.Server, p *pool.Pool) {
+			dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancel()
+			mustBidi(t, dctx, c, p) // nobody reads; the deadline passes
+			<-dctx.Done()
+		}},
+		{"server ends the stream", func(t *testing.T, ctx context.Context, c echopb.EchoClient, bs []*backend.Server, p *pool.Pool) {
+			s := mustBidi(t, ctx, c, p)
+			got := make(chan error, 1)
+			go func() { _, err := s.Recv(); got <- err }() // the caller waits for the server
+			for _, b := range bs {
+				b.Stop()
+			}
+			if err := <-got; status.Code(err) != codes.Unavailable {
+				t.Fatalf("Recv after the server stopped = %v, want Unavailable", err)
+			}
+		}},
+		{"pool closes", func(t *testing.T, ctx context.Context, c echopb.EchoClient, _ []*backend.Server, p *pool.Pool) {
+			mustBidi(t, ctx, c, p)
+			_ = p.Close()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bs := startBackends(t, 2)
+			p, _ := readyPool(t, bs)
+			ctx := testContext(t)
+			tt.run(t, ctx, echopb.NewEchoClient(p), bs, p)
+			waitFor(t, "active streams back to 0", func() bool { return activeStreams(p) == 0 })
+			for _, b := range p.Stats().Backends {
+				for _, c := range b.Conns {
+					if c.Active != 0 {
+						t.Fatalf("conn %d of %s: Active = %d, want 0", c.ID, b.Addr, c.Active)
+					}
+				}
+			}
+		})
+	}
+}
+
+func mustBidi(t *testing.T, ctx context.Context, c echopb.EchoClient, p *pool.Pool) grpc.BidiStreamingClient[echopb.EchoRequest, echopb.EchoResponse] {
+	t.Helper()
+	s := openBidi(t, ctx, c, 1)[0]
+	if n := activeStreams(p); n != 1 {
+		t.Fatalf("active streams = %d, want 1", n)
+	}
+	return s
+}
+
+func TestUnaryAccountingAndCounts(t *testing.T) {
+	bs := startBackends(t, 2)
+	p, _ := readyPool(t, bs)
+	client := echopb.NewEchoClient(p)
+	ctx := testContext(t)
+	for range 10 {
+		if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bs[0].SetFail(codes.Internal)
+	bs[1].SetFail(codes.Internal)
+	for range 4 {
+		if _, err := client.Unary(ctx, &echopb.EchoRequest{}); status.Code(err) != codes.Internal {
+			t.Fatalf("got %v, want Internal", err)
+		}
+	}
+	var calls, failures uint64
+	for _, b := range p.Stats().Backends {
+		calls += b.Calls
+		failures += b.Failures
+		if b.ActiveCalls != 0 {
+			t.Fatalf("%s: ActiveCalls = %d, want 0", b.Addr, b.ActiveCalls)
+		}
+	}
+	if calls != 14 || failures != 4 {
+		t.Fatalf("calls, failures = %d, %d, want 14, 4", calls, failures)
+	}
+}
+
+// Round-robin spreads unary calls evenly over backends, and over the
+// connections of each.
+func TestRoundRobinSpreadsUnaryCalls(t *testing.T) {
+	bs := startBackends(t, 3)
+	p, _ := readyPool(t, bs, pool.WithSize(2))
+	client := echopb.NewEchoClient(p)
+	ctx := testContext(t)
+	for range 300 {
+		if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range bs {
+		if got := b.Unary(); got != 100 {
+			t.Errorf("backend %s got %d calls, want 100", b.Name(), got)
+		}
+	}
+}
+
+// 600 long-lived streams over 6 backends: the spread counted on the
+// servers, for each policy.
+func TestStreamDistribution(t *testing.T) {
+	tests := []struct {
+		policy pool.Policy
+		limit  float64
+	}{
+		{pool.RoundRobin, 1.05},
+		{pool.LeastActive, 1.02},
+	}
+	for _, tt := range tests {
+		t.Run(tt.policy.String(), func(t *testing.T) {
+			bs := startBackends(t, 6)
+			p, _ := readyPool(t, bs, pool.WithPolicy(tt.policy))
+			ctx, cancel := context.WithCancel(testContext(t))
+			defer cancel()
+			openBidi(t, ctx, echopb.NewEchoClient(p), 600)
+			counts := serverStreams(bs)
+			got := backend.MaxOverMean(counts)
+			t.Logf("%v: streams per backend %v, max/mean %.3f", tt.policy, counts, got)
+			if got > tt.limit {
+				t.Fatalf("max/mean = %.3f, want ≤ %.2f (%v)", got, tt.limit, counts)
+			}
+		})
+	}
+}
+
+// LeastActive sends new streams to the backend with fewer active ones.
+func TestLeastActiveFillsTheLessLoadedBackend(t *testing.T) {
+	bs := startBackends(t, 2)
+	p, _ := readyPool(t, bs, pool.WithPolicy(pool.LeastActive))
+	ctx := testContext(t)
+	client := echopb.NewEchoClient(p)
+	var on0 []grpc.BidiStreamingClient[echopb.EchoRequest, echopb.EchoResponse]
+	for range 10 {
+		s, err := client.Bidi(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Send(&echopb.EchoRequest{})
+		r, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Backend == bs[0].Name() {
+			on0 = append(on0, s)
+		}
+	}
+	if len(on0) != 5 {
+		t.Fatalf("%d of 10 streams on b0, want 5", len(on0))
+	}
+	// End 4 streams on b0: the next 4 must all go there.
+	for _, s := range on0[:4] {
+		_ = s.CloseSend()
+		if _, err := s.Recv(); err != io.EOF {
+			t.Fatalf("Recv = %v, want io.EOF", err)
+		}
+	}
+	waitFor(t, "b0 down to 1 stream", func() bool { return bs[0].ActiveStreams() == 1 })
+	openBidi(t, ctx, client, 4)
+	if got := serverStreams(bs); got[0] != 5 || got[1] != 5 {
+		t.Fatalf("streams per backend = %v, want [5 5]", got)
+	}
+}
+
+func TestStreamsSurviveAndErrorsPassThrough(t *testing.T) {
+	bs := startBackends(t, 1)
+	p, _ := readyPool(t, bs)
+	ctx := testContext(t)
+	bs[0].SetFail(codes.NotFound)
+	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
+	if st := status.Convert(err); st.Code() != codes.NotFound {
+		t.Fatalf("got %v, want NotFound passed through", err)
+	}
+	if errors.Is(err, context.Canceled) {
+		t.Fatal("unexpected")
+	}
+}

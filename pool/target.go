@@ -1,0 +1,68 @@
+package pool
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"google.golang.org/grpc/resolver"
+)
+
+// defaultScheme is the scheme of targets without one, as for grpc.NewClient.
+const defaultScheme = "dns"
+
+// parseTarget parses target the way grpc.NewClient does: as a URL whose
+// scheme names a resolver (one given with WithResolvers first, then the
+// registered ones), and otherwise as an endpoint of the default "dns"
+// scheme.
+func parseTarget(target string, builders []resolver.Builder) (resolver.Target, resolver.Builder, error) {
+	if strings.TrimSpace(target) == "" {
+		return resolver.Target{}, nil, fmt.Errorf("%w: empty target", ErrInvalidTarget)
+	}
+	find := func(scheme string) resolver.Builder {
+		for i := len(builders) - 1; i >= 0; i-- {
+			if builders[i].Scheme() == scheme {
+				return builders[i]
+			}
+		}
+		if scheme == "dns" {
+			return dnsBuilder{}
+		}
+		return resolver.Get(scheme)
+	}
+	u, err := url.Parse(target)
+	if err == nil && u.Scheme != "" {
+		if b := find(u.Scheme); b != nil {
+			return resolver.Target{URL: *u}, b, nil
+		}
+	}
+	// No usable scheme: like grpc.NewClient, take the whole string as an
+	// endpoint of the default scheme. A string that looked like a URL with
+	// an unknown scheme ("foo:///x") is reported as such.
+	if err == nil && u.Scheme != "" && strings.Contains(target, "://") {
+		return resolver.Target{}, nil, fmt.Errorf("%w: %q in target %q", ErrUnknownScheme, u.Scheme, target)
+	}
+	u, err = url.Parse(defaultScheme + ":///" + target)
+	if err != nil {
+		return resolver.Target{}, nil, fmt.Errorf("%w: %q: %v", ErrInvalidTarget, target, err)
+	}
+	if u.Path == "/" || u.Path == "" {
+		return resolver.Target{}, nil, fmt.Errorf("%w: %q has no endpoint", ErrInvalidTarget, target)
+	}
+	return resolver.Target{URL: *u}, find(defaultScheme), nil
+}
+
+// authorityFor returns the :authority (and TLS server name) connections of
+// the pool use: the target's host, never a dialed IP, computed as
+// grpc.NewClient computes it. grpc.WithAuthority in the dial options still
+// wins over it.
+func authorityFor(t resolver.Target, b resolver.Builder) string {
+	if o, ok := b.(resolver.AuthorityOverrider); ok {
+		return o.OverrideAuthority(t)
+	}
+	ep := t.Endpoint()
+	if strings.HasPrefix(ep, ":") {
+		return "localhost" + ep
+	}
+	return ep
+}

@@ -1,0 +1,55 @@
+package pool
+
+import (
+	"google.golang.org/grpc/resolver"
+
+	"github.com/grpcpool/grpcpool/internal/wrr"
+)
+
+type weightKey struct{}
+
+// WithAddressWeight returns addr carrying weight w, for resolvers to report
+// backends of unequal size: RoundRobin gives such a backend w shares of the
+// calls (smooth weighted round-robin, no bursts), LeastActive compares
+// active calls divided by weight, ConsistentHash gives it w shares of the
+// keys. A weight of 0 is taken as 1, the weight of addresses without one.
+// The weight is kept in the address's BalancerAttributes.
+func WithAddressWeight(addr resolver.Address, w uint32) resolver.Address {
+	if w == 0 {
+		w = 1
+	}
+	addr.BalancerAttributes = addr.BalancerAttributes.WithValue(weightKey{}, w)
+	return addr
+}
+
+// AddressWeight returns the weight WithAddressWeight set on addr, or 1.
+func AddressWeight(addr resolver.Address) uint32 { return weightOf(addr) }
+
+func weightOf(a resolver.Address) uint32 {
+	if w, ok := a.BalancerAttributes.Value(weightKey{}).(uint32); ok && w > 0 {
+		return w
+	}
+	return 1
+}
+
+// schedFor returns the smooth weighted round-robin schedule for weights,
+// reusing the last one while the weights are the same.
+func (p *Pool) schedFor(ws []uint32) *wrr.Schedule {
+	if p.sched != nil && equalWeights(p.schedW, ws) {
+		return p.sched
+	}
+	p.sched, p.schedW = wrr.New(ws), ws
+	return p.sched
+}
+
+func equalWeights(a, b []uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
