@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +26,6 @@ type backend struct {
 	started  atomic.Uint64 // calls and streams started
 	failures atomic.Uint64 // calls and streams that ended in a failure
 	brkState atomic.Int32  // last breaker.State reported; read by rebuilds
-	healthy  atomic.Bool   // health checking says it may take calls
 	limit    atomic.Int64  // stream limit learned from a stalled connection; 0: none
 	growReq  atomic.Bool   // a connection is being added on demand
 
@@ -56,11 +56,16 @@ type conn struct {
 	settled  atomic.Bool   // its first connection attempt has ended
 	limit    atomic.Int64  // known stream limit; 0: none known
 	pending  atomic.Int64  // NewStreams under way on it
+	// unhealthy: health checking reports its server not serving. With
+	// health checking on, a connection starts unhealthy until the first
+	// report.
+	unhealthy atomic.Bool
 
-	readyOnce sync.Once
-	ready     chan struct{} // closed when first READY
-	drainOnce sync.Once
-	drained   chan struct{} // closed when draining and nothing is in flight
+	readyMu      sync.Mutex
+	ready        chan struct{}      // closed when READY; renewed by awaitReady
+	healthCancel context.CancelFunc // ends the health watch; guarded by readyMu
+	drainOnce    sync.Once
+	drained      chan struct{} // closed when draining and nothing is in flight
 
 	// Guarded by Pool.mu.
 	ageTimer  *time.Timer
@@ -70,7 +75,7 @@ type conn struct {
 }
 
 func (c *conn) pickable() bool {
-	return connectivity.State(c.state.Load()) == connectivity.Ready && !c.draining.Load()
+	return connectivity.State(c.state.Load()) == connectivity.Ready && !c.draining.Load() && !c.unhealthy.Load()
 }
 
 // full reports whether the conn carries as many calls as it may.
@@ -79,7 +84,53 @@ func (c *conn) full() bool {
 	return l > 0 && c.active.Load() >= l
 }
 
-func (c *conn) markReady() { c.readyOnce.Do(func() { close(c.ready) }) }
+func (c *conn) markReady() {
+	c.readyMu.Lock()
+	defer c.readyMu.Unlock()
+	select {
+	case <-c.ready:
+	default:
+		close(c.ready)
+	}
+}
+
+// awaitReady re-arms c.ready if c is not READY now, so a waiter blocks
+// until it is READY again.
+func (c *conn) awaitReady() {
+	c.readyMu.Lock()
+	defer c.readyMu.Unlock()
+	if connectivity.State(c.state.Load()) == connectivity.Ready {
+		return
+	}
+	select {
+	case <-c.ready:
+		c.ready = make(chan struct{})
+	default:
+	}
+}
+
+func (c *conn) readyCh() <-chan struct{} {
+	c.readyMu.Lock()
+	defer c.readyMu.Unlock()
+	return c.ready
+}
+
+func (c *conn) setHealthCancel(f context.CancelFunc) {
+	c.readyMu.Lock()
+	c.healthCancel = f
+	c.readyMu.Unlock()
+}
+
+// leftReady ends the health watch of a connection that is no longer READY.
+func (c *conn) leftReady() {
+	c.readyMu.Lock()
+	f := c.healthCancel
+	c.healthCancel = nil
+	c.readyMu.Unlock()
+	if f != nil {
+		f()
+	}
+}
 
 func (c *conn) signalDrained() { c.drainOnce.Do(func() { close(c.drained) }) }
 

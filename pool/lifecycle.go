@@ -97,7 +97,7 @@ func (p *Pool) recycle(c *conn) {
 	if nc != nil {
 		ctx, cancel := context.WithTimeout(p.ctx, recycleReadyTimeout)
 		select {
-		case <-nc.ready:
+		case <-nc.readyCh():
 			ok = true
 		case <-ctx.Done():
 		}

@@ -65,7 +65,10 @@ func (p *Pool) requestGrow(b *backend) {
 		return
 	}
 	p.goAsync(func() {
-		defer b.growReq.Store(false)
+		defer func() {
+			b.growReq.Store(false)
+			p.rebuild() // wake calls waiting on this growth, whatever came of it
+		}()
 		p.mu.Lock()
 		if p.closing || b.removed || p.liveConnsLocked(b) >= p.o.maxSize {
 			p.mu.Unlock()
@@ -81,7 +84,7 @@ func (p *Pool) requestGrow(b *backend) {
 		ctx, cancel := context.WithTimeout(p.ctx, recycleReadyTimeout)
 		defer cancel()
 		select {
-		case <-nc.ready:
+		case <-nc.readyCh():
 		case <-nc.drained:
 		case <-ctx.Done():
 		}

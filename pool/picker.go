@@ -55,11 +55,8 @@ func (p *Pool) rebuildLocked() {
 			open++
 			continue
 		}
-		if !b.healthy.Load() {
-			unhealthy++
-			continue
-		}
 		pb := &pickBackend{b: b, weight: int64(b.weight)}
+		notServing := false
 		for _, c := range b.conns {
 			if c.pickable() {
 				pb.conns = append(pb.conns, c)
@@ -71,6 +68,8 @@ func (p *Pool) rebuildLocked() {
 			switch {
 			case !c.settled.Load():
 				starting++
+			case c.unhealthy.Load() && connectivity.State(c.state.Load()) == connectivity.Ready:
+				notServing = true
 			case connectivity.State(c.state.Load()) == connectivity.TransientFailure:
 				failing++
 			default:
@@ -80,6 +79,8 @@ func (p *Pool) rebuildLocked() {
 		if len(pb.conns) > 0 {
 			pb.next.Store(rand.Uint32())
 			s.backends = append(s.backends, pb)
+		} else if notServing {
+			unhealthy++
 		}
 	}
 	if len(s.backends) == 0 {
@@ -193,7 +194,7 @@ func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, 
 					wfr, wfrKnown = waitForReady(opts), true
 				}
 				if !wfr {
-					return pick{}, status.Errorf(codes.Unavailable, "%s: every backend refused the call (breakers half-open with probes in flight, or connections full)", msgNotReady)
+					return pick{}, status.Errorf(codes.Unavailable, "%s: every backend refused the call (circuit breakers open, or half-open with their probes in flight)", msgNotReady)
 				}
 			}
 		} else if !s.wait {

@@ -14,6 +14,49 @@
 // Picking is lock-free: each call reads an immutable snapshot of the
 // backends that can take calls, rebuilt and swapped atomically whenever a
 // connection, an address, a breaker or a health status changes.
+//
+// # Failing fast
+//
+// When no backend can take a call, it fails at once with
+// codes.Unavailable and a message that says why: no addresses resolved,
+// all circuit breakers open, backends not serving, connections failing. A
+// call made with grpc.WaitForReady(true) waits instead, until a
+// connection is ready or its context ends. While the pool is starting
+// (before its first resolution, while connections make their first
+// attempt) calls wait, as they do on a new grpc.ClientConn.
+//
+// # Long-lived streams
+//
+// A stream stays on the connection it was opened on, so streams opened
+// before a backend joined never reach it. Set WithMaxStreamAge and reopen
+// streams that end with codes.Unavailable: the pool ends a stream past its
+// age with that code and a message saying it was ended to rebalance, and
+// the new stream is placed by the pool's policy, on the least-loaded
+// backend with LeastActive. A caller whose stream carries a sequence (a
+// subscription, a log tail) resumes from the last position it
+// acknowledged:
+//
+//	for {
+//		s, err := client.Subscribe(ctx, &pb.SubscribeRequest{From: last})
+//		if err == nil {
+//			for {
+//				var ev *pb.Event
+//				if ev, err = s.Recv(); err != nil {
+//					break
+//				}
+//				handle(ev)
+//				last = ev.Seq + 1
+//			}
+//		}
+//		if status.Code(err) != codes.Unavailable {
+//			return err // io.EOF, the caller's context, a real failure
+//		}
+//	}
+//
+// The same loop also rides through a backend going away. With
+// WithMaxConnAge the pool also replaces connections, which moves calls
+// onto backends added behind a single virtual IP; streams on a replaced
+// connection keep running until they end (or WithDrainTimeout passes).
 package pool
 
 import (
@@ -263,7 +306,6 @@ func (p *Pool) Target() string { return p.target }
 // addBackendLocked creates a backend with its floor of connections.
 func (p *Pool) addBackendLocked(g group) *backend {
 	b := &backend{key: g.key, addrs: g.addrs, weight: weightOf(g.addrs[0])}
-	b.healthy.Store(true)
 	b.brkState.Store(int32(breaker.StateClosed))
 	if p.o.breaker != nil {
 		brk, err := breaker.New(g.key, *p.o.breaker, func(_ string, from, to breaker.State) {
@@ -318,10 +360,16 @@ func (p *Pool) addConnLocked(b *backend) *conn {
 	}
 	c.state.Store(int32(connectivity.Idle))
 	c.limit.Store(p.limitFor(b))
+	if p.o.healthService != nil {
+		c.unhealthy.Store(true) // until its server says it is serving
+	}
 	c.idleSince = c.created
 	b.conns = append(b.conns, c)
 	cc.Connect()
 	p.goLocked(func() { p.watch(c) })
+	if p.o.healthService != nil {
+		p.goLocked(func() { p.watchHealth(c) })
+	}
 	p.scheduleAgeLocked(c)
 	return c
 }
@@ -336,7 +384,8 @@ func (p *Pool) watch(c *conn) {
 		switch s {
 		case connectivity.Ready:
 			c.markReady()
-			settle = !c.settled.Swap(true)
+			// With health checking, the first health report settles it.
+			settle = p.o.healthService == nil && !c.settled.Swap(true)
 		case connectivity.TransientFailure:
 			settle = !c.settled.Swap(true)
 			p.resolveSoon()
@@ -348,6 +397,9 @@ func (p *Pool) watch(c *conn) {
 			}
 		case connectivity.Shutdown:
 			return
+		}
+		if prev == connectivity.Ready && s != connectivity.Ready {
+			c.leftReady()
 		}
 		if settle || (prev == connectivity.Ready) != (s == connectivity.Ready) {
 			p.rebuild()

@@ -34,7 +34,7 @@ type BackendStats struct {
 	Failures      uint64 // calls and streams that ended in a failure (see breaker.DefaultClassifier)
 
 	Breaker     breaker.State // breaker.StateClosed without WithBreaker
-	Healthy     bool          // false while health checking reports it not serving
+	Healthy     bool          // a connection that is not draining has no NOT_SERVING health report
 	StreamLimit int64         // the stream limit per connection, configured or learned; 0: none known
 
 	OldestConnAge time.Duration // age of its oldest connection that is not draining
@@ -71,7 +71,6 @@ func (p *Pool) Stats() Stats {
 			Calls:         b.started.Load(),
 			Failures:      b.failures.Load(),
 			Breaker:       breaker.State(b.brkState.Load()),
-			Healthy:       b.healthy.Load(),
 			StreamLimit:   p.limitFor(b),
 		}
 		if b.brk != nil {
@@ -85,6 +84,9 @@ func (p *Pool) Stats() Stats {
 				Active:   c.active.Load(),
 				Limit:    c.limit.Load(),
 				Age:      now.Sub(c.created),
+			}
+			if !cs.Draining && !c.unhealthy.Load() {
+				bs.Healthy = true
 			}
 			switch {
 			case cs.Draining:

@@ -1,0 +1,205 @@
+package harness_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grpcpool/grpcpool/internal/integration/harness"
+)
+
+func TestDNSServesAndUpdatesRecords(t *testing.T) {
+	dns := harness.StartDNS(t, map[string][]string{
+		"svc.test": {"127.0.0.2", "127.0.0.3"},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	got, err := dns.Lookup(ctx, "svc.test")
+	if err != nil {
+		t.Fatalf("lookup: %v", err)
+	}
+	if want := "127.0.0.2 127.0.0.3"; strings.Join(got, " ") != want {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+
+	dns.SetRecords(t, map[string][]string{"svc.test": {"127.0.0.3", "127.0.0.4", "127.0.0.5"}})
+	got, err = dns.Lookup(ctx, "svc.test")
+	if err != nil {
+		t.Fatalf("lookup after SIGHUP: %v", err)
+	}
+	if want := "127.0.0.3 127.0.0.4 127.0.0.5"; strings.Join(got, " ") != want {
+		t.Fatalf("after SIGHUP: got %v, want %v", got, want)
+	}
+
+	if _, err := dns.Lookup(ctx, "other.test"); err == nil {
+		t.Fatalf("other.test resolved; want NXDOMAIN (no upstream, no /etc/hosts)")
+	}
+	t.Logf("dnsmasq on %s: svc.test → %v", dns.Addr, got)
+}
+
+func TestHAProxyRoundRobinAndSeamlessReload(t *testing.T) {
+	hosts := harness.LoopbackHosts(2, 3)
+	port := harness.FreePort(t, hosts...)
+	addrs := make([]string, len(hosts))
+	for i, h := range hosts {
+		addrs[i] = net.JoinHostPort(h, fmt.Sprint(port))
+		startNameServer(t, addrs[i])
+	}
+
+	hap := harness.StartHAProxy(t, addrs[:2])
+
+	// Round robin: four connections, two on each server.
+	counts := map[string]int{}
+	var kept []*nameConn
+	for range 4 {
+		c := dialName(t, hap.Addr)
+		counts[c.server]++
+		kept = append(kept, c)
+	}
+	if counts[addrs[0]] != 2 || counts[addrs[1]] != 2 {
+		t.Fatalf("connections per server: got %v, want 2 on each of %v", counts, addrs[:2])
+	}
+
+	hap.SetServers(t, addrs)
+
+	// Connections made before the reload live on, to the same server.
+	for _, c := range kept {
+		if err := c.ping(); err != nil {
+			t.Fatalf("connection to %s made before the reload: %v", c.server, err)
+		}
+	}
+	// New connections reach all three, the new one included.
+	counts = map[string]int{}
+	for range 6 {
+		c := dialName(t, hap.Addr)
+		counts[c.server]++
+	}
+	for _, a := range addrs {
+		if counts[a] != 2 {
+			t.Fatalf("connections per server after reload: got %v, want 2 on each of %v", counts, addrs)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	procs, err := hap.ShowProc(ctx)
+	if err != nil {
+		t.Fatalf("show proc: %v", err)
+	}
+	t.Logf("haproxy on %s after reload, 4 old connections alive:\n%s", hap.Addr, procs)
+}
+
+func TestEtcdServesTheGoClient(t *testing.T) {
+	e := harness.StartEtcd(t)
+	c := e.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	st, err := c.Status(ctx, e.Endpoint)
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	lease, err := c.Grant(ctx, 5)
+	if err != nil {
+		t.Fatalf("grant: %v", err)
+	}
+	if _, err := c.Put(ctx, "k", "v"); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	resp, err := c.Get(ctx, "k")
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v" {
+		t.Fatalf("get k: got %v, want v", resp.Kvs)
+	}
+	if _, err := c.Revoke(ctx, lease.ID); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	t.Logf("etcd server %s at %s", st.Version, e.Endpoint)
+}
+
+// startNameServer listens on addr; each connection is told the server's
+// address on a first line and then gets every line it sends echoed back.
+func startNameServer(t *testing.T, addr string) {
+	t.Helper()
+	l, err := net.Listen("tcp4", addr)
+	if err != nil {
+		t.Fatalf("listen %s: %v", addr, err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex // guards conns
+		conns []net.Conn
+	)
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() {
+				fmt.Fprintln(c, addr)
+				sc := bufio.NewScanner(c)
+				for sc.Scan() {
+					fmt.Fprintln(c, sc.Text())
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+}
+
+type nameConn struct {
+	net.Conn
+	r      *bufio.Reader
+	server string
+}
+
+func dialName(t *testing.T, addr string) *nameConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("via %s: read server name: %v", addr, err)
+	}
+	return &nameConn{Conn: c, r: r, server: strings.TrimSpace(line)}
+}
+
+func (c *nameConn) ping() error {
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintln(c, "ping"); err != nil {
+		return err
+	}
+	line, err := c.r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "ping" {
+		return errors.New("echo: got " + line)
+	}
+	return nil
+}

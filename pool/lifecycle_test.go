@@ -1,0 +1,307 @@
+package pool_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/keepalive"
+	"github.com/grpcpool/grpcpool/pool"
+)
+
+// pollResolver reports its current addresses only when asked to resolve:
+// like DNS, nothing is pushed.
+type pollResolver struct {
+	scheme   string
+	mu       sync.Mutex
+	addrs    []string
+	cc       resolver.ClientConn
+	resolves atomic.Int64
+}
+
+func (r *pollResolver) Scheme() string { return r.scheme }
+
+func (r *pollResolver) Build(_ resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
+	r.mu.Lock()
+	r.cc = cc
+	r.mu.Unlock()
+	r.ResolveNow(resolver.ResolveNowOptions{})
+	return r, nil
+}
+
+func (r *pollResolver) ResolveNow(resolver.ResolveNowOptions) {
+	r.resolves.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_ = r.cc.UpdateState(resolver.State{Addresses: toAddrs(r.addrs...)})
+}
+
+func (r *pollResolver) set(addrs ...string) {
+	r.mu.Lock()
+	r.addrs = addrs
+	r.mu.Unlock()
+}
+
+func (r *pollResolver) Close() {}
+
+func TestResolveIntervalFollowsAPollingResolver(t *testing.T) {
+	bs := startBackends(t, 3)
+	r := &pollResolver{scheme: "poll", addrs: []string{bs[0].Addr()}}
+	p := newPool(t, "poll:///svc", pool.WithResolvers(r), pool.WithResolveInterval(100*time.Millisecond))
+	ctx := testContext(t)
+	if err := p.WaitForReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.set(addrsOf(bs)...) // nothing is pushed: the pool must ask
+	waitFor(t, "3 backends ready", func() bool {
+		n := 0
+		for _, b := range p.Stats().Backends {
+			if b.Ready > 0 {
+				n++
+			}
+		}
+		return n == 3
+	})
+	client := echopb.NewEchoClient(p)
+	for range 30 {
+		if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range bs[1:] {
+		if b.Unary() == 0 {
+			t.Fatalf("added backend %s got no calls", b.Name())
+		}
+	}
+	if n := r.resolves.Load(); n < 2 {
+		t.Fatalf("resolver asked %d times, want periodic re-resolution", n)
+	}
+}
+
+func TestRemovedAddressDrainsWithoutFailures(t *testing.T) {
+	bs := startBackends(t, 3)
+	p, r := readyPool(t, bs)
+	ctx := testContext(t)
+	client := echopb.NewEchoClient(p)
+	streams := openBidi(t, ctx, client, 6) // 2 per backend
+	before := bs[2].Calls()
+
+	r.UpdateState(resolver.State{Addresses: toAddrs(bs[0].Addr(), bs[1].Addr())})
+	waitFor(t, "b2 draining", func() bool {
+		for _, b := range p.Stats().Backends {
+			if b.Addr == bs[2].Addr() {
+				return b.Removed && b.Draining > 0
+			}
+		}
+		return false
+	})
+	// New calls go to the others only.
+	for range 20 {
+		if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil {
+			t.Fatalf("Unary while draining: %v", err)
+		}
+	}
+	if got := bs[2].Calls(); got != before {
+		t.Fatalf("removed backend got %d new calls", got-before)
+	}
+	// Streams on it keep working until they end.
+	for i, s := range streams {
+		if err := s.Send(&echopb.EchoRequest{Message: "still"}); err != nil {
+			t.Fatalf("stream %d Send while draining: %v", i, err)
+		}
+		if _, err := s.Recv(); err != nil {
+			t.Fatalf("stream %d Recv while draining: %v", i, err)
+		}
+	}
+	for _, s := range streams {
+		_ = s.CloseSend()
+		if _, err := s.Recv(); err != io.EOF {
+			t.Fatalf("stream end = %v, want io.EOF", err)
+		}
+	}
+	waitFor(t, "removed backend gone from Stats", func() bool {
+		for _, b := range p.Stats().Backends {
+			if b.Addr == bs[2].Addr() {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestDrainTimeoutCutsWhatIsLeft(t *testing.T) {
+	bs := startBackends(t, 2)
+	p, r := readyPool(t, bs, pool.WithDrainTimeout(200*time.Millisecond))
+	ctx := testContext(t)
+	streams := openBidi(t, ctx, echopb.NewEchoClient(p), 2)
+	r.UpdateState(resolver.State{Addresses: toAddrs(bs[0].Addr())})
+	// The stream on the removed backend is cut when the timeout passes.
+	cut := 0
+	for _, s := range streams {
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Recv() // nothing was sent: only an end comes
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if status.Code(err) == codes.Canceled || status.Code(err) == codes.Unavailable {
+				cut++
+			}
+		case <-time.After(2 * time.Second):
+		}
+	}
+	if cut != 1 {
+		t.Fatalf("%d streams cut by the drain timeout, want 1 (the one on the removed backend)", cut)
+	}
+}
+
+func TestMaxConnAgeRecyclesWithoutFailures(t *testing.T) {
+	bs := startBackends(t, 2)
+	const size = 2
+	p, _ := readyPool(t, bs, pool.WithSize(size), pool.WithMaxConnAge(150*time.Millisecond))
+	client := echopb.NewEchoClient(p)
+	end := time.Now().Add(2 * time.Second)
+	ctx := testContext(t) // per call; the load stops by the clock, never by cutting calls
+
+	var calls, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				_, err := client.Unary(ctx, &echopb.EchoRequest{})
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+				calls.Add(1)
+			}
+		}()
+	}
+	// A long-lived stream rides through every recycle of its connection.
+	s := openBidi(t, context.Background(), client, 1)[0]
+	seen := map[uint64]bool{}
+	for time.Now().Before(end) {
+		for _, b := range p.Stats().Backends {
+			live := 0
+			for _, c := range b.Conns {
+				seen[c.ID] = true
+				if !c.Draining {
+					live++
+				}
+			}
+			if live < size || live > size+1 {
+				t.Errorf("backend %s has %d live connections, want %d or %d (one replaced at a time)", b.Addr, live, size, size+1)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	wg.Wait()
+	if err := s.Send(&echopb.EchoRequest{}); err != nil {
+		t.Fatalf("old stream Send after recycles: %v", err)
+	}
+	if _, err := s.Recv(); err != nil {
+		t.Fatalf("old stream Recv after recycles: %v", err)
+	}
+	_ = s.CloseSend()
+	t.Logf("%d calls, %d failed, %d connections seen", calls.Load(), failed.Load(), len(seen))
+	if failed.Load() > 0 {
+		t.Fatalf("%d calls failed during recycling; first: %v", failed.Load(), firstErr.Load())
+	}
+	if len(seen) < 2*size*4 {
+		t.Fatalf("only %d connections seen: connections were not recycled", len(seen))
+	}
+}
+
+func TestMaxStreamAgeEndsStreamsToRebalance(t *testing.T) {
+	bs := startBackends(t, 1)
+	p, _ := readyPool(t, bs, pool.WithMaxStreamAge(200*time.Millisecond))
+	ctx := testContext(t)
+	s := openBidi(t, ctx, echopb.NewEchoClient(p), 1)[0]
+	start := time.Now()
+	_, err := s.Recv()
+	st := status.Convert(err)
+	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "rebalance") {
+		t.Fatalf("Recv = %v, want Unavailable saying it was ended to rebalance", err)
+	}
+	if el := time.Since(start); el < 150*time.Millisecond {
+		t.Fatalf("stream ended after %v, before its max age", el)
+	}
+	waitFor(t, "stream no longer counted", func() bool { return activeStreams(p) == 0 })
+	// A stream that ends by itself before its max age is not touched.
+	s2 := openBidi(t, ctx, echopb.NewEchoClient(p), 1)[0]
+	_ = s2.CloseSend()
+	if _, err := s2.Recv(); err != io.EOF {
+		t.Fatalf("short stream = %v, want io.EOF", err)
+	}
+}
+
+// recorder is a slog.Handler keeping messages.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	r.msgs = append(r.msgs, rec.Message)
+	r.mu.Unlock()
+	return nil
+}
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *recorder) WithGroup(string) slog.Handler      { return r }
+func (r *recorder) has(s string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.msgs {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestStatsAndLogsFollowTheLifecycle(t *testing.T) {
+	bs := startBackends(t, 2)
+	rec := &recorder{}
+	p, r := readyPool(t, bs, pool.WithMaxConnAge(100*time.Millisecond), pool.WithLogger(slog.New(rec)))
+	waitFor(t, "a recycle", func() bool { return rec.has("connection recycled") })
+	r.UpdateState(resolver.State{Addresses: toAddrs(bs[0].Addr())})
+	waitFor(t, "removal logged", func() bool { return rec.has("backend removed") && rec.has("draining connection") })
+	for _, want := range []string{"backend added", "connection closed"} {
+		waitFor(t, want, func() bool { return rec.has(want) })
+	}
+	st := p.Stats()
+	if st.Backends[0].OldestConnAge <= 0 || st.Backends[0].OldestConnAge > time.Second {
+		t.Fatalf("OldestConnAge = %v, want within the max age", st.Backends[0].OldestConnAge)
+	}
+}
+
+func TestKeepaliveConfigApplies(t *testing.T) {
+	cfg := keepalive.Config{}
+	s, err := backend.Listen(backend.Options{Name: "ka", ServerOptions: cfg.ServerOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	p, _ := readyPool(t, []*backend.Server{s}, pool.WithKeepalive(cfg))
+	if _, err := echopb.NewEchoClient(p).Unary(testContext(t), &echopb.EchoRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+}
