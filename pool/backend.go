@@ -121,15 +121,33 @@ func (c *conn) setHealthCancel(f context.CancelFunc) {
 	c.readyMu.Unlock()
 }
 
-// leftReady ends the health watch of a connection that is no longer READY.
-func (c *conn) leftReady() {
+// leftReady ends the health watch of a connection that is no longer READY
+// and, with health checking (checked), marks it not serving until the
+// server it reconnects to reports afresh: that may be another process, not
+// serving yet. Both happen under readyMu, so no report of the ended watch
+// can land after them (see setHealth).
+func (c *conn) leftReady(checked bool) {
 	c.readyMu.Lock()
-	f := c.healthCancel
-	c.healthCancel = nil
-	c.readyMu.Unlock()
-	if f != nil {
+	defer c.readyMu.Unlock()
+	if f := c.healthCancel; f != nil {
+		c.healthCancel = nil
 		f()
 	}
+	if checked {
+		c.unhealthy.Store(true)
+	}
+}
+
+// setHealth records a report of the health watch whose context is ctx,
+// unless that watch has ended. It returns whether the report was recorded
+// and whether it changed whether c is healthy.
+func (c *conn) setHealth(ctx context.Context, unhealthy bool) (recorded, changed bool) {
+	c.readyMu.Lock()
+	defer c.readyMu.Unlock()
+	if ctx.Err() != nil {
+		return false, false
+	}
+	return true, c.unhealthy.Swap(unhealthy) != unhealthy
 }
 
 func (c *conn) signalDrained() { c.drainOnce.Do(func() { close(c.drained) }) }

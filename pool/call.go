@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"sync/atomic"
@@ -35,15 +36,22 @@ func (p *Pool) Invoke(ctx context.Context, method string, args, reply any, opts 
 	}
 	p.budget.Deposit()
 	var tr tried
+	var last error // the error of the last attempt made
 	for attempt := 1; ; attempt++ {
 		pk, err := p.pick(ctx, method, opts, &tr)
-		if err == nil {
-			tr.add(pk.c.b)
-			err = p.invoke(ctx, pk, method, args, reply, opts)
+		if err != nil {
+			// Nothing can take the call now (every breaker open, nothing
+			// ready): fail at once, as without WithRetry. A backoff would
+			// not change that, and would spend the retry budget.
+			return cmp.Or(last, err)
 		}
-		if !p.retryAfter(ctx, attempt, err) {
+		tr.add(pk.c.b)
+		err = p.invoke(ctx, pk, method, args, reply, opts)
+		var again bool
+		if again, err = p.retryAfter(ctx, attempt, err); !again {
 			return err
 		}
+		last = err
 	}
 }
 
@@ -79,35 +87,37 @@ func (p *Pool) classify(err error) breaker.Outcome {
 // retryAfter reports whether attempt, which ended in err, is retried, after
 // waiting its backoff. It is retried only with WithRetry, for a code in the
 // policy, within the policy's attempts and the pool's retry budget, and when
-// the caller's deadline leaves room for the backoff.
-func (p *Pool) retryAfter(ctx context.Context, attempt int, err error) bool {
+// the caller's deadline leaves room for the backoff. It returns the error
+// the call ends with when it is not retried: err, or the caller's context
+// error when the context ended during the backoff.
+func (p *Pool) retryAfter(ctx context.Context, attempt int, err error) (bool, error) {
 	pol := p.o.retry
 	if err == nil || pol == nil || attempt >= pol.MaxAttempts || ctx.Err() != nil {
-		return false
+		return false, err
 	}
 	st, ok := status.FromError(err)
 	if !ok || !pol.Retryable(st.Code()) || st.Message() == msgClosed {
-		return false
+		return false, err
 	}
 	d := pol.Backoff(attempt)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
-		return false
+		return false, err
 	}
 	if !p.budget.Withdraw() {
-		return false
+		return false, err
 	}
 	if d <= 0 {
-		return true
+		return true, err
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
+		return true, err
 	case <-ctx.Done():
-		return false
+		return false, status.FromContextError(ctx.Err()).Err()
 	case <-p.ctx.Done():
-		return false
+		return false, status.Error(codes.Canceled, msgClosed)
 	}
 }
 
@@ -121,22 +131,26 @@ func (p *Pool) NewStream(ctx context.Context, desc *grpc.StreamDesc, method stri
 	if p.o.retry != nil {
 		p.budget.Deposit()
 	}
+	var last error // the error of the last attempt made
 	for attempt := 1; ; attempt++ {
 		pk, err := p.pick(ctx, method, opts, &tr)
-		if err == nil {
-			var cs grpc.ClientStream
-			if cs, err = p.newStream(ctx, pk, desc, method, opts); err == nil {
-				return cs, nil
-			}
-			if err == errStalled {
-				attempt-- // placed again, not retried
-				continue
-			}
-			tr.add(pk.c.b)
+		if err != nil {
+			return nil, cmp.Or(last, err) // as in Invoke: nothing to pick fails at once
 		}
-		if !p.retryAfter(ctx, attempt, err) {
+		cs, err := p.newStream(ctx, pk, desc, method, opts)
+		if err == nil {
+			return cs, nil
+		}
+		if err == errStalled {
+			attempt-- // placed again, not retried
+			continue
+		}
+		tr.add(pk.c.b)
+		var again bool
+		if again, err = p.retryAfter(ctx, attempt, err); !again {
 			return nil, err
 		}
+		last = err
 	}
 }
 

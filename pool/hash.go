@@ -56,8 +56,8 @@ func (p *Pool) pickHash(s *snapshot, key string, tr *tried) (pick, bool) {
 	var pk pick
 	skip := tr != nil && tr.n > 0 && tr.n < len(s.backends)
 	i := s.ring.LookupFunc(key, func(i int) bool {
-		pb := s.backends[i]
-		if skip && tr.has(pb.b) {
+		pb := s.ringPB[i]
+		if pb == nil || skip && tr.has(pb.b) {
 			return false
 		}
 		var ok bool
@@ -69,7 +69,9 @@ func (p *Pool) pickHash(s *snapshot, key string, tr *tried) (pick, bool) {
 
 // indexLocked builds what a snapshot's policy needs beyond its backend
 // list: a weighted schedule, a hash ring (reused while the backends and
-// weights are the same).
+// weights are the same). The ring covers every resolved backend, whether it
+// can take calls or not, so a backend going down or coming back moves only
+// its own keys: lookups skip the backends that cannot take calls.
 func (p *Pool) indexLocked(s *snapshot) {
 	weighted := false
 	for _, pb := range s.backends {
@@ -87,18 +89,26 @@ func (p *Pool) indexLocked(s *snapshot) {
 	}
 	if p.o.policy == ConsistentHash {
 		var sig strings.Builder
-		ids := make([]string, len(s.backends))
-		ws := make([]uint32, len(s.backends))
-		for i, pb := range s.backends {
-			ids[i], ws[i] = pb.b.key, pb.b.weight
-			sig.WriteString(pb.b.key)
+		ids := make([]string, len(p.order))
+		ws := make([]uint32, len(p.order))
+		for i, b := range p.order {
+			ids[i], ws[i] = b.key, b.weight
+			sig.WriteString(b.key)
 			sig.WriteByte('/')
-			sig.WriteString(strconv.FormatUint(uint64(pb.b.weight), 10))
+			sig.WriteString(strconv.FormatUint(uint64(b.weight), 10))
 			sig.WriteByte(' ')
 		}
 		if p.ringSig != sig.String() || p.ring == nil {
 			p.ring, p.ringSig = chash.New(ids, ws), sig.String()
 		}
 		s.ring = p.ring
+		pbOf := make(map[*backend]*pickBackend, len(s.backends))
+		for _, pb := range s.backends {
+			pbOf[pb.b] = pb
+		}
+		s.ringPB = make([]*pickBackend, len(p.order))
+		for i, b := range p.order {
+			s.ringPB[i] = pbOf[b]
+		}
 	}
 }

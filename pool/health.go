@@ -23,12 +23,20 @@ func WithHealthCheck(serviceName string) Option {
 	})
 }
 
+// Pauses between health watches that broke while their connection stayed
+// READY (a server whose health service fails), against spinning.
+const (
+	healthRetryMin = 100 * time.Millisecond
+	healthRetryMax = 5 * time.Second
+)
+
 // watchHealth follows the health of c's server while c is READY. The watch
-// is cancelled whenever c leaves READY (see setHealthCancel), so a server
-// shutting down gracefully is never kept waiting by it.
+// is cancelled whenever c leaves READY (see conn.leftReady), so a server
+// shutting down gracefully is never kept waiting by it, and c then needs a
+// fresh report from the server it reconnects to before it takes calls.
 func (p *Pool) watchHealth(c *conn) {
 	service := *p.o.healthService
-	retry := 100 * time.Millisecond
+	retry := healthRetryMin
 	for {
 		select {
 		case <-c.readyCh():
@@ -43,55 +51,71 @@ func (p *Pool) watchHealth(c *conn) {
 		if connectivity.State(c.state.Load()) != connectivity.Ready {
 			cancel() // it left READY before the cancel was in place
 		}
-		err := p.watchHealthOnce(ctx, c, service)
-		cancel()
-		switch {
-		case status.Code(err) == codes.Unimplemented:
+		reported, err := p.watchHealthOnce(ctx, c, service)
+		if status.Code(err) == codes.Unimplemented {
 			p.log.Debug("grpcpool: server has no health service; treating it as serving", "addr", c.b.addr(), "conn", c.id)
-			p.setUnhealthy(c, false)
-			return
-		case p.ctx.Err() != nil || connectivity.State(c.state.Load()) == connectivity.Shutdown:
+			reported = p.setUnhealthy(ctx, c, false)
+			// Until c leaves READY: the server it reconnects to may be
+			// another one, with the service.
+			<-ctx.Done()
+		}
+		cancel()
+		if p.ctx.Err() != nil || connectivity.State(c.state.Load()) == connectivity.Shutdown {
 			return
 		}
-		// The connection went away or the stream broke: watch again once the
-		// connection is READY, with a short pause against spinning.
-		t := time.NewTimer(retry)
-		select {
-		case <-t.C:
-		case <-p.ctx.Done():
-			t.Stop()
-			return
+		if reported {
+			retry = healthRetryMin // the watch worked until it ended
 		}
-		retry = min(2*retry, 5*time.Second)
+		if connectivity.State(c.state.Load()) == connectivity.Ready {
+			// The stream broke on a READY connection: watch again after a
+			// pause.
+			t := time.NewTimer(retry)
+			select {
+			case <-t.C:
+			case <-p.ctx.Done():
+				t.Stop()
+				return
+			}
+			retry = min(2*retry, healthRetryMax)
+		}
 		c.awaitReady()
 	}
 }
 
-func (p *Pool) watchHealthOnce(ctx context.Context, c *conn, service string) error {
+// watchHealthOnce runs one health watch on c until it ends, recording each
+// report; it returns whether any report was recorded.
+func (p *Pool) watchHealthOnce(ctx context.Context, c *conn, service string) (bool, error) {
 	s, err := healthpb.NewHealthClient(c.cc).Watch(ctx, &healthpb.HealthCheckRequest{Service: service}, grpc.WaitForReady(true))
 	if err != nil {
-		return err
+		return false, err
 	}
+	reported := false
 	for {
 		resp, err := s.Recv()
 		if err != nil {
-			return err
+			return reported, err
 		}
 		serving := resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
-		p.setUnhealthy(c, !serving)
+		if p.setUnhealthy(ctx, c, !serving) {
+			reported = true
+		}
 	}
 }
 
-// setUnhealthy records a health report and republishes the snapshot when
-// it changes whether c may take calls.
-func (p *Pool) setUnhealthy(c *conn, unhealthy bool) {
-	changed := c.unhealthy.Swap(unhealthy) != unhealthy
+// setUnhealthy records a report of the health watch whose context is ctx,
+// unless that watch has ended, and republishes the snapshot when it changes
+// whether c may take calls. It reports whether it recorded it.
+func (p *Pool) setUnhealthy(ctx context.Context, c *conn, unhealthy bool) bool {
+	recorded, changed := c.setHealth(ctx, unhealthy)
+	if !recorded {
+		return false
+	}
 	settled := !c.settled.Swap(true) // the first report ends its start
 	if !changed {
 		if settled {
 			p.rebuild()
 		}
-		return
+		return true
 	}
 	if unhealthy {
 		p.log.Info("grpcpool: backend not serving", "addr", c.b.addr(), "conn", c.id)
@@ -99,4 +123,5 @@ func (p *Pool) setUnhealthy(c *conn, unhealthy bool) {
 		p.log.Info("grpcpool: backend serving", "addr", c.b.addr(), "conn", c.id)
 	}
 	p.rebuild()
+	return true
 }

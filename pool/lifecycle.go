@@ -82,8 +82,9 @@ func (p *Pool) recycle(c *conn) {
 		return
 	}
 	if b.replacing {
-		// Another connection of b is being replaced: try again shortly.
-		c.ageTimer = time.AfterFunc(jitter(time.Second), func() {
+		// Another connection of b is being replaced: try again shortly,
+		// soon enough that short ages are still kept.
+		c.ageTimer = time.AfterFunc(jitter(min(time.Second, max(p.o.maxConnAge/10, 10*time.Millisecond))), func() {
 			p.goAsync(func() { p.recycle(c) })
 		})
 		p.mu.Unlock()

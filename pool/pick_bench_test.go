@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/metadata"
 )
 
 // fakePool is a pool with n backends of size conns, all READY, and no
@@ -34,6 +35,44 @@ func BenchmarkPick(b *testing.B) {
 		b.Run(policy.String(), func(b *testing.B) {
 			p := fakePool(b, policy, 6, 2)
 			ctx := context.Background()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					pk, err := p.pick(ctx, "/m", nil, nil)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					pk.c.release()
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkPickHashKey is the ConsistentHash pick of a call that carries a
+// key, read from metadata (WithHashKey; grpc's metadata API copies the
+// value: one 16-byte allocation) or given by a function (WithHashKeyFunc).
+func BenchmarkPickHashKey(b *testing.B) {
+	type ctxKey struct{}
+	for _, tc := range []struct {
+		name string
+		set  func(p *Pool)
+		ctx  context.Context
+	}{
+		{"from=metadata", func(p *Pool) { p.o.hashKey = "x-user-id" },
+			metadata.AppendToOutgoingContext(context.Background(), "x-user-id", "user-42")},
+		{"from=func", func(p *Pool) {
+			p.o.hashKeyFunc = func(ctx context.Context, _ string) (string, bool) {
+				k, ok := ctx.Value(ctxKey{}).(string)
+				return k, ok
+			}
+		}, context.WithValue(context.Background(), ctxKey{}, "user-42")},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			p := fakePool(b, ConsistentHash, 6, 2)
+			tc.set(p)
+			ctx := tc.ctx
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {

@@ -25,8 +25,9 @@ type snapshot struct {
 	err      error // with no backends: the status calls fail with
 	wait     bool  // with no backends: the pool is still starting; calls wait
 	changed  chan struct{}
-	sched    *wrr.Schedule // RoundRobin with unequal weights
-	ring     *chash.Table  // ConsistentHash
+	sched    *wrr.Schedule  // RoundRobin with unequal weights
+	ring     *chash.Table   // ConsistentHash: over every resolved backend
+	ringPB   []*pickBackend // ring index → its entry in backends; nil when it cannot take calls
 }
 
 type pickBackend struct {
@@ -273,6 +274,12 @@ func (p *Pool) pickLeast(s *snapshot, tr *tried) (pick, bool) {
 	a, b := s.backends[i], s.backends[j]
 	if tr != nil && tr.n > 0 {
 		ta, tb := tr.has(a.b), tr.has(b.b)
+		if ta && tb && tr.n < n {
+			// Both choices were tried and some backend was not: leave the
+			// pick to pickFrom's round-robin fallback, which skips tried
+			// backends.
+			return pick{}, false
+		}
 		if ta && !tb {
 			a, b = b, a
 		} else if ta == tb && lessLoaded(b, a) {

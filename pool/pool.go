@@ -97,6 +97,9 @@ type Pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the pool's goroutines
 
+	goMu     sync.Mutex // guards goClosed and wg.Add; never held while calling out
+	goClosed bool
+
 	snap           atomic.Pointer[snapshot]
 	rr             atomic.Uint32
 	closed         atomic.Bool
@@ -205,10 +208,13 @@ func (p *Pool) startBackground() {
 	}
 }
 
-// goLocked runs f in a goroutine the pool waits for at Close. Pool.mu must
-// be held; nothing is started once Close has begun.
-func (p *Pool) goLocked(f func()) {
-	if p.closing {
+// goAsync runs f in a goroutine the pool waits for at Close; nothing is
+// started once Close has begun. It takes only goMu, so it is safe from any
+// caller, with or without Pool.mu, breaker notifications included.
+func (p *Pool) goAsync(f func()) {
+	p.goMu.Lock()
+	defer p.goMu.Unlock()
+	if p.goClosed {
 		return
 	}
 	p.wg.Add(1)
@@ -218,12 +224,9 @@ func (p *Pool) goLocked(f func()) {
 	}()
 }
 
-// goAsync is goLocked for callers without Pool.mu, such as timers.
-func (p *Pool) goAsync(f func()) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.goLocked(f)
-}
+// goLocked is goAsync for callers holding Pool.mu (the name keeps the
+// convention that it runs under it).
+func (p *Pool) goLocked(f func()) { p.goAsync(f) }
 
 // Close closes every connection and stops the pool's goroutines. Calls in
 // flight fail; later calls fail with codes.Canceled. Close is idempotent: a
@@ -255,6 +258,9 @@ func (p *Pool) Close() error {
 		p.res.Close()
 	}
 	p.resMu.Unlock()
+	p.goMu.Lock()
+	p.goClosed = true
+	p.goMu.Unlock()
 
 	var g errgroup.Group
 	g.SetLimit(16)
@@ -399,7 +405,7 @@ func (p *Pool) watch(c *conn) {
 			return
 		}
 		if prev == connectivity.Ready && s != connectivity.Ready {
-			c.leftReady()
+			c.leftReady(p.o.healthService != nil)
 		}
 		if settle || (prev == connectivity.Ready) != (s == connectivity.Ready) {
 			p.rebuild()

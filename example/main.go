@@ -1,0 +1,269 @@
+// Command example shows, with real gRPC servers on loopback, what grpcpool
+// changes compared with a plain grpc.ClientConn and with grpc-go's own
+// round_robin balancer, and prints a table of measured figures per
+// scenario:
+//
+//   - vip: long-lived streams through an L4 proxy (haproxy in mode tcp when
+//     installed, else an in-process one) — one ClientConn pins them all to
+//     one backend, a pool of 6 connections spreads them.
+//   - direct: every backend address resolved — pick_first vs round_robin vs
+//     the pool's RoundRobin and LeastActive, for streams and unary calls.
+//   - scaleup: backends added to the resolver's answer while streams are
+//     open — how long until the streams are spread over all of them, for
+//     churning streams and for never-ending ones with WithMaxStreamAge.
+//   - scaledown: a backend removed (and stopped) under 2,000 calls/s — how
+//     many calls fail.
+//   - recycle: WithMaxConnAge replacing every connection many times under
+//     load — how many calls fail.
+//   - sick, slow: one backend that fails every call, or answers past the
+//     callers' deadline — grpc-go's balancers and retryPolicy vs the pool
+//     with its breaker and retry.
+//   - streamlimit: a server's MAX_CONCURRENT_STREAMS — one ClientConn
+//     queues the streams beyond it, the pool opens more connections.
+//
+// Run all of them (well under a minute):
+//
+//	go run ./example
+//
+// or some, with other sizes, and the scale-up chart as SVG:
+//
+//	go run ./example -scenarios vip,scaleup -streams 600 -svg scaleup.svg
+//
+// Progress goes to stderr, tables to stdout.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/grpcpool/grpcpool/internal/scenario"
+)
+
+// flags are the command line's settings; zero values mean each scenario's
+// own defaults.
+type flags struct {
+	streams  int
+	backends int
+	duration time.Duration
+	svg      string
+	logger   *slog.Logger
+	series   *[]scenario.Series
+}
+
+// entry is one scenario the program can run.
+type entry struct {
+	name string
+	run  func(ctx context.Context, f flags, progress scenario.Progress) (*scenario.Table, error)
+}
+
+// scenarios lists every scenario in the order they run.
+var scenarios = []entry{
+	{"vip", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
+		return scenario.RunVIP(ctx, scenario.VIPConfig{Backends: f.backends, Streams: f.streams, Logger: f.logger}, p)
+	}},
+	{"direct", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
+		return scenario.RunDirect(ctx, scenario.DirectConfig{Backends: f.backends, Streams: f.streams, Logger: f.logger}, p)
+	}},
+	{"scaleup", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
+		cfg := scenario.ScaleUpConfig{Backends: f.backends, Streams: f.streams, Lifetime: f.duration, MaxStreamAge: f.duration, Logger: f.logger}
+		if f.series != nil {
+			cfg.OnSeries = func(s scenario.Series) { *f.series = append(*f.series, s) }
+		}
+		return scenario.RunScaleUp(ctx, cfg, p)
+	}},
+	{"scaledown", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
+		return scenario.RunScaleDown(ctx, scenario.ScaleDownConfig{Backends: f.backends, Duration: f.duration, Logger: f.logger}, p)
+	}},
+	{"recycle", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
+		return scenario.RunRecycle(ctx, scenario.RecycleConfig{Backends: f.backends, Logger: f.logger}, p)
+	}},
+	{"sick", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
+		return scenario.RunSickBackend(ctx, scenario.ResilienceConfig{Backends: f.backends, Logger: f.logger}, p)
+	}},
+	{"slow", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
+		return scenario.RunSlowBackend(ctx, scenario.ResilienceConfig{Backends: f.backends, Logger: f.logger}, p)
+	}},
+	{"streamlimit", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
+		return scenario.RunStreamLimit(ctx, scenario.StreamLimitConfig{Streams: f.streams, Logger: f.logger}, p)
+	}},
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "example:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("example", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	names := make([]string, len(scenarios))
+	for i, e := range scenarios {
+		names[i] = e.name
+	}
+	var (
+		which   = fs.String("scenarios", "all", "comma-separated scenarios to run: "+strings.Join(names, ",")+", or all")
+		streams = fs.Int("streams", 0, "streams per client in vip, direct, scaleup and streamlimit (0: each scenario's default)")
+		nback   = fs.Int("backends", 0, "backends in every scenario but streamlimit; scaleup adds as many again (0: each scenario's default)")
+		dur     = fs.Duration("duration", 0, "scaleup: stream lifetime and max stream age; scaledown: length of each run (0: defaults)")
+		svg     = fs.String("svg", "", "write the scale-up chart (active streams per backend over time) to this SVG file")
+		verbose = fs.Bool("v", false, "log the pools' debug output and every progress line to stderr")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: go run ./example [flags]\n\nRuns measured scenarios of grpcpool on loopback and prints a table per scenario.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if *streams < 0 || *nback < 0 || *dur < 0 {
+		return errors.New("-streams, -backends and -duration must not be negative")
+	}
+	selected, err := choose(*which)
+	if err != nil {
+		return err
+	}
+	f := flags{streams: *streams, backends: *nback, duration: *dur, svg: *svg}
+	if *verbose {
+		f.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	var series []scenario.Series
+	if *svg != "" {
+		if !slices.ContainsFunc(selected, func(e entry) bool { return e.name == "scaleup" }) {
+			return errors.New("-svg needs the scaleup scenario")
+		}
+		f.series = &series
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	pr := newProgress(stderr, *verbose)
+	start := time.Now()
+	var failed []string
+	for _, e := range selected {
+		t0 := time.Now()
+		pr.begin(e.name)
+		t, err := e.run(ctx, f, pr.say)
+		pr.end()
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", e.name, err)
+			failed = append(failed, e.name)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		t.Fprint(stdout)
+		fmt.Fprintf(stdout, "  (%s took %v)\n", e.name, time.Since(t0).Round(10*time.Millisecond))
+	}
+	fmt.Fprintf(stdout, "\ntotal %v\n", time.Since(start).Round(10*time.Millisecond))
+	if *svg != "" && len(series) > 0 {
+		if err := writeSVG(*svg, series); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "scale-up chart written to %s\n", *svg)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("scenarios failed: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func choose(list string) ([]entry, error) {
+	if list == "" || list == "all" {
+		return scenarios, nil
+	}
+	var out []entry
+	for _, n := range strings.Split(list, ",") {
+		n = strings.TrimSpace(n)
+		i := slices.IndexFunc(scenarios, func(e entry) bool { return e.name == n })
+		if i < 0 {
+			names := make([]string, len(scenarios))
+			for j, e := range scenarios {
+				names[j] = e.name
+			}
+			return nil, fmt.Errorf("unknown scenario %q (have %s)", n, strings.Join(names, ", "))
+		}
+		out = append(out, scenarios[i])
+	}
+	return out, nil
+}
+
+func writeSVG(path string, series []scenario.Series) (err error) {
+	fh, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	return scenario.WriteSVG(fh, series...)
+}
+
+// progress shows what the running scenario does: on a terminal one line,
+// rewritten in place; otherwise (or with -v) one line per message.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	mu    sync.Mutex // guards the fields below
+	name  string
+	start time.Time
+	shown bool // a line is on screen that end must clear
+}
+
+func newProgress(w io.Writer, verbose bool) *progress {
+	tty := false
+	if f, ok := w.(*os.File); ok && !verbose {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &progress{w: w, tty: tty}
+}
+
+func (p *progress) begin(name string) {
+	p.mu.Lock()
+	p.name, p.start = name, time.Now()
+	p.mu.Unlock()
+	p.say("starting")
+}
+
+func (p *progress) say(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	line := fmt.Sprintf("[%s %5.1fs] %s", p.name, time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\x1b[K%s", line)
+		p.shown = true
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+func (p *progress) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shown {
+		fmt.Fprint(p.w, "\r\x1b[K")
+		p.shown = false
+	}
+}

@@ -1,0 +1,208 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/pool"
+)
+
+// RecycleConfig configures RunRecycle. The zero value gives the documented
+// sizes.
+type RecycleConfig struct {
+	// Backends the resolver reports. Default 3.
+	Backends int
+	// Size is the pool's WithSize. Default 2.
+	Size int
+	// MaxConnAge is the pool's WithMaxConnAge. Default 300 ms.
+	MaxConnAge time.Duration
+	// Recycles is how many times every connection is to be replaced before
+	// the run ends. Default 10.
+	Recycles int
+	// Rate is the unary calls per second of the load. Default 500.
+	Rate int
+	// Streams is how many Bidi streams are open at a time; each makes
+	// StreamMessages round trips 20 ms apart, closes, and is opened again.
+	// Default 8.
+	Streams int
+	// StreamMessages is the round trips per stream. Default 5.
+	StreamMessages int
+	// Timeout ends the run even if not every connection was replaced
+	// cfg.Recycles times. Default 20 s.
+	Timeout time.Duration
+	// Logger receives the pool's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+func (c RecycleConfig) withDefaults() RecycleConfig {
+	if c.Backends <= 0 {
+		c.Backends = 3
+	}
+	if c.Size <= 0 {
+		c.Size = 2
+	}
+	if c.MaxConnAge <= 0 {
+		c.MaxConnAge = 300 * time.Millisecond
+	}
+	if c.Recycles <= 0 {
+		c.Recycles = 10
+	}
+	if c.Rate <= 0 {
+		c.Rate = 500
+	}
+	if c.Streams <= 0 {
+		c.Streams = 8
+	}
+	if c.StreamMessages <= 0 {
+		c.StreamMessages = 5
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 20 * time.Second
+	}
+	return c
+}
+
+// RunRecycle runs a pool with a short WithMaxConnAge under a load of unary
+// calls and short streams until every connection was replaced cfg.Recycles
+// times (counted from the connection IDs in Stats), and counts the calls
+// and streams that failed: recycling is make-before-break, so the target
+// is none.
+func RunRecycle(ctx context.Context, cfg RecycleConfig, progress Progress) (*Table, error) {
+	cfg = cfg.withDefaults()
+	f, err := startFleet(cfg.Backends)
+	if err != nil {
+		return nil, err
+	}
+	defer f.stop()
+	p, err := newPool(ctx, manualResolver(f.addrs()), cfg.Logger,
+		pool.WithSize(cfg.Size), pool.WithMaxConnAge(cfg.MaxConnAge))
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	if err := waitAllReady(ctx, p, cfg.Backends, cfg.Size); err != nil {
+		return nil, err
+	}
+	ec := echopb.NewEchoClient(p)
+	unary0 := f.unary()
+	streams0 := make([]int64, len(f.servers))
+	for i, s := range f.servers {
+		streams0[i] = s.Streams()
+	}
+
+	var unaryErrs, streamErrs errCount
+	var nUnary, nStreams int64
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	const workers = 10
+	wg := pace(lctx, workers, time.Duration(float64(time.Second)*workers/float64(cfg.Rate)), func(ctx context.Context) {
+		if err := unaryCall(context.WithoutCancel(ctx), ec, 2*time.Second); err != nil {
+			unaryErrs.add(err)
+		}
+	})
+	for range cfg.Streams {
+		wg.Go(func() {
+			for lctx.Err() == nil {
+				if err := shortStream(context.WithoutCancel(lctx), p, cfg.StreamMessages); err != nil {
+					streamErrs.add(err)
+				}
+			}
+		})
+	}
+
+	// Follow the connections until each backend has seen Size×Recycles
+	// replacements.
+	progress.say("recycling connections every %v under load", cfg.MaxConnAge)
+	start := time.Now()
+	seen := make(map[string]map[uint64]bool)
+	maxDraining := make(map[string]int)
+	lastLeast := -1
+	recycles := func(addr string) int { return len(seen[addr]) - cfg.Size }
+	done := func() bool {
+		st := p.Stats()
+		for _, b := range st.Backends {
+			if seen[b.Addr] == nil {
+				seen[b.Addr] = make(map[uint64]bool)
+			}
+			for _, c := range b.Conns {
+				seen[b.Addr][c.ID] = true
+			}
+			maxDraining[b.Addr] = max(maxDraining[b.Addr], b.Draining)
+		}
+		least := -1
+		for _, a := range f.addrs() {
+			if n := recycles(a); least < 0 || n < least {
+				least = n
+			}
+		}
+		if least != lastLeast {
+			lastLeast = least
+			progress.say("fewest recycles on a backend: %d of %d", least, cfg.Size*cfg.Recycles)
+		}
+		return least >= cfg.Size*cfg.Recycles
+	}
+	err = waitUntil(ctx, cfg.Timeout, done, func() string { return "not every connection was recycled" })
+	stop()
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err != nil && ctx.Err() != nil {
+		return nil, err
+	}
+
+	st := p.Stats()
+	t := &Table{
+		Title: fmt.Sprintf("Recycle: WithMaxConnAge(%v), WithSize(%d), %d unary calls/s + %d short streams at a time, until every connection was replaced %d times",
+			cfg.MaxConnAge, cfg.Size, cfg.Rate, cfg.Streams, cfg.Recycles),
+		Header: []string{"backend", "conns opened", "recycles", "per conn slot", "most draining at once", "unary calls", "streams", "failures (pool)"},
+	}
+	unary := sub(f.unary(), unary0)
+	for i, s := range f.servers {
+		a := s.Addr()
+		var failures uint64
+		for _, b := range st.Backends {
+			if b.Addr == a {
+				failures = b.Failures
+			}
+		}
+		nUnary += unary[i]
+		nStreams += s.Streams() - streams0[i]
+		t.AddRow(s.Name(), len(seen[a]), recycles(a), fmt.Sprintf("%.1f", float64(recycles(a))/float64(cfg.Size)),
+			maxDraining[a], unary[i], s.Streams()-streams0[i], failures)
+	}
+	status := fmt.Sprintf("done in %v", elapsed.Round(10*time.Millisecond))
+	if err != nil {
+		status = fmt.Sprintf("NOT every connection was recycled %d times within %v", cfg.Recycles, cfg.Timeout)
+	}
+	t.Notes = append(t.Notes,
+		status,
+		fmt.Sprintf("failed unary calls: %d of %d (%v)", unaryErrs.count(), nUnary, &unaryErrs),
+		fmt.Sprintf("failed streams: %d of %d (%v)", streamErrs.count(), nStreams, &streamErrs),
+		"connections at the end: "+strings.NewReplacer(nameOf(f)...).Replace(describeConns(st)))
+	return t, nil
+}
+
+// shortStream opens a Bidi stream, makes n round trips 20 ms apart and
+// closes it.
+func shortStream(ctx context.Context, p *pool.Pool, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	b, err := openBidi(ctx, p)
+	if err != nil {
+		return err
+	}
+	for i := 1; i < n; i++ {
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			b.cancel()
+			return err
+		}
+		if _, err := b.roundTrip("ping"); err != nil {
+			b.cancel()
+			return err
+		}
+	}
+	return b.end()
+}

@@ -1,0 +1,332 @@
+package scenario
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/tcpproxy"
+	"github.com/grpcpool/grpcpool/pool"
+)
+
+// VIPConfig configures RunVIP. The zero value gives the documented sizes.
+type VIPConfig struct {
+	// Backends behind the proxy. Default 3.
+	Backends int
+	// Streams is how many long-lived Bidi streams each client opens.
+	// Default 300.
+	Streams int
+	// Size is the pool's WithSize: connections it makes to the proxy's one
+	// address. Default 2 × Backends (6 for 3), so that the proxy gives each
+	// backend two.
+	Size int
+	// Proxy chooses the L4 proxy: "haproxy", "internal" (package
+	// tcpproxy), or "" for haproxy when it is in PATH and the internal one
+	// otherwise.
+	Proxy string
+	// Logger receives the pool's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+func (c VIPConfig) withDefaults() VIPConfig {
+	if c.Backends <= 0 {
+		c.Backends = 3
+	}
+	if c.Streams <= 0 {
+		c.Streams = 300
+	}
+	if c.Size <= 0 {
+		c.Size = 2 * c.Backends
+	}
+	return c
+}
+
+// RunVIP puts an L4 (TCP, round-robin per connection) proxy in front of
+// the backends, as a Kubernetes ClusterIP or a cloud TCP load balancer is,
+// and opens long-lived Bidi streams through it: first from one plain
+// grpc.ClientConn, then from pools of cfg.Size connections. The streams per
+// backend are counted on the servers. One ClientConn is one TCP connection,
+// so all its streams land on one backend (max/mean = number of backends);
+// the pool's connections are spread by the proxy, and its streams over its
+// connections.
+func RunVIP(ctx context.Context, cfg VIPConfig, progress Progress) (*Table, error) {
+	cfg = cfg.withDefaults()
+	f, err := startFleet(cfg.Backends)
+	if err != nil {
+		return nil, err
+	}
+	defer f.stop()
+	progress.say("starting the L4 proxy")
+	px, err := startL4(ctx, cfg.Proxy, f.addrs())
+	if err != nil {
+		return nil, err
+	}
+	defer px.Close()
+
+	t := &Table{
+		Title:  fmt.Sprintf("VIP: %d long-lived streams through an L4 proxy (%s) over %d backends", cfg.Streams, px.Name(), cfg.Backends),
+		Header: []string{"client", "TCP conns", "streams per backend (" + strings.Join(f.names(), " / ") + ")", "max/mean"},
+	}
+	type client struct {
+		name  string
+		conns int
+		open  func() (grpc.ClientConnInterface, func() error, error)
+	}
+	clients := []client{
+		{"grpc.ClientConn", 1, func() (grpc.ClientConnInterface, func() error, error) {
+			cc, err := grpc.NewClient("passthrough:///"+px.Addr(), insecureCreds)
+			if err != nil {
+				return nil, nil, err
+			}
+			return cc, cc.Close, nil
+		}},
+	}
+	for _, pol := range []pool.Policy{pool.RoundRobin, pool.LeastActive} {
+		clients = append(clients, client{
+			fmt.Sprintf("pool WithSize(%d) %s", cfg.Size, policyName(pol)), cfg.Size,
+			func() (grpc.ClientConnInterface, func() error, error) {
+				opts := []pool.Option{pool.WithSize(cfg.Size), pool.WithPolicy(pol), pool.WithDialOptions(insecureCreds)}
+				if cfg.Logger != nil {
+					opts = append(opts, pool.WithLogger(cfg.Logger))
+				}
+				p, err := pool.New(px.Addr(), opts...)
+				if err != nil {
+					return nil, nil, err
+				}
+				if err := waitAllReady(ctx, p, 1, cfg.Size); err != nil {
+					_ = p.Close()
+					return nil, nil, err
+				}
+				return p, p.Close, nil
+			},
+		})
+	}
+	for _, c := range clients {
+		progress.say("%s: opening %d streams through %s", c.name, cfg.Streams, px.Name())
+		cc, closeCC, err := c.open()
+		if err != nil {
+			return nil, fmt.Errorf("scenario: vip: %s: %w", c.name, err)
+		}
+		got, err := measureStreams(ctx, f, cc, cfg.Streams)
+		_ = closeCC()
+		if err != nil {
+			return nil, fmt.Errorf("scenario: vip: %s: %w", c.name, err)
+		}
+		t.AddRow(c.name, c.conns, counts(got), backend.MaxOverMean(got))
+	}
+	t.Notes = append(t.Notes,
+		"streams counted on the servers while all were open; max/mean 1.00 is an even spread, "+fmt.Sprint(cfg.Backends)+".00 is all on one backend",
+		"the proxy balances TCP connections, never the HTTP/2 streams inside them")
+	return t, nil
+}
+
+// measureStreams opens n streams on cc, waits until the servers count
+// them, and returns the streams per backend; it ends them before returning.
+func measureStreams(ctx context.Context, f *fleet, cc grpc.ClientConnInterface, n int) ([]int64, error) {
+	ss, err := openStreams(ctx, cc, n)
+	if err != nil {
+		return nil, err
+	}
+	err = f.waitActive(ctx, int64(n), 10*time.Second)
+	got := f.active()
+	if failed := endStreams(ss); failed > 0 && err == nil {
+		err = fmt.Errorf("%d streams failed to end cleanly", failed)
+	}
+	if werr := f.waitActive(ctx, 0, 10*time.Second); err == nil {
+		err = werr
+	}
+	return got, err
+}
+
+// l4 is a connection-level proxy in front of backends.
+type l4 interface {
+	Addr() string
+	Name() string
+	Close() error
+}
+
+// startL4 starts the proxy kind asks for ("haproxy", "internal", or ""
+// for haproxy when it is installed).
+func startL4(ctx context.Context, kind string, backends []string) (l4, error) {
+	switch kind {
+	case "", "haproxy":
+		bin, err := exec.LookPath("haproxy")
+		if err == nil {
+			return startHAProxy(ctx, bin, backends)
+		}
+		if kind == "haproxy" {
+			return nil, fmt.Errorf("scenario: haproxy: %w", err)
+		}
+		fallthrough
+	case "internal":
+		p, err := tcpproxy.New(backends...)
+		if err != nil {
+			return nil, err
+		}
+		return internalProxy{p}, nil
+	}
+	return nil, fmt.Errorf("scenario: unknown proxy %q (want haproxy or internal)", kind)
+}
+
+type internalProxy struct{ *tcpproxy.Proxy }
+
+func (internalProxy) Name() string { return "internal/tcpproxy, round-robin per connection" }
+
+// haproxy is an haproxy process in mode tcp, balance roundrobin.
+type haproxy struct {
+	addr string
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	out  *syncBuffer
+
+	closeOnce sync.Once
+}
+
+func (h *haproxy) Addr() string { return h.addr }
+func (h *haproxy) Name() string { return "haproxy, mode tcp, balance roundrobin" }
+
+// Close stops haproxy (SIGTERM, then SIGKILL after 2 s) and removes its
+// directory.
+func (h *haproxy) Close() error {
+	h.closeOnce.Do(func() {
+		_ = h.cmd.Process.Signal(syscall.SIGTERM)
+		t := time.NewTimer(2 * time.Second)
+		defer t.Stop()
+		select {
+		case <-h.done:
+		case <-t.C:
+			_ = h.cmd.Process.Kill()
+			<-h.done
+		}
+		_ = os.RemoveAll(h.dir)
+	})
+	return nil
+}
+
+func startHAProxy(ctx context.Context, bin string, backends []string) (*haproxy, error) {
+	var lastErr error
+	for range 3 { // the free port may be taken before haproxy binds it
+		h, err := tryHAProxy(ctx, bin, backends)
+		if err == nil {
+			return h, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func tryHAProxy(ctx context.Context, bin string, backends []string) (*haproxy, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "grpcpool-haproxy")
+	if err != nil {
+		return nil, err
+	}
+	h := &haproxy{addr: net.JoinHostPort("127.0.0.1", fmt.Sprint(port)), dir: dir, done: make(chan struct{}), out: &syncBuffer{}}
+	var b strings.Builder
+	fmt.Fprintf(&b, `global
+  maxconn 4000
+
+defaults
+  mode tcp
+  timeout connect 2s
+  # Streams and idle HTTP/2 connections live long; a VIP does not cut them.
+  timeout client 1h
+  timeout server 1h
+
+frontend fe
+  bind %s
+  default_backend be
+
+backend be
+  balance roundrobin
+`, h.addr)
+	for i, s := range backends {
+		fmt.Fprintf(&b, "  server s%d %s\n", i+1, s)
+	}
+	cfgPath := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	h.cmd = exec.Command(bin, "-f", cfgPath, "-db")
+	h.cmd.Dir = dir
+	h.cmd.Stdout = h.out
+	h.cmd.Stderr = h.out
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := h.cmd.Start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("scenario: starting haproxy: %w", err)
+	}
+	go func() {
+		_ = h.cmd.Wait()
+		close(h.done)
+	}()
+	err = waitUntil(ctx, 5*time.Second, func() bool {
+		select {
+		case <-h.done:
+			return true // reported below
+		default:
+		}
+		c, err := net.DialTimeout("tcp", h.addr, 100*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
+		return true
+	}, func() string { return "haproxy does not accept connections" })
+	select {
+	case <-h.done:
+		err = errors.New("haproxy exited")
+	default:
+	}
+	if err != nil {
+		_ = h.Close()
+		return nil, fmt.Errorf("scenario: haproxy on %s: %w: %s", h.addr, err, strings.TrimSpace(h.out.String()))
+	}
+	return h, nil
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

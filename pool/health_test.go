@@ -1,0 +1,595 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/pool"
+	"github.com/grpcpool/grpcpool/server"
+)
+
+// hcBackends starts n Echo servers on loopback TCP; those with health[i]
+// register the health service (SERVING). A missing entry means true.
+func hcBackends(t testing.TB, n int, health ...bool) []*backend.Server {
+	t.Helper()
+	var bs []*backend.Server
+	for i := range n {
+		h := i >= len(health) || health[i]
+		s, err := backend.Listen(backend.Options{Name: fmt.Sprintf("h%d", i), Health: h})
+		if err != nil {
+			t.Fatalf("backend: %v", err)
+		}
+		t.Cleanup(s.Stop)
+		bs = append(bs, s)
+	}
+	return bs
+}
+
+// hcPool is a pool over bs that checks health of service, once every
+// backend is ready, healthy and reached by calls.
+func hcPool(t testing.TB, bs []*backend.Server, service string, opts ...pool.Option) *pool.Pool {
+	t.Helper()
+	p, _ := readyPool(t, bs, append([]pool.Option{pool.WithHealthCheck(service)}, opts...)...)
+	hcWaitHealthy(t, p, len(bs), len(bs))
+	polWarm(t, p, len(bs))
+	return p
+}
+
+// hcWaitHealthy waits until want of the pool's n backends are healthy.
+func hcWaitHealthy(t testing.TB, p *pool.Pool, n, want int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d of %d backends healthy", want, n), func() bool {
+		st := p.Stats()
+		healthy := 0
+		for _, b := range st.Backends {
+			if b.Healthy && b.Ready > 0 {
+				healthy++
+			}
+		}
+		return len(st.Backends) == n && healthy == want
+	})
+}
+
+// hcHealthy reports whether the pool sees the backend at addr as healthy.
+func hcHealthy(p *pool.Pool, addr string) bool {
+	b, ok := polBackend(p, addr)
+	return ok && b.Healthy
+}
+
+// A backend whose health turns NOT_SERVING takes no new calls once the
+// pool has heard (within milliseconds on loopback); SERVING brings it
+// back. For the server as a whole ("") and for one service.
+func TestHealthNotServingTakesNoCalls(t *testing.T) {
+	for _, service := range []string{"", echopb.Echo_ServiceDesc.ServiceName} {
+		t.Run(fmt.Sprintf("service=%q", service), func(t *testing.T) {
+			bs := hcBackends(t, 3)
+			p := hcPool(t, bs, service)
+			ctx := testContext(t)
+			c := echopb.NewEchoClient(p)
+			sick := bs[0]
+
+			start := time.Now()
+			sick.Health().SetServingStatus(service, healthpb.HealthCheckResponse_NOT_SERVING)
+			// Call until the pool reports it unhealthy, noting when the
+			// last call reached it.
+			var lastHit time.Duration
+			for hcHealthy(p, sick.Addr()) {
+				if polCall(t, ctx, c) == sick.Name() {
+					lastHit = time.Since(start)
+				}
+				if time.Since(start) > 5*time.Second {
+					t.Fatal("the pool still sees the backend healthy 5s after NOT_SERVING")
+				}
+			}
+			learned := time.Since(start)
+			t.Logf("NOT_SERVING: pool knew after %v; last call on the backend %v after the change", learned, lastHit)
+			if learned > time.Second {
+				t.Fatalf("the pool took %v to learn NOT_SERVING, want < 1s", learned)
+			}
+			// Stats shows a report a moment before calls pick from the
+			// snapshot it builds: wait for 6 calls in a row elsewhere
+			// (round-robin over 3 would put 2 of them on it).
+			for run, deadline := 0, time.Now().Add(5*time.Second); run < 6; {
+				if time.Now().After(deadline) {
+					t.Fatal("calls still reach the backend 5s after the pool saw NOT_SERVING")
+				}
+				if polCall(t, ctx, c) == sick.Name() {
+					run = 0
+				} else {
+					run++
+				}
+			}
+			before := polUnaryCounts(bs, nil)
+			for range 300 {
+				polCall(t, ctx, c)
+			}
+			got := polUnaryCounts(bs, before)
+			if got[0] != 0 || got[1]+got[2] != 300 {
+				t.Fatalf("calls after NOT_SERVING per backend = %v, want [0 150 150]", got)
+			}
+
+			start = time.Now()
+			sick.Health().SetServingStatus(service, healthpb.HealthCheckResponse_SERVING)
+			waitFor(t, "the backend healthy again", func() bool { return hcHealthy(p, sick.Addr()) })
+			t.Logf("SERVING: pool knew after %v", time.Since(start))
+			polWarm(t, p, 3)
+			before = polUnaryCounts(bs, nil)
+			for range 300 {
+				polCall(t, ctx, c)
+			}
+			if got := polUnaryCounts(bs, before); got[0] < 90 {
+				t.Fatalf("calls after SERVING per backend = %v, want about 100 each", got)
+			}
+		})
+	}
+}
+
+// A server without the health service (Unimplemented) is treated as
+// serving, next to one that has it.
+func TestHealthWithoutHealthServiceIsServing(t *testing.T) {
+	bs := hcBackends(t, 2, false, true)
+	p := hcPool(t, bs, "")
+	ctx := testContext(t)
+	c := echopb.NewEchoClient(p)
+	before := polUnaryCounts(bs, nil)
+	for range 100 {
+		polCall(t, ctx, c)
+	}
+	if got := polUnaryCounts(bs, before); got[0] != 50 || got[1] != 50 {
+		t.Fatalf("calls per backend = %v, want [50 50]", got)
+	}
+	for _, b := range p.Stats().Backends {
+		if !b.Healthy {
+			t.Fatalf("Stats: %s not healthy", b.Addr)
+		}
+	}
+}
+
+// With every backend not serving, a call fails at once with Unavailable
+// and a message that names health checking; a call that asked to wait
+// for ready goes through when one backend serves again.
+func TestHealthAllNotServingFailsUnavailable(t *testing.T) {
+	bs := hcBackends(t, 2)
+	p := hcPool(t, bs, "")
+	ctx := testContext(t)
+	c := echopb.NewEchoClient(p)
+	for _, b := range bs {
+		b.Health().SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	hcWaitHealthy(t, p, 2, 0)
+	waitFor(t, "calls failing", func() bool {
+		_, err := c.Unary(ctx, &echopb.EchoRequest{})
+		return err != nil
+	})
+
+	start := time.Now()
+	_, err := c.Unary(ctx, &echopb.EchoRequest{})
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the call took %v to fail, want at once", d)
+	}
+	st := status.Convert(err)
+	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "not serving") {
+		t.Fatalf("got %v, want Unavailable naming health (\"not serving\")", err)
+	}
+	t.Logf("error: %v", err)
+
+	waited := make(chan error, 1)
+	go func() {
+		_, err := c.Unary(ctx, &echopb.EchoRequest{}, grpc.WaitForReady(true))
+		waited <- err
+	}()
+	bs[1].Health().SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if err := <-waited; err != nil {
+		t.Fatalf("WaitForReady call after SERVING: %v", err)
+	}
+	if got := polCall(t, ctx, c); got != bs[1].Name() {
+		t.Fatalf("call went to %s, want the serving %s", got, bs[1].Name())
+	}
+}
+
+// A service the server does not know is SERVICE_UNKNOWN, which is not
+// serving either.
+func TestHealthUnknownServiceIsNotServing(t *testing.T) {
+	bs := hcBackends(t, 1)
+	p, _ := readyPool(t, bs, pool.WithHealthCheck("no.such.Service"))
+	ctx := testContext(t)
+	var err error
+	waitFor(t, "calls failing as not serving", func() bool {
+		_, err = echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
+		return status.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "not serving")
+	})
+	if bs[0].Unary() != 0 {
+		t.Fatalf("%d calls reached the backend", bs[0].Unary())
+	}
+}
+
+// hcLoad is a paced load of unary calls, counting failures.
+type hcLoad struct {
+	calls, failed atomic.Int64
+	firstErr      atomic.Value
+	stop          chan struct{}
+	wg            sync.WaitGroup
+}
+
+// startHCLoad runs workers goroutines, each making one call every period.
+func startHCLoad(ctx context.Context, c echopb.EchoClient, workers int, period time.Duration) *hcLoad {
+	l := &hcLoad{stop: make(chan struct{})}
+	for range workers {
+		l.wg.Go(func() {
+			tick := time.NewTicker(period)
+			defer tick.Stop()
+			for {
+				select {
+				case <-l.stop:
+					return
+				case <-tick.C:
+				}
+				l.calls.Add(1)
+				if _, err := c.Unary(ctx, &echopb.EchoRequest{}); err != nil {
+					l.failed.Add(1)
+					l.firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		})
+	}
+	return l
+}
+
+func (l *hcLoad) end() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// hcStream is one long-lived Bidi stream of the shutdown test, pinging its
+// backend until told to end, then opening a new one.
+type hcStream struct {
+	first    string // backend of the first stream; set before opened.Done
+	pings    atomic.Int64
+	endFirst chan struct{}
+
+	mu     sync.Mutex
+	second string // backend of the reopened stream
+	err    error  // nil while all is well
+}
+
+func (s *hcStream) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.err = err
+}
+
+// state returns the reopened stream's backend and the error, if any.
+func (s *hcStream) state() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.second, s.err
+}
+
+func (s *hcStream) run(ctx context.Context, c echopb.EchoClient, period time.Duration, stop <-chan struct{}, opened *sync.WaitGroup) {
+	st, err := c.Bidi(ctx)
+	if err == nil {
+		err = st.Send(&echopb.EchoRequest{Message: "0"})
+	}
+	var r *echopb.EchoResponse
+	if err == nil {
+		r, err = st.Recv()
+	}
+	if err != nil {
+		s.fail(fmt.Errorf("opening: %w", err))
+		opened.Done()
+		return
+	}
+	s.first = r.Backend
+	opened.Done()
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-s.endFirst:
+			done = true
+			continue
+		case <-stop:
+			done = true
+			continue
+		case <-tick.C:
+		}
+		if err := st.Send(&echopb.EchoRequest{Message: "ping"}); err != nil {
+			_, err = st.Recv()
+			s.fail(fmt.Errorf("Send: %w", err))
+			return
+		}
+		if _, err := st.Recv(); err != nil {
+			s.fail(fmt.Errorf("Recv: %w", err))
+			return
+		}
+		s.pings.Add(1)
+	}
+	// End it the way a client that learned its server is draining does:
+	// half-close, and read until the server ends the stream.
+	if err := st.CloseSend(); err != nil {
+		s.fail(fmt.Errorf("CloseSend: %w", err))
+		return
+	}
+	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+		s.fail(fmt.Errorf("after CloseSend: %v, want io.EOF", err))
+		return
+	}
+	select {
+	case <-stop:
+		return
+	default:
+	}
+	// Reopen: a new stream goes to a serving backend.
+	st2, err := c.Bidi(ctx)
+	if err == nil {
+		err = st2.Send(&echopb.EchoRequest{Message: "again"})
+	}
+	if err == nil {
+		r, err = st2.Recv()
+	}
+	if err != nil {
+		s.fail(fmt.Errorf("reopening: %w", err))
+		return
+	}
+	s.mu.Lock()
+	s.second = r.Backend
+	s.mu.Unlock()
+	<-stop
+	_ = st2.CloseSend()
+	_, _ = st2.Recv()
+}
+
+// The graceful shutdown recipe end to end: 3 backends with health, a pool
+// that checks it, ~1,000 unary calls/s and 100 Bidi streams pinging every
+// 100 ms. One backend shuts down with server.GracefulStop (NOT_SERVING,
+// wait, GracefulStop). Not one unary call fails; new calls and streams go
+// elsewhere from NOT_SERVING on; streams on the stopping backend live on
+// through NOT_SERVING and the GOAWAY, and GracefulStop waits for them. The
+// test's stream goroutines end them (CloseSend, then io.EOF from the
+// server) once the pool's connections to the backend got the GOAWAY, and
+// reopen them, on other backends; GracefulStop then returns nil, without
+// its hard-stop fallback.
+func TestGracefulShutdownWithHealthCheck(t *testing.T) {
+	bs := hcBackends(t, 3)
+	p := hcPool(t, bs, "")
+	ctx := testContext(t)
+	c := echopb.NewEchoClient(p)
+	stopping := bs[0]
+
+	loadStart := time.Now()
+	load := startHCLoad(ctx, c, 10, 10*time.Millisecond) // ~1,000 calls/s
+	loadEnded := false
+	defer func() {
+		if !loadEnded {
+			load.end()
+		}
+	}()
+
+	const nStreams = 100
+	streams := make([]*hcStream, nStreams)
+	stop := make(chan struct{})
+	var opened, running sync.WaitGroup
+	opened.Add(nStreams)
+	for i := range streams {
+		streams[i] = &hcStream{endFirst: make(chan struct{})}
+		running.Go(func() { streams[i].run(ctx, c, 100*time.Millisecond, stop, &opened) })
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			close(stop)
+			running.Wait()
+		}
+	}()
+	opened.Wait()
+	var onStopping []*hcStream
+	for i, s := range streams {
+		if _, err := s.state(); err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		if s.first == stopping.Name() {
+			onStopping = append(onStopping, s)
+		}
+	}
+	if len(onStopping) == 0 {
+		t.Fatal("no stream on the backend to stop")
+	}
+	waitFor(t, "load on every backend", func() bool { return stopping.Unary() > 100 && bs[1].Unary() > 100 && bs[2].Unary() > 100 })
+
+	const wait = 500 * time.Millisecond
+	start := time.Now()
+	shutdown := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		shutdown <- server.GracefulStop(sctx, stopping.GRPC(), stopping.Health(), wait)
+	}()
+
+	waitFor(t, "the pool to see NOT_SERVING", func() bool { return !hcHealthy(p, stopping.Addr()) })
+	learned := time.Since(start)
+	// With ~7 calls per 10 ms arriving at it before, the backend takes no
+	// more unary calls.
+	prev := stopping.Unary()
+	waitFor(t, "no more unary calls on the stopping backend", func() bool {
+		time.Sleep(10 * time.Millisecond)
+		cur := stopping.Unary()
+		quiet := cur == prev
+		prev = cur
+		return quiet
+	})
+	quiet := time.Since(start)
+	unaryAt := stopping.Unary()
+	// New streams after NOT_SERVING go elsewhere.
+	for i, s := range openBidi(t, ctx, c, 20) {
+		if err := s.Send(&echopb.EchoRequest{}); err != nil {
+			t.Fatalf("new stream %d: Send: %v", i, err)
+		}
+		r, err := s.Recv()
+		if err != nil {
+			t.Fatalf("new stream %d: Recv: %v", i, err)
+		}
+		if r.Backend == stopping.Name() {
+			t.Fatalf("new stream %d opened after NOT_SERVING went to the stopping backend", i)
+		}
+		_ = s.CloseSend()
+	}
+
+	// The GOAWAY: the pool's connections to the backend leave READY.
+	waitFor(t, "GOAWAY from the stopping backend", func() bool {
+		b, ok := polBackend(p, stopping.Addr())
+		return ok && b.Ready == 0
+	})
+	goaway := time.Since(start)
+	if goaway < wait {
+		t.Fatalf("GOAWAY after %v, before the wait of %v ended", goaway, wait)
+	}
+	// Its streams are still open and answering; GracefulStop waits.
+	base := make([]int64, len(onStopping))
+	for i, s := range onStopping {
+		base[i] = s.pings.Load()
+	}
+	waitFor(t, "a ping on every stream after the GOAWAY", func() bool {
+		for i, s := range onStopping {
+			if _, err := s.state(); err != nil {
+				t.Fatalf("stream %d on the stopping backend failed: %v", i, err)
+			}
+			if s.pings.Load() <= base[i] {
+				return false
+			}
+		}
+		return true
+	})
+	select {
+	case err := <-shutdown:
+		t.Fatalf("GracefulStop returned %v with %d streams open", err, stopping.ActiveStreams())
+	default:
+	}
+	if n := stopping.ActiveStreams(); n != int64(len(onStopping)) {
+		t.Fatalf("%d streams open on the stopping backend, want %d", n, len(onStopping))
+	}
+	if got := stopping.Unary(); got != unaryAt {
+		t.Fatalf("%d unary calls reached the stopping backend after it went quiet", got-unaryAt)
+	}
+
+	// The clients end their streams; the server ends them; GracefulStop
+	// returns.
+	ending := time.Now()
+	for _, s := range onStopping {
+		close(s.endFirst)
+	}
+	var stopErr error
+	select {
+	case stopErr = <-shutdown:
+	case <-ctx.Done():
+		t.Fatal("GracefulStop did not return after the streams ended")
+	}
+	took, afterEnd := time.Since(start), time.Since(ending)
+	if stopErr != nil {
+		t.Fatalf("GracefulStop = %v, want nil (no hard stop)", stopErr)
+	}
+	waitFor(t, "streams reopened", func() bool {
+		for _, s := range onStopping {
+			if second, err := s.state(); second == "" && err == nil {
+				return false
+			}
+		}
+		return true
+	})
+	// Keep the load on a little longer, on the two backends left.
+	other := bs[1].Unary() + bs[2].Unary()
+	waitFor(t, "load on the rest", func() bool { return bs[1].Unary()+bs[2].Unary() > other+200 })
+	load.end()
+	loadEnded = true
+	elapsed := time.Since(loadStart)
+	close(stop)
+	running.Wait()
+	stopped = true
+
+	for i, s := range streams {
+		second, err := s.state()
+		if err != nil {
+			t.Fatalf("stream %d (on %s): %v", i, s.first, err)
+		}
+		if s.first == stopping.Name() && second == stopping.Name() {
+			t.Fatalf("stream %d reopened on the stopped backend", i)
+		}
+	}
+	t.Logf("%d unary calls at %.0f/s, %d failed; %d of %d streams on the stopping backend, %d pings in all; "+
+		"pool saw NOT_SERVING after %v, backend quiet by %v, GOAWAY after %v, GracefulStop returned %v after the streams ended (%v in all, wait %v)",
+		load.calls.Load(), float64(load.calls.Load())/elapsed.Seconds(), load.failed.Load(), len(onStopping), nStreams, hcPings(streams),
+		learned.Round(time.Microsecond), quiet.Round(time.Millisecond), goaway.Round(time.Millisecond),
+		afterEnd.Round(time.Millisecond), took.Round(time.Millisecond), wait)
+	if n := load.failed.Load(); n != 0 {
+		t.Fatalf("%d of %d unary calls failed; first: %v", n, load.calls.Load(), load.firstErr.Load())
+	}
+}
+
+func hcPings(ss []*hcStream) int64 {
+	var n int64
+	for _, s := range ss {
+		n += s.pings.Load()
+	}
+	return n
+}
+
+// A connection that reconnects, to a new server process on the same
+// address, takes calls only once that server has said it is serving: the
+// health report of the old process does not carry over.
+func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
+	bs := hcBackends(t, 2)
+	p := hcPool(t, bs, "", pool.WithDialOptions(polFastReconnect))
+	ctx := testContext(t)
+	c := echopb.NewEchoClient(p)
+	addr, name := bs[0].Addr(), bs[0].Name()
+
+	bs[0].Stop() // a crash: no NOT_SERVING first
+	waitFor(t, "the pool to see the connections break", func() bool {
+		b, ok := polBackend(p, addr)
+		return ok && b.Ready == 0
+	})
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listening again on %s: %v", addr, err)
+	}
+	// The new process is up but not serving yet (warming up).
+	restarted := backend.Start(lis, backend.Options{Name: name, Health: true})
+	restarted.Health().SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	t.Cleanup(restarted.Stop)
+
+	var reconnected time.Time
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("the pool did not reconnect within 10s")
+		}
+		polCall(t, ctx, c)
+		if b, ok := polBackend(p, addr); ok && b.Ready > 0 && reconnected.IsZero() {
+			reconnected = time.Now()
+		}
+		if !reconnected.IsZero() && time.Since(reconnected) > 500*time.Millisecond {
+			break
+		}
+	}
+	if n := restarted.Unary(); n != 0 {
+		t.Fatalf("%d calls reached the restarted server while it reported NOT_SERVING", n)
+	}
+	restarted.Health().SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	waitFor(t, "calls on the restarted server", func() bool {
+		polCall(t, ctx, c)
+		return restarted.Unary() > 0
+	})
+}

@@ -1,0 +1,862 @@
+package pool_test
+
+// Breaker and retry against real Echo servers on loopback TCP: a sick
+// backend, a black hole, a fleet that is all down, a retry storm, a backend
+// that heals, where retries go, deadlines, streams and cancellation. Every
+// count that matters is taken on the servers (backend.Server.Calls), not
+// from the pool's own view.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/pool"
+	"github.com/grpcpool/grpcpool/retry"
+)
+
+// resLoadResult is what a load of unary calls saw.
+type resLoadResult struct {
+	calls   int
+	failed  int
+	byCode  map[codes.Code]int
+	example error // one failed call's error, nil when none failed
+	elapsed time.Duration
+}
+
+func (r resLoadResult) String() string {
+	return fmt.Sprintf("%d of %d calls failed %v (e.g. %v) in %v", r.failed, r.calls, r.byCode, r.example, r.elapsed.Round(time.Millisecond))
+}
+
+// resLoad makes calls unary calls through c from goroutines goroutines,
+// each call with its own timeout.
+func resLoad(ctx context.Context, c echopb.EchoClient, calls, goroutines int, timeout time.Duration) resLoadResult {
+	var (
+		next atomic.Int64
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+	)
+	r := resLoadResult{calls: calls, byCode: map[codes.Code]int{}}
+	start := time.Now()
+	for range goroutines {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(calls); i = next.Add(1) {
+				cctx, cancel := context.WithTimeout(ctx, timeout)
+				_, err := c.Unary(cctx, &echopb.EchoRequest{Message: fmt.Sprint("call-", i)})
+				cancel()
+				if err == nil {
+					continue
+				}
+				mu.Lock()
+				r.failed++
+				r.byCode[status.Code(err)]++
+				if r.example == nil {
+					r.example = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	r.elapsed = time.Since(start)
+	return r
+}
+
+// totalCalls is the number of Echo RPCs the servers received, every
+// attempt of every call counted.
+func totalCalls(bs []*backend.Server) int64 {
+	var n int64
+	for _, b := range bs {
+		n += b.Calls()
+	}
+	return n
+}
+
+// backendStats returns the pool's stats of the backend at addr.
+func backendStats(t *testing.T, p *pool.Pool, addr string) pool.BackendStats {
+	t.Helper()
+	b, ok := findBackend(p, addr)
+	if !ok {
+		t.Fatalf("no backend %s in the pool's stats", addr)
+	}
+	return b
+}
+
+func findBackend(p *pool.Pool, addr string) (pool.BackendStats, bool) {
+	for _, b := range p.Stats().Backends {
+		if b.Addr == addr {
+			return b, true
+		}
+	}
+	return pool.BackendStats{}, false
+}
+
+// breakerLog records the breaker changes the pool logs (WithLogger: "breaker
+// changes" at info level), so a test can follow a breaker without calling
+// Stats.
+type breakerLog struct {
+	mu      sync.Mutex
+	changes []string // "addr: from -> to"
+}
+
+func (h *breakerLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *breakerLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *breakerLog) WithGroup(string) slog.Handler            { return h }
+
+func (h *breakerLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "grpcpool: circuit breaker" {
+		return nil
+	}
+	var addr, from, to string
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "addr":
+			addr = a.Value.String()
+		case "from":
+			from = a.Value.String()
+		case "to":
+			to = a.Value.String()
+		}
+		return true
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.changes = append(h.changes, addr+": "+from+" -> "+to)
+	return nil
+}
+
+// has reports whether addr's breaker has gone from from to to.
+func (h *breakerLog) has(addr string, from, to breaker.State) bool {
+	want := addr + ": " + from.String() + " -> " + to.String()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.changes {
+		if c == want {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *breakerLog) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.Join(h.changes, "; ")
+}
+
+// probeBound is how many calls a breaker with settings s can let through
+// to a backend that fails every call, during a load of elapsed from
+// goroutines goroutines that starts with the breaker closed: the calls
+// that trip it, those already admitted and in flight when it trips (at
+// most one per other goroutine), and the probes of every half-open period
+// (one per OpenTimeout at most, since each failed probe opens it again for
+// a full OpenTimeout).
+func probeBound(s breaker.Settings, goroutines int, elapsed time.Duration) int {
+	s = s.WithDefaults()
+	periods := int(elapsed / s.OpenTimeout)
+	return int(s.ConsecutiveFailures) + goroutines - 1 + int(s.HalfOpenProbes)*periods
+}
+
+// One backend of four answers every call with Unavailable.
+func TestResilienceSickBackend(t *testing.T) {
+	const calls, goroutines = 4000, 16
+
+	// Breaker and retry with their documented defaults: not one call
+	// fails, and the sick backend sees no more than it takes to trip its
+	// breaker.
+	t.Run("breaker+retry", func(t *testing.T) {
+		bs := startBackends(t, 4)
+		sick := bs[0]
+		sick.SetFail(codes.Unavailable)
+		settings := breaker.Settings{}
+		p, _ := readyPool(t, bs, pool.WithBreaker(settings), pool.WithRetry(retry.Policy{}))
+		before := sick.Calls()
+
+		r := resLoad(testContext(t), echopb.NewEchoClient(p), calls, goroutines, 10*time.Second)
+		if r.failed != 0 {
+			t.Errorf("%v; want 0 failed", r)
+		}
+		bound := probeBound(settings, goroutines, r.elapsed)
+		if got := sick.Calls() - before; got > int64(bound) {
+			t.Errorf("sick backend got %d attempts, want at most %d (trip + in flight + probes)", got, bound)
+		}
+		t.Logf("%v; sick backend: %d attempts (bound %d); healthy: %d / %d / %d",
+			r, sick.Calls()-before, bound, bs[1].Calls(), bs[2].Calls(), bs[3].Calls())
+	})
+
+	// Breaker alone: the calls that reach the sick backend fail, and they
+	// are bounded by the breaker. OpenTimeout is long enough that no more
+	// than one half-open period fits in the test.
+	t.Run("breaker", func(t *testing.T) {
+		bs := startBackends(t, 4)
+		sick := bs[0]
+		sick.SetFail(codes.Unavailable)
+		settings := breaker.Settings{OpenTimeout: 5 * time.Second}
+		p, _ := readyPool(t, bs, pool.WithBreaker(settings))
+		before := sick.Calls()
+
+		r := resLoad(testContext(t), echopb.NewEchoClient(p), calls, goroutines, 10*time.Second)
+		bound := probeBound(settings, goroutines, r.elapsed)
+		trip := int(settings.WithDefaults().ConsecutiveFailures)
+		if r.failed < trip || r.failed > bound {
+			t.Errorf("%v; want between %d (trip) and %d (trip + in flight + probes)", r, trip, bound)
+		}
+		if n := r.byCode[codes.Unavailable]; n != r.failed {
+			t.Errorf("%d of %d failures are Unavailable, want all: %v", n, r.failed, r)
+		}
+		// Without retry every attempt on the sick backend is one failed call.
+		if got := sick.Calls() - before; got != int64(r.failed) {
+			t.Errorf("sick backend got %d attempts, want %d (one per failed call)", got, r.failed)
+		}
+		t.Logf("%v; bound %d", r, bound)
+	})
+}
+
+// A backend that accepts calls and never answers them trips its breaker
+// through the callers' deadlines (DeadlineExceeded is a failure); after
+// that every call succeeds on the others.
+func TestResilienceBlackHole(t *testing.T) {
+	const goroutines, perCall = 8, 200 * time.Millisecond
+	bs := startBackends(t, 4)
+	hole := bs[0]
+	hole.SetBlackHole()
+	settings := breaker.Settings{ConsecutiveFailures: 3, OpenTimeout: time.Minute}
+	p, _ := readyPool(t, bs, pool.WithBreaker(settings))
+	client := echopb.NewEchoClient(p)
+	ctx := testContext(t)
+
+	// Until the breaker opens: each goroutine calls on, at most 50 times.
+	var opened atomic.Bool
+	var mu sync.Mutex
+	var failed []error
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range 50 {
+				if opened.Load() {
+					return
+				}
+				cctx, cancel := context.WithTimeout(ctx, perCall)
+				_, err := client.Unary(cctx, &echopb.EchoRequest{})
+				cancel()
+				if err != nil {
+					mu.Lock()
+					failed = append(failed, err)
+					mu.Unlock()
+				}
+				if b, _ := findBackend(p, hole.Addr()); b.Breaker == breaker.StateOpen {
+					opened.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if !opened.Load() {
+		t.Fatalf("breaker of the black hole still %v after %d failed calls", backendStats(t, p, hole.Addr()).Breaker, len(failed))
+	}
+	for _, err := range failed {
+		if status.Code(err) != codes.DeadlineExceeded {
+			t.Errorf("while tripping: got %v, want DeadlineExceeded", err)
+		}
+	}
+	if max := int(settings.ConsecutiveFailures) + goroutines - 1; len(failed) > max {
+		t.Errorf("%d calls failed before the breaker opened, want at most %d", len(failed), max)
+	}
+
+	// After: every call succeeds, and none reaches the black hole.
+	before := hole.Calls()
+	r := resLoad(ctx, client, 400, goroutines, perCall)
+	if r.failed != 0 {
+		t.Errorf("after the breaker opened: %v; want 0 failed", r)
+	}
+	if got := hole.Calls() - before; got != 0 {
+		t.Errorf("black hole got %d calls after its breaker opened, want 0", got)
+	}
+	t.Logf("%d calls failed (DeadlineExceeded) while tripping; then %v", len(failed), r)
+}
+
+// Every backend fails: once every breaker is open, calls fail at once with
+// Unavailable and a message naming the open breakers, and reach no server.
+func TestResilienceAllDown(t *testing.T) {
+	settings := breaker.Settings{ConsecutiveFailures: 3, OpenTimeout: time.Minute}
+	tests := []struct {
+		name string
+		opts []pool.Option
+	}{
+		{"breaker", []pool.Option{pool.WithBreaker(settings)}},
+		// A backoff longer than any test: if the pool retried a call that
+		// found every breaker open, the call would still be waiting when
+		// its context is canceled.
+		{"breaker+retry", []pool.Option{pool.WithBreaker(settings), pool.WithRetry(retry.Policy{InitialBackoff: time.Hour})}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bs := startBackends(t, 4)
+			for _, b := range bs {
+				b.SetFail(codes.Unavailable)
+			}
+			p, _ := readyPool(t, bs, tt.opts...)
+			client := echopb.NewEchoClient(p)
+			ctx := testContext(t)
+			allOpen := func() bool {
+				for _, b := range p.Stats().Backends {
+					if b.Breaker != breaker.StateOpen {
+						return false
+					}
+				}
+				return true
+			}
+			for i := 0; !allOpen(); i++ {
+				if i == 100 {
+					t.Fatalf("breakers not all open after %d failed calls: %+v", i, p.Stats().Backends)
+				}
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := client.Unary(cctx, &echopb.EchoRequest{})
+				cancel()
+				if status.Code(err) != codes.Unavailable {
+					t.Fatalf("while tripping: got %v, want Unavailable", err)
+				}
+			}
+			// The snapshot that leaves the open backends out is published
+			// just after the last breaker opened; wait for it.
+			waitFor(t, "calls to see every breaker open", func() bool {
+				cctx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				_, err := client.Unary(cctx, &echopb.EchoRequest{})
+				return strings.Contains(status.Convert(err).Message(), "open circuit breakers")
+			})
+
+			before := totalCalls(bs)
+			var wg sync.WaitGroup
+			for g := range 4 {
+				wg.Go(func() {
+					for range 10 {
+						// No deadline (not even the test's): the call must
+						// not wait for anything. The context is canceled
+						// after a second only so that a pool that waits
+						// does not hang the test.
+						cctx, cancel := context.WithCancel(context.Background())
+						stop := time.AfterFunc(time.Second, cancel)
+						_, err := client.Unary(cctx, &echopb.EchoRequest{})
+						ctxErr := cctx.Err()
+						stop.Stop()
+						cancel()
+						st := status.Convert(err)
+						if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "open circuit breakers") {
+							t.Errorf("goroutine %d: got %v, want Unavailable naming the open circuit breakers", g, err)
+						}
+						if ctxErr != nil {
+							t.Errorf("goroutine %d: the call returned only after its context ended (%v): it should fail at once", g, ctxErr)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if got := totalCalls(bs) - before; got != 0 {
+				t.Errorf("servers got %d calls while every breaker was open, want 0", got)
+			}
+		})
+	}
+}
+
+// Every backend fails and only retry is on: the retry budget keeps the
+// attempts within Ratio × calls plus the floor, MinPerSecond × Window
+// (retry.BudgetConfig). The test ends well within one window, so nothing
+// in the budget expires.
+func TestResilienceRetryStorm(t *testing.T) {
+	const calls, goroutines = 2000, 16
+	bs := startBackends(t, 4)
+	for _, b := range bs {
+		b.SetFail(codes.Unavailable)
+	}
+	// Five attempts a call without a budget would be 5 × calls.
+	pol := retry.Policy{MaxAttempts: 5, InitialBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond}
+	p, _ := readyPool(t, bs, pool.WithRetry(pol))
+	before := totalCalls(bs)
+
+	r := resLoad(testContext(t), echopb.NewEchoClient(p), calls, goroutines, 10*time.Second)
+	attempts := totalCalls(bs) - before
+	budget := pol.WithDefaults().Budget
+	if r.elapsed >= budget.Window*9/10 {
+		t.Fatalf("load took %v, longer than 0.9 × the budget window %v: the bound below does not hold for it", r.elapsed, budget.Window)
+	}
+	floor := int64(budget.MinPerSecond) * int64(budget.Window/time.Second)
+	bound := int64(float64(calls)*(1+budget.Ratio)) + floor
+	if r.failed != calls || r.byCode[codes.Unavailable] != calls {
+		t.Errorf("%v; want all %d Unavailable", r, calls)
+	}
+	if attempts > bound {
+		t.Errorf("servers got %d attempts for %d calls, want at most %d (%.1f × calls + floor %d)", attempts, calls, bound, 1+budget.Ratio, floor)
+	}
+	if attempts <= calls {
+		t.Errorf("servers got %d attempts for %d calls: no retry was made at all", attempts, calls)
+	}
+	t.Logf("%d calls, %d attempts (bound %d, %d without a budget), in %v", calls, attempts, bound, calls*pol.MaxAttempts, r.elapsed.Round(time.Millisecond))
+}
+
+// A backend heals: after OpenTimeout its breaker lets a probe through,
+// closes, and the backend takes its share of calls again.
+func TestResilienceRecovery(t *testing.T) {
+	const n = 4
+	bs := startBackends(t, n)
+	sick := bs[0]
+	sick.SetFail(codes.Unavailable)
+	log := &breakerLog{}
+	settings := breaker.Settings{ConsecutiveFailures: 3, OpenTimeout: 500 * time.Millisecond}
+	p, _ := readyPool(t, bs, pool.WithBreaker(settings), pool.WithLogger(slog.New(log)))
+	client := echopb.NewEchoClient(p)
+	ctx := testContext(t)
+
+	// A steady load, paced so as not to hog two cores.
+	lctx, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for lctx.Err() == nil {
+				cctx, cancel := context.WithTimeout(lctx, 5*time.Second)
+				_, _ = client.Unary(cctx, &echopb.EchoRequest{})
+				cancel()
+				select {
+				case <-tick.C:
+				case <-lctx.Done():
+				}
+			}
+		})
+	}
+	defer wg.Wait()
+	defer stopLoad()
+
+	// Stats is not polled while the breaker is open: see
+	// TestResilienceStatsAfterOpenTimeout.
+	addr := sick.Addr()
+	waitFor(t, "the sick backend's breaker to open", func() bool { return log.has(addr, breaker.StateClosed, breaker.StateOpen) })
+	sick.SetOK()
+	healed := time.Now()
+	waitFor(t, "a half-open probe to close the breaker", func() bool { return log.has(addr, breaker.StateHalfOpen, breaker.StateClosed) })
+	if !log.has(addr, breaker.StateOpen, breaker.StateHalfOpen) {
+		t.Errorf("breaker closed without being half-open: %v", log)
+	}
+	t.Logf("breaker closed %v after the backend healed (OpenTimeout %v): %v", time.Since(healed).Round(time.Millisecond), settings.OpenTimeout, log)
+	stopLoad()
+	wg.Wait()
+
+	if got := backendStats(t, p, addr).Breaker; got != breaker.StateClosed {
+		t.Fatalf("Stats: breaker of the healed backend = %v, want closed", got)
+	}
+	before := make([]int64, n)
+	for i, b := range bs {
+		before[i] = b.Calls()
+	}
+	const calls = 800
+	if r := resLoad(ctx, client, calls, 4, 5*time.Second); r.failed != 0 {
+		t.Fatalf("after recovery: %v; want 0 failed", r)
+	}
+	share := float64(sick.Calls()-before[0]) / calls
+	if want := 1.0 / n; share < want*0.6 || share > want*1.4 {
+		t.Errorf("healed backend took %.2f of the calls, want about %.2f", share, want)
+	}
+	t.Logf("healed backend's share of %d calls: %.3f", calls, share)
+}
+
+// msgRecorder is a server interceptor that records the message of every
+// unary call a backend receives.
+type msgRecorder struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (r *msgRecorder) intercept(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if m, ok := req.(*echopb.EchoRequest); ok {
+		r.mu.Lock()
+		if r.seen == nil {
+			r.seen = map[string]int{}
+		}
+		r.seen[m.GetMessage()]++
+		r.mu.Unlock()
+	}
+	return h(ctx, req)
+}
+
+func (r *msgRecorder) counts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.seen))
+	for k, v := range r.seen {
+		out[k] = v
+	}
+	return out
+}
+
+// A call that fails with Unavailable on one backend is retried on another:
+// with n backends of which n-1 fail every call and n attempts a call, each
+// call succeeds on the healthy one, and no failing backend sees a call
+// twice, under every policy.
+func TestResilienceRetryGoesElsewhere(t *testing.T) {
+	tests := []struct {
+		name   string
+		n      int
+		policy pool.Policy
+	}{
+		{"RoundRobin 2", 2, pool.RoundRobin},
+		{"RoundRobin 3", 3, pool.RoundRobin},
+		{"LeastActive 3", 3, pool.LeastActive},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs := make([]msgRecorder, tt.n)
+			var bs []*backend.Server
+			for i := range recs {
+				s, err := backend.Listen(backend.Options{
+					Name:          fmt.Sprintf("b%d", i),
+					ServerOptions: []grpc.ServerOption{grpc.UnaryInterceptor(recs[i].intercept)},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(s.Stop)
+				bs = append(bs, s)
+			}
+			good := bs[tt.n-1]
+			for _, b := range bs[:tt.n-1] {
+				b.SetFail(codes.Unavailable)
+			}
+			// Ratio 1: the budget allows n-1 retries for every call, so only
+			// where the retries go decides whether the call succeeds.
+			pol := retry.Policy{MaxAttempts: tt.n, InitialBackoff: time.Millisecond, Budget: retry.BudgetConfig{Ratio: 1, MinPerSecond: 100}}
+			p, _ := readyPool(t, bs, pool.WithRetry(pol), pool.WithPolicy(tt.policy))
+			client := echopb.NewEchoClient(p)
+			ctx := testContext(t)
+
+			const calls = 200
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() {
+					for i := next.Add(1); i <= calls; i = next.Add(1) {
+						resp, err := client.Unary(ctx, &echopb.EchoRequest{Message: fmt.Sprint("call-", i)})
+						if err != nil {
+							t.Errorf("call-%d: %v", i, err)
+						} else if resp.GetBackend() != good.Name() {
+							t.Errorf("call-%d answered by %s, want %s", i, resp.GetBackend(), good.Name())
+						}
+					}
+				})
+			}
+			wg.Wait()
+
+			retried := 0
+			for i := range tt.n - 1 {
+				seen := recs[i].counts()
+				retried += len(seen)
+				for m, k := range seen {
+					if k > 1 {
+						t.Errorf("failing backend b%d saw %s %d times, want at most once", i, m, k)
+					}
+				}
+			}
+			if retried == 0 {
+				t.Fatalf("no call went to a failing backend first: nothing was retried")
+			}
+			onGood := recs[tt.n-1].counts()
+			for i := 1; i <= calls; i++ {
+				if k := onGood[fmt.Sprint("call-", i)]; k != 1 {
+					t.Errorf("healthy backend saw call-%d %d times, want once", i, k)
+				}
+			}
+			t.Logf("%d calls: %d attempts on failing backends, all retried elsewhere", calls, retried)
+		})
+	}
+}
+
+// A retry whose backoff would outlast the caller's deadline is not made:
+// the call returns the attempt's own Unavailable, not DeadlineExceeded,
+// after one attempt.
+func TestResilienceNoRetryPastDeadline(t *testing.T) {
+	bs := startBackends(t, 2)
+	for _, b := range bs {
+		b.SetFail(codes.Unavailable)
+	}
+	// Backoff is drawn from [0, 24h]: one below the 300 ms left is a 3.5e-6
+	// chance per call.
+	p, _ := readyPool(t, bs, pool.WithRetry(retry.Policy{InitialBackoff: 24 * time.Hour}))
+	client := echopb.NewEchoClient(p)
+	ctx := testContext(t)
+	for i := range 5 {
+		before := totalCalls(bs)
+		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, err := client.Unary(cctx, &echopb.EchoRequest{})
+		ctxErr := cctx.Err()
+		cancel()
+		st := status.Convert(err)
+		if st.Code() != codes.Unavailable || !strings.HasPrefix(st.Message(), "backend b") {
+			t.Errorf("call %d: got %v, want the backend's own Unavailable", i, err)
+		}
+		if ctxErr != nil {
+			t.Errorf("call %d returned after its deadline (%v), want at once", i, ctxErr)
+		}
+		if got := totalCalls(bs) - before; got != 1 {
+			t.Errorf("call %d made %d attempts, want 1", i, got)
+		}
+	}
+}
+
+// A stream whose NewStream failed (nothing reached a server) is begun again
+// on another backend; once begun, a stream that fails is not retried.
+func TestResilienceStreamRetry(t *testing.T) {
+	pol := retry.Policy{InitialBackoff: time.Millisecond, Budget: retry.BudgetConfig{Ratio: 1}}
+
+	t.Run("NewStream failure retried elsewhere", func(t *testing.T) {
+		bs := startBackends(t, 2)
+		bad, good := bs[0], bs[1]
+		// A client interceptor fails NewStream on the connections to bad,
+		// as a transport that cannot open a stream would: nothing is sent.
+		var rejected atomic.Int64
+		failBad := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			if strings.HasSuffix(cc.Target(), "/"+bad.Addr()) {
+				rejected.Add(1)
+				return nil, status.Error(codes.Unavailable, "test: cannot open a stream")
+			}
+			return streamer(ctx, desc, cc, method, opts...)
+		}
+		p, _ := readyPool(t, bs, pool.WithRetry(pol), pool.WithDialOptions(grpc.WithStreamInterceptor(failBad)))
+		client := echopb.NewEchoClient(p)
+		ctx := testContext(t)
+		const streams = 20
+		for i := range streams {
+			s, err := client.Bidi(ctx)
+			if err != nil {
+				t.Fatalf("stream %d: Bidi: %v", i, err)
+			}
+			if err := s.Send(&echopb.EchoRequest{Message: "hi"}); err != nil {
+				t.Fatalf("stream %d: Send: %v", i, err)
+			}
+			resp, err := s.Recv()
+			if err != nil {
+				t.Fatalf("stream %d: Recv: %v", i, err)
+			}
+			if resp.GetBackend() != good.Name() {
+				t.Errorf("stream %d on %s, want %s", i, resp.GetBackend(), good.Name())
+			}
+			if err := s.CloseSend(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Recv(); err == nil {
+				t.Fatalf("stream %d: Recv after CloseSend: got a message, want io.EOF", i)
+			}
+		}
+		if rejected.Load() == 0 {
+			t.Fatal("no NewStream was tried on the failing backend: nothing was retried")
+		}
+		if got := bad.Streams(); got != 0 {
+			t.Errorf("failing backend got %d streams, want 0", got)
+		}
+		if got := good.Streams(); got != streams {
+			t.Errorf("healthy backend got %d streams, want %d", got, streams)
+		}
+		waitFor(t, "no active streams", func() bool { return activeStreams(p) == 0 })
+		t.Logf("%d streams: %d NewStream failures retried on the other backend", streams, rejected.Load())
+	})
+
+	t.Run("mid-stream failure not retried", func(t *testing.T) {
+		bs := startBackends(t, 2)
+		p, _ := readyPool(t, bs, pool.WithRetry(pol))
+		client := echopb.NewEchoClient(p)
+		ctx := testContext(t)
+		s := openBidi(t, ctx, client, 1)[0]
+		if err := s.Send(&echopb.EchoRequest{Message: "again"}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bs {
+			if b.Name() == resp.GetBackend() {
+				b.SetFail(codes.Unavailable)
+			}
+		}
+		if err := s.Send(&echopb.EchoRequest{Message: "fails"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Recv(); status.Code(err) != codes.Unavailable {
+			t.Fatalf("Recv after the backend failed: got %v, want Unavailable", err)
+		}
+		var streams int64
+		for _, b := range bs {
+			streams += b.Streams()
+		}
+		if streams != 1 {
+			t.Errorf("servers got %d streams, want 1: a begun stream was retried", streams)
+		}
+		waitFor(t, "no active streams", func() bool { return activeStreams(p) == 0 })
+	})
+
+	// The request of a server stream is sent with NewStream: a failure
+	// that comes back from the server is not retried either.
+	t.Run("server-stream failure not retried", func(t *testing.T) {
+		bs := startBackends(t, 2)
+		bs[0].SetFail(codes.Unavailable)
+		p, _ := readyPool(t, bs, pool.WithRetry(pol))
+		client := echopb.NewEchoClient(p)
+		ctx := testContext(t)
+		const streams = 8
+		failed := 0
+		for i := range streams {
+			s, err := client.ServerStream(ctx, &echopb.EchoRequest{Message: "m", Count: 2})
+			if err != nil {
+				t.Fatalf("stream %d: ServerStream: %v", i, err)
+			}
+			for {
+				_, err := s.Recv()
+				if err == nil {
+					continue
+				}
+				if status.Code(err) == codes.Unavailable {
+					failed++
+				} else if !errors.Is(err, io.EOF) {
+					t.Errorf("stream %d: Recv: %v", i, err)
+				}
+				break
+			}
+		}
+		if failed == 0 {
+			t.Fatal("no stream went to the failing backend")
+		}
+		if got := bs[0].Streams() + bs[1].Streams(); got != streams {
+			t.Errorf("servers got %d streams for %d calls, want one each: a begun stream was retried", got, streams)
+		}
+		t.Logf("%d of %d server streams failed on the failing backend, none retried", failed, streams)
+	})
+}
+
+// The caller's own cancellation says nothing about the backend: many
+// canceled calls and streams leave the breaker closed, while two timeouts
+// open it.
+func TestResilienceCancelIsNotFailure(t *testing.T) {
+	bs := startBackends(t, 1)
+	hole := bs[0]
+	hole.SetBlackHole()
+	settings := breaker.Settings{ConsecutiveFailures: 2, OpenTimeout: time.Minute}
+	p, _ := readyPool(t, bs, pool.WithBreaker(settings))
+	client := echopb.NewEchoClient(p)
+	ctx := testContext(t)
+
+	for i := range 20 {
+		before := hole.Calls()
+		cctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := client.Unary(cctx, &echopb.EchoRequest{})
+			errc <- err
+		}()
+		waitFor(t, "the call to reach the server", func() bool { return hole.Calls() > before })
+		cancel()
+		if err := <-errc; status.Code(err) != codes.Canceled {
+			t.Fatalf("call %d: got %v, want Canceled", i, err)
+		}
+	}
+	for i := range 10 {
+		before := hole.Calls()
+		cctx, cancel := context.WithCancel(ctx)
+		s, err := client.Bidi(cctx)
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		waitFor(t, "the stream to reach the server", func() bool { return hole.Calls() > before })
+		cancel()
+		if _, err := s.Recv(); status.Code(err) != codes.Canceled {
+			t.Fatalf("stream %d: got %v, want Canceled", i, err)
+		}
+	}
+	waitFor(t, "no active calls or streams", func() bool { return activeCalls(p)+activeStreams(p) == 0 })
+	st := backendStats(t, p, hole.Addr())
+	if st.Breaker != breaker.StateClosed || st.Failures != 0 {
+		t.Fatalf("after 30 canceled calls and streams: breaker %v, %d failures; want closed, 0", st.Breaker, st.Failures)
+	}
+
+	// The control: two timeouts are failures and open it.
+	for range settings.ConsecutiveFailures {
+		cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		_, err := client.Unary(cctx, &echopb.EchoRequest{})
+		cancel()
+		if status.Code(err) != codes.DeadlineExceeded {
+			t.Fatalf("got %v, want DeadlineExceeded", err)
+		}
+	}
+	if got := backendStats(t, p, hole.Addr()).Breaker; got != breaker.StateOpen {
+		t.Fatalf("after %d timeouts: breaker %v, want open", settings.ConsecutiveFailures, got)
+	}
+}
+
+// Stats reports breaker states. Asked once an open breaker's OpenTimeout
+// has passed and before any call was offered to the backend, it must not
+// block: reading the state moves the breaker to half-open, and the pool
+// hears of that change.
+func TestResilienceStatsAfterOpenTimeout(t *testing.T) {
+	bs := startBackends(t, 2)
+	bad := bs[0]
+	bad.SetFail(codes.Unavailable)
+	const openTimeout = 200 * time.Millisecond
+	r, target := manualTarget(addrsOf(bs)...)
+	// Not newPool: if Stats deadlocks, Close would block on the same lock
+	// and hang the whole test binary; the pool is then left open (a failed
+	// test skips the leak check).
+	p, err := pool.New(target, pool.WithResolvers(r), pool.WithDialOptions(insecureCreds),
+		pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: openTimeout}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadlocked := false
+	t.Cleanup(func() {
+		if !deadlocked {
+			_ = p.Close()
+		}
+	})
+	client := echopb.NewEchoClient(p)
+	ctx := testContext(t)
+	waitFor(t, "the failing backend's breaker to open", func() bool {
+		_, _ = client.Unary(ctx, &echopb.EchoRequest{})
+		return backendStats(t, p, bad.Addr()).Breaker == breaker.StateOpen
+	})
+
+	// No calls now: the breaker stays open past its timeout; only the
+	// clock can get there.
+	time.Sleep(2 * openTimeout)
+	done := make(chan pool.Stats, 1)
+	go func() { done <- p.Stats() }()
+	select {
+	case st := <-done:
+		for _, b := range st.Backends {
+			if b.Addr == bad.Addr() && b.Breaker != breaker.StateHalfOpen {
+				t.Errorf("breaker of the failing backend = %v, want half-open", b.Breaker)
+			}
+		}
+	case <-time.After(5 * time.Second):
+		deadlocked = true
+		t.Fatal("Stats() blocked for 5s after OpenTimeout passed: it holds Pool.mu while breaker.State() delivers the open -> half-open change to breakerChanged, which takes Pool.mu again (goAsync)")
+	}
+	// And the pool goes on: the next calls reach a backend (the first may
+	// be the failing one's half-open probe).
+	for i := range 4 {
+		if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil && !strings.HasPrefix(status.Convert(err).Message(), "backend b0") {
+			t.Fatalf("call %d after Stats: %v", i, err)
+		}
+	}
+}
