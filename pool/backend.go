@@ -55,7 +55,7 @@ type conn struct {
 	draining atomic.Bool   // takes no new calls
 	settled  atomic.Bool   // its first connection attempt has ended
 	limit    atomic.Int64  // known stream limit; 0: none known
-	pending  atomic.Int64  // NewStreams under way on it
+	open     atomic.Int64  // unary calls in flight and streams past NewStream: what the server admitted
 	// unhealthy: health checking reports its server not serving. With
 	// health checking on, a connection starts unhealthy until the first
 	// report.

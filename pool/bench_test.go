@@ -17,8 +17,10 @@ import (
 //	go test -run '^$' -bench . -benchmem -count 6 ./pool/ | tee bench.txt
 //	benchstat -col /via bench.txt
 
-// bothWays runs body once through a raw *grpc.ClientConn and once
-// through a pool, both to the same loopback server.
+// bothWays runs body through a raw *grpc.ClientConn, through a pool with
+// default options, and through a pool that knows the server's stream limit
+// (so it does not watch NewStream to learn it), all to the same loopback
+// server.
 func bothWays(b *testing.B, body func(b *testing.B, c echopb.EchoClient)) {
 	bs := startBackends(b, 1)
 	raw, err := grpc.NewClient("passthrough:///"+bs[0].Addr(), insecureCreds)
@@ -27,10 +29,11 @@ func bothWays(b *testing.B, body func(b *testing.B, c echopb.EchoClient)) {
 	}
 	b.Cleanup(func() { _ = raw.Close() })
 	p, _ := readyPool(b, bs, pool.WithSize(1))
+	known, _ := readyPool(b, bs, pool.WithSize(1), pool.WithMaxStreamsPerConn(1000))
 	for _, tc := range []struct {
 		name string
 		cc   grpc.ClientConnInterface
-	}{{"via=raw", raw}, {"via=pool", p}} {
+	}{{"via=raw", raw}, {"via=pool", p}, {"via=pool-limit-set", known}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			body(b, echopb.NewEchoClient(tc.cc))

@@ -60,7 +60,9 @@ func (p *Pool) invoke(ctx context.Context, pk pick, method string, args, reply a
 	b := c.b
 	b.started.Add(1)
 	b.calls.Add(1)
+	c.open.Add(1)
 	err := c.cc.Invoke(ctx, method, args, reply, opts...)
+	c.open.Add(-1)
 	b.calls.Add(-1)
 	c.release()
 	p.finish(b, pk.done, err)
@@ -165,6 +167,7 @@ type stream struct {
 	timer   *time.Timer        // with WithMaxStreamAge
 	aged    atomic.Bool        // the max stream age ended it
 	stalled atomic.Bool        // NewStream stalled on a full connection
+	state   atomic.Int32       // streamInNew, streamOpen (counted in conn.open) or streamEnded
 	buf     [4]grpc.CallOption
 }
 
@@ -178,23 +181,28 @@ func (p *Pool) newStream(ctx context.Context, pk pick, desc *grpc.StreamDesc, me
 	c := pk.c
 	// Learn the server's stream limit when a connection that carries other
 	// calls stops admitting streams (gRPC would queue this one silently).
-	armed := p.o.learnStreamLimit > 0 && p.o.maxStreams == 0 && !pk.overflow && c.active.Load() > 1
+	// Armed whatever c carries now: streams placed after this one can reach
+	// the transport first and take the last slots. The timer checks, when
+	// it fires, that other calls are open on c. Once c's limit is known the
+	// picker never places a stream beyond it, and nothing is armed.
+	armed := p.o.learnStreamLimit > 0 && p.o.maxStreams == 0 && !pk.overflow && c.limit.Load() == 0
 	if armed || p.o.maxStreamAge > 0 {
 		ctx, st.cancel = context.WithCancel(ctx)
 	}
 	var stall *time.Timer
 	if armed {
 		stall = time.AfterFunc(p.o.learnStreamLimit, func() {
-			if n := c.active.Load() - c.pending.Load(); n > 0 {
+			// One counter, read once: active - pending, read as two,
+			// undercounts while other stalled streams leave (gRPC runs
+			// OnFinish, releasing active, inside NewStream).
+			if n := c.open.Load(); n > 0 {
 				st.stalled.Store(true)
 				p.learnLimit(c, n)
 				st.cancel()
 			}
 		})
 	}
-	c.pending.Add(1)
 	cs, err := c.cc.NewStream(ctx, desc, method, o...)
-	c.pending.Add(-1)
 	if stall != nil && !stall.Stop() && st.stalled.Load() {
 		// Headers were never sent while the stream waited for the server's
 		// stream quota; nothing the caller sends has gone anywhere yet.
@@ -205,6 +213,7 @@ func (p *Pool) newStream(ctx context.Context, pk pick, desc *grpc.StreamDesc, me
 		st.finish(err) // in case an interceptor failed before gRPC saw the stream
 		return nil, err
 	}
+	st.admit()
 	if p.o.maxStreamAge <= 0 {
 		return cs, nil
 	}
@@ -212,7 +221,25 @@ func (p *Pool) newStream(ctx context.Context, pk pick, desc *grpc.StreamDesc, me
 	return &agedStream{ClientStream: cs, st: st}, nil
 }
 
+const (
+	streamInNew int32 = iota // in NewStream: not counted in conn.open
+	streamOpen               // counted in conn.open
+	streamEnded
+)
+
+// admit counts the stream in its connection's open streams, unless it
+// ended already.
+func (st *stream) admit() {
+	st.c.open.Add(1)
+	if !st.state.CompareAndSwap(streamInNew, streamOpen) {
+		st.c.open.Add(-1)
+	}
+}
+
 func (st *stream) finish(err error) {
+	if st.state.Swap(streamEnded) == streamOpen {
+		st.c.open.Add(-1)
+	}
 	if !st.ended.CompareAndSwap(false, true) {
 		return
 	}

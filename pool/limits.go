@@ -43,6 +43,11 @@ func (p *Pool) learnLimit(c *conn, n int64) {
 	for {
 		old := b.limit.Load()
 		if old > 0 && old <= n {
+			// Another stall taught b first: make sure c is marked full
+			// before this stream is placed again.
+			if l := c.limit.Load(); l == 0 || l > old {
+				c.limit.Store(old)
+			}
 			return
 		}
 		if b.limit.CompareAndSwap(old, n) {
@@ -50,8 +55,9 @@ func (p *Pool) learnLimit(c *conn, n int64) {
 		}
 	}
 	p.mu.Lock()
+	l := b.limit.Load() // not n: a lower value may have been learned meanwhile
 	for _, x := range b.conns {
-		x.limit.Store(n)
+		x.limit.Store(l)
 	}
 	p.mu.Unlock()
 	p.log.Info("grpcpool: learned stream limit", "addr", b.addr(), "conn", c.id, "limit", n)
@@ -85,6 +91,10 @@ func (p *Pool) requestGrow(b *backend) {
 		defer cancel()
 		select {
 		case <-nc.readyCh():
+			// Publish nc before growReq clears (deferred above): a caller
+			// that then finds no growth under way finds its snapshot
+			// replaced too, and looks again rather than overflowing.
+			p.rebuild()
 		case <-nc.drained:
 		case <-ctx.Done():
 		}
@@ -107,6 +117,9 @@ func (p *Pool) liveConnsLocked(b *backend) int {
 // it places the call on the least-loaded connection despite its limit (gRPC
 // then queues it, as it would without the pool).
 func (p *Pool) growOrOverflow(s *snapshot) (pk pick, ok, wait bool) {
+	if stale(s) {
+		return pick{}, false, true // look again: a growth may have just published a connection
+	}
 	anyFull := false
 	for _, pb := range s.backends {
 		full := true
@@ -133,6 +146,11 @@ func (p *Pool) growOrOverflow(s *snapshot) (pk pick, ok, wait bool) {
 	if !anyFull || wait {
 		return pick{}, false, wait
 	}
+	if stale(s) {
+		// A growth may have just published a connection with room: look
+		// again before placing the call beyond a limit.
+		return pick{}, false, true
+	}
 	var best *pickBackend
 	var bc *conn
 	for _, pb := range s.backends {
@@ -156,4 +174,14 @@ func (p *Pool) growOrOverflow(s *snapshot) (pk pick, ok, wait bool) {
 		return pick{}, false, false
 	}
 	return pick{c: bc, done: done, overflow: true}, true, false
+}
+
+// stale reports whether a newer snapshot than s has been published.
+func stale(s *snapshot) bool {
+	select {
+	case <-s.changed:
+		return true
+	default:
+		return false
+	}
 }

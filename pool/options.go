@@ -23,9 +23,11 @@ const (
 	// DefaultResolveInterval is how often the pool asks its resolver to
 	// resolve the target again (±10 % jitter).
 	DefaultResolveInterval = 30 * time.Second
-	// DefaultMaxSizeFactor: without WithMaxSize, a backend may grow to
-	// DefaultMaxSizeFactor × size connections when its connections are full.
+	// DefaultMaxSizeFactor and DefaultMinMaxSize: without WithMaxSize, a
+	// backend may grow to max(DefaultMaxSizeFactor × size,
+	// DefaultMinMaxSize) connections when its connections are full.
 	DefaultMaxSizeFactor = 8
+	DefaultMinMaxSize    = 16
 	// DefaultIdleTimeout is how long a connection above the floor may carry
 	// nothing before it is drained and closed.
 	DefaultIdleTimeout = time.Minute
@@ -115,12 +117,7 @@ func (o *options) fail(format string, args ...any) {
 
 func (o *options) validate() error {
 	if o.maxSize == 0 {
-		o.maxSize = o.size * DefaultMaxSizeFactor
-		if o.maxStreams == 0 {
-			// Without a stream limit the pool never grows on its own unless
-			// it learns a server's limit; keep the ceiling generous.
-			o.maxSize = max(o.size*DefaultMaxSizeFactor, 16)
-		}
+		o.maxSize = max(o.size*DefaultMaxSizeFactor, DefaultMinMaxSize)
 	}
 	if o.maxSize < o.size {
 		o.fail("WithMaxSize(%d) is below WithSize(%d)", o.maxSize, o.size)

@@ -313,7 +313,13 @@ func (p *Pool) take(pb *pickBackend) (pick, bool) {
 			return pick{}, false
 		}
 	}
-	if !c.acquire() {
+	ok := c.acquire()
+	if l := c.limit.Load(); ok && l > 0 && c.active.Load() > l {
+		// connOf saw room, but another call took it meanwhile.
+		c.release()
+		ok = false
+	}
+	if !ok {
 		if done != nil {
 			done(errNotSent)
 		}
