@@ -50,7 +50,7 @@ type conn struct {
 	created time.Time
 
 	active   atomic.Int64  // calls and streams on it
-	uses     atomic.Uint64 // calls and streams ever placed on it
+	uses     atomic.Uint64 // times it went from idle to busy
 	state    atomic.Int32  // connectivity.State
 	draining atomic.Bool   // takes no new calls
 	settled  atomic.Bool   // its first connection attempt has ended
@@ -157,12 +157,16 @@ func (c *conn) signalDrained() { c.drainOnce.Do(func() { close(c.drained) }) }
 // drainer sets draining before it reads active, and acquire adds to active
 // before it reads draining, so one of them sees the other.
 func (c *conn) acquire() bool {
-	c.active.Add(1)
+	if c.active.Add(1) == 1 {
+		// Counted only when c goes from idle to busy, which is all the
+		// idle scan needs, and keeps a busy connection's hot path to one
+		// shared write.
+		c.uses.Add(1)
+	}
 	if c.draining.Load() {
 		c.release()
 		return false
 	}
-	c.uses.Add(1)
 	return true
 }
 
