@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"os"
 	"os/exec"
 	"testing"
 )
@@ -12,7 +13,10 @@ func TestVIP(t *testing.T) {
 		t.Run(proxy, func(t *testing.T) {
 			if proxy == "haproxy" {
 				if _, err := exec.LookPath("haproxy"); err != nil {
-					t.Skip("haproxy not installed")
+					if os.Getenv("CI") != "" {
+						t.Fatalf("haproxy not installed, and CI is set: .ci/run installs it (%v)", err)
+					}
+					t.Skip("haproxy not installed (apt-get install -y haproxy)")
 				}
 			}
 			tab, err := RunVIP(scenarioContext(t), VIPConfig{Streams: 60, Proxy: proxy}, t.Logf)
