@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -34,6 +35,16 @@ const (
 	// MinResolveInterval is the smallest re-resolution interval; smaller
 	// values given to WithResolveInterval are raised to it.
 	MinResolveInterval = 100 * time.Millisecond
+	// DefaultDrainTimeout bounds how long a retired connection keeps
+	// carrying its in-flight calls and streams (see WithDrainTimeout), so
+	// a stream a caller abandoned without cancelling it cannot keep a
+	// connection, and its backend's entry, for ever.
+	DefaultDrainTimeout = 15 * time.Minute
+	// DefaultStreamStallTimeout is how long a NewStream may wait, on a
+	// connection that already carries other streams, before the pool
+	// places it elsewhere and counts the stall as evidence of the server's
+	// MAX_CONCURRENT_STREAMS (see WithStreamStallTimeout).
+	DefaultStreamStallTimeout = 500 * time.Millisecond
 )
 
 // Policy chooses a backend, and a connection of it, for each call and
@@ -106,6 +117,7 @@ func defaultOptions() options {
 		policy:           RoundRobin,
 		resolveInterval:  DefaultResolveInterval,
 		idleTimeout:      DefaultIdleTimeout,
+		drainTimeout:     DefaultDrainTimeout,
 		logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 		learnStreamLimit: DefaultStreamStallTimeout,
 	}
@@ -265,9 +277,10 @@ func WithMaxConnAge(d time.Duration) Option {
 // WithDrainTimeout bounds how long a retired connection (recycled, idle, or
 // of a removed address) may keep carrying its in-flight calls and streams;
 // when it passes, the connection is closed and what it still carries fails.
-// Default 0: no limit, nothing in flight is ever cut by a drain, at the cost
-// of keeping an old connection for as long as its longest stream lives.
-// Negative values make New fail.
+// Default 15 minutes (DefaultDrainTimeout), so an abandoned stream cannot
+// keep a retired connection for ever. 0 means no limit: nothing in flight
+// is ever cut by a drain, at the cost of keeping an old connection for as
+// long as its longest stream lives. Negative values make New fail.
 func WithDrainTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) {
 		if d < 0 {
@@ -345,5 +358,63 @@ func WithLogger(l *slog.Logger) Option {
 			return
 		}
 		o.logger = l
+	})
+}
+
+// WithHashKey makes ConsistentHash read each call's key from its outgoing
+// metadata under key (case-insensitive; the first value counts). Calls
+// without it are spread round-robin. An empty key makes New fail.
+func WithHashKey(key string) Option {
+	return optionFunc(func(o *options) {
+		if key == "" {
+			o.fail("WithHashKey: empty metadata key")
+			return
+		}
+		o.hashKey = strings.ToLower(key)
+	})
+}
+
+// WithHashKeyFunc makes ConsistentHash take each call's key from f, which
+// reports false for calls without a key (they are spread round-robin). It
+// takes precedence over WithHashKey. f must be safe for concurrent use and
+// fast: it runs on every call. A nil f makes New fail.
+func WithHashKeyFunc(f func(ctx context.Context, method string) (string, bool)) Option {
+	return optionFunc(func(o *options) {
+		if f == nil {
+			o.fail("WithHashKeyFunc: nil function")
+			return
+		}
+		o.hashKeyFunc = f
+	})
+}
+
+// WithHealthCheck watches the grpc.health.v1 service on every connection,
+// for serviceName ("" is the server as a whole): a connection whose server
+// reports NOT_SERVING or UNKNOWN takes no new calls until it reports
+// SERVING again; calls it carries finish. Servers without the health
+// service (Unimplemented) are treated as serving, with a debug log.
+// Default: no health checking.
+func WithHealthCheck(serviceName string) Option {
+	return optionFunc(func(o *options) {
+		o.healthService = &serviceName
+	})
+}
+
+// WithStreamStallTimeout sets how long a NewStream may wait on a connection
+// that carries other streams before the pool gives it up and places it on
+// another connection. A stall is evidence of the server's
+// MAX_CONCURRENT_STREAMS: when two stalls on a backend come at the same
+// number of open streams, that number becomes the backend's stream limit
+// per connection (see WithMaxStreamsPerConn) for five minutes, after which
+// it is learned again. One slow NewStream alone (a credentials refresh, a
+// reconnect) teaches nothing. Default 500 ms (DefaultStreamStallTimeout);
+// 0 turns stall handling and learning off. Negative values make New fail.
+func WithStreamStallTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d < 0 {
+			o.fail("WithStreamStallTimeout(%v): must not be negative", d)
+			return
+		}
+		o.learnStreamLimit = d
 	})
 }
