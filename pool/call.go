@@ -211,6 +211,7 @@ func (p *Pool) NewStream(ctx context.Context, desc *grpc.StreamDesc, method stri
 	if p.o.retry != nil {
 		p.budget.Deposit()
 	}
+	sc := stallCall{id: p.calls.Add(1)}
 	var last error // the error of the last attempt made
 	for attempt := 1; ; {
 		pk, s, err := p.pick(ctx, method, opts, &tr)
@@ -219,14 +220,17 @@ func (p *Pool) NewStream(ctx context.Context, desc *grpc.StreamDesc, method stri
 			runFinish(fin, err)
 			return nil, err
 		}
-		cs, err := p.newStream(ctx, pk, desc, method, opts, fin)
+		cs, err := p.newStream(ctx, pk, desc, method, opts, fin, &sc)
 		if err == nil {
 			return cs, nil
 		}
 		if (err == errStalled || notSent(err)) && ctx.Err() == nil {
-			if err != errStalled {
-				awaitChange(ctx, s)
+			if err == errStalled {
+				sc.stalls++
 			}
+			// Let the core apply what the attempt taught (a learned limit,
+			// a connection no longer READY) before placing it again.
+			awaitChange(ctx, s)
 			continue // placed again, not retried
 		}
 		tr.Add(pk.Conn.Backend)
@@ -272,7 +276,14 @@ type stream struct {
 	optsBuf [4]grpc.CallOption
 }
 
-func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.StreamDesc, method string, opts []grpc.CallOption, fin []func(error)) (grpc.ClientStream, error) {
+// stallCall is what the stall handling of one NewStream call carries from
+// attempt to attempt.
+type stallCall struct {
+	id     uint64 // tells the core its stalls apart from another call's
+	stalls int    // attempts given up so far
+}
+
+func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.StreamDesc, method string, opts []grpc.CallOption, fin []func(error), sc *stallCall) (grpc.ClientStream, error) {
 	c := pk.Conn
 	st := &stream{p: p, c: c, done: pk.Done, fin: fin}
 	o := append(st.optsBuf[:0], opts...)
@@ -290,12 +301,16 @@ func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.Str
 	}
 	var stall *time.Timer
 	if armed {
-		stall = time.AfterFunc(p.o.learnStreamLimit, func() {
+		// Each attempt of a call given up waits twice as long: a call slow
+		// for reasons of its own (a credentials refresh) gets through, and
+		// is not given up for ever.
+		d := p.o.learnStreamLimit << min(sc.stalls, 6)
+		stall = time.AfterFunc(d, func() {
 			n := c.OpenStreams()
 			if n == 0 || !st.state.CompareAndSwap(streamInNew, streamStalled) {
 				return
 			}
-			p.events.push(func(now time.Time) { p.core.Stalled(now, c, n) })
+			p.events.push(func(now time.Time) { p.core.Stalled(now, c, n, sc.id) })
 			st.cancel()
 		})
 	}

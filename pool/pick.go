@@ -24,13 +24,9 @@ func waitForReady(opts []grpc.CallOption) bool {
 
 // growWait is how long a call waits for a connection being added to a
 // backend whose connections are all full before it overflows onto the
-// least-loaded one.
-func (p *Pool) growWait() time.Duration {
-	if d := p.o.learnStreamLimit; d > 0 {
-		return d
-	}
-	return DefaultStreamStallTimeout
-}
+// least-loaded one. A growth whose dial fails ends the wait at once (the
+// backend then backs off growing, and calls overflow without waiting).
+const growWait = 5 * time.Second
 
 // pick chooses a connection for one attempt of a call. It waits while the
 // pool starts, while a key's owner makes its first connection, and for a
@@ -59,7 +55,7 @@ func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, 
 			return r, s, nil
 		case balancer.WaitGrowth:
 			if grow == nil {
-				grow = time.NewTimer(p.growWait())
+				grow = time.NewTimer(growWait)
 				growC = grow.C
 			}
 		case balancer.Fail:

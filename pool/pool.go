@@ -100,6 +100,7 @@ type Pool struct {
 	picker         atomic.Pointer[balancer.Picker] // what calls pick from
 	closed         atomic.Bool
 	lastResolveNow atomic.Int64
+	calls          atomic.Uint64 // numbers NewStream calls for the core's stall evidence
 	growFn         func(*balancer.Backend)
 
 	resMu sync.Mutex // guards res

@@ -155,6 +155,7 @@ type Backend struct {
 	limit      int64 // learned stream limit; 0: none
 	stallN     int64 // open streams at the last stall not yet confirmed
 	stallAt    time.Time
+	stallCall  uint64 // the call of that stall
 	limitTimer stopper
 	probeTimer stopper
 }

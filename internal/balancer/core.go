@@ -679,13 +679,15 @@ func (k *Core) Grow(now time.Time, b *Backend) {
 	k.publish()
 }
 
-// Stalled reports that a stream waited on c, past the stall timeout, while
-// n streams were open on it: evidence that the server's
-// MAX_CONCURRENT_STREAMS is n. One stall proves nothing (credentials, a
-// reconnect): a limit is learned when a second stall on the backend, within
-// the limit's lifetime, comes at the same count. It reports whether the
-// backend's limit is now known (learned now or before, at most n).
-func (k *Core) Stalled(now time.Time, c *Conn, n int64) bool {
+// Stalled reports that a stream of call (an identity the caller chooses,
+// the same for every attempt of one call) waited on c, past the stall
+// timeout, while n streams were open on it: evidence that the server's
+// MAX_CONCURRENT_STREAMS is n. One call's stalls prove nothing (a slow
+// credentials refresh, a reconnect, an interceptor): a limit is learned
+// when a stall of another call on the backend, within the limit's
+// lifetime, comes at the same count. It reports whether the backend's
+// limit is now known (learned now or before, at most n).
+func (k *Core) Stalled(now time.Time, c *Conn, n int64, call uint64) bool {
 	k.at = now
 	b := c.Backend
 	if k.closed || !k.cfg.LearnLimits || k.cfg.MaxStreams > 0 || n < 1 || b.removed {
@@ -701,8 +703,8 @@ func (k *Core) Stalled(now time.Time, c *Conn, n int64) bool {
 	if ttl <= 0 {
 		ttl = 5 * time.Minute
 	}
-	if b.stallN != n || now.Sub(b.stallAt) > ttl {
-		b.stallN, b.stallAt = n, now
+	if b.stallN != n || b.stallCall == call || now.Sub(b.stallAt) > ttl {
+		b.stallN, b.stallAt, b.stallCall = n, now, call
 		k.log.Debug("grpcpool: stream stalled; limit not yet confirmed", "target", k.cfg.Target, "addr", b.Addr(), "conn", c.ID, "open", n)
 		return false
 	}
