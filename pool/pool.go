@@ -158,7 +158,7 @@ func New(target string, opts ...Option) (*Pool, error) {
 		p.budget = retry.NewBudget(o.retry.Budget)
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.events = events{wake: make(chan struct{}, 1), poolMu: &p.mu}
+	p.events = events{wake: make(chan struct{}, 1), poolMu: &p.mu, flush: func() { p.core.Flush() }}
 	p.growFn = func(b *balancer.Backend) {
 		p.events.push(func(now time.Time) { p.core.Grow(now, b) })
 	}

@@ -72,6 +72,7 @@ func (p *Pool) updateState(s resolver.State) error {
 	gs := groups(s)
 	p.mu.Lock()
 	p.core.Resolved(time.Now(), gs)
+	p.core.Flush()
 	p.mu.Unlock()
 	if len(gs) == 0 {
 		return errNoAddresses
@@ -83,6 +84,7 @@ func (p *Pool) resolverError(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.core.ResolverError(time.Now(), err)
+	p.core.Flush()
 }
 
 // resolveLoop asks the resolver to resolve again every resolve interval.

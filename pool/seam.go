@@ -105,6 +105,7 @@ type events struct {
 	done   bool
 	wake   chan struct{}
 	poolMu *sync.Mutex
+	flush  func() // publishes the core's picker after a batch; called with poolMu held
 }
 
 func (e *events) push(f func(time.Time)) {
@@ -144,6 +145,7 @@ func (e *events) run(stop <-chan struct{}) {
 			for _, f := range q {
 				f(time.Now())
 			}
+			e.flush()
 			e.poolMu.Unlock()
 		}
 	}

@@ -158,6 +158,9 @@ type Backend struct {
 	stallCall  uint64 // the call of that stall
 	limitTimer stopper
 	probeTimer stopper
+
+	pb    *pickBackend // its entry in the pickers; nil when it takes no call
+	dirty bool         // pb is out of date
 }
 
 // Addr is the backend's address as Stats reports it.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/connectivity"
@@ -127,6 +128,8 @@ type Core struct {
 	picker   *Picker
 	idle     func() bool
 	at       time.Time // the time of the event being handled
+	stale    bool      // the last picker published is out of date
+	ringGen  uint64    // changes when the resolved backends or weights do
 }
 
 // New returns a Core that acts through seam. It publishes a first picker
@@ -157,6 +160,7 @@ func New(cfg Config, seam Seam) *Core {
 		k.idle = seam.After(k.idleEvery(), Timer{Kind: IdleTimer})
 	}
 	k.publish()
+	k.Flush()
 	return k
 }
 
@@ -168,9 +172,16 @@ func Jitter(d time.Duration) time.Duration {
 	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
 }
 
+// touch marks b's entry in the pickers out of date.
+func (k *Core) touch(b *Backend) {
+	b.dirty = true
+	k.stale = true
+}
+
 func (k *Core) idleEvery() time.Duration { return max(k.cfg.IdleTimeout/4, 10*time.Millisecond) }
 
-// Picker returns the last picker published.
+// Picker returns the last picker published (call Flush first for one
+// that reflects the last event).
 func (k *Core) Picker() *Picker { return k.picker }
 
 // Backends returns the resolved backends in resolver order, then the
@@ -204,7 +215,11 @@ func (k *Core) Resolved(now time.Time, gs []Group) {
 		if b == nil {
 			b = k.addBackend(now, g)
 		}
-		b.weight = max(g.Weight, 1)
+		if w := max(g.Weight, 1); w != b.weight {
+			b.weight = w
+			k.ringGen++
+			k.touch(b)
+		}
 		order = append(order, b)
 	}
 	for key, b := range k.backends {
@@ -212,8 +227,17 @@ func (k *Core) Resolved(now time.Time, gs []Group) {
 			k.removeBackend(now, b)
 		}
 	}
+	if !sameBackends(k.order, order) {
+		k.ringGen++
+	}
 	k.order = order
 	k.publish()
+}
+
+// sameBackends reports whether a and b list the same backends, with the
+// same weights, in the same order.
+func sameBackends(a, b []*Backend) bool {
+	return slices.EqualFunc(a, b, func(x, y *Backend) bool { return x == y })
 }
 
 // ResolverError records that the resolver failed; calls that find nothing
@@ -229,7 +253,7 @@ func (k *Core) ResolverError(now time.Time, err error) {
 }
 
 func (k *Core) addBackend(now time.Time, g Group) *Backend {
-	b := &Backend{Key: g.Key, Addrs: g.Addrs, weight: max(g.Weight, 1)}
+	b := &Backend{Key: g.Key, Addrs: g.Addrs, weight: max(g.Weight, 1), dirty: true}
 	b.brkState.Store(int32(breaker.StateClosed))
 	if k.cfg.NewBreaker != nil {
 		b.Breaker = k.cfg.NewBreaker(b)
@@ -289,6 +313,7 @@ func (k *Core) dial(now time.Time, b *Backend) *Conn {
 	c := &Conn{ID: k.nextID, Backend: b, created: now, transport: connectivity.Idle, state: Starting, idleSince: now}
 	c.limit.Store(k.limitFor(b))
 	b.conns = append(b.conns, c)
+	k.touch(b)
 	k.seam.Dial(c)
 	if k.cfg.MaxConnAge > 0 {
 		c.ageTimer = k.seam.After(k.cfg.Jitter(k.cfg.MaxConnAge), Timer{Kind: AgeTimer, Conn: c})
@@ -405,6 +430,7 @@ func (k *Core) setState(now time.Time, c *Conn, s State) {
 	from := c.state
 	c.state = s
 	b := c.Backend
+	k.touch(b)
 	k.logState(c, from, s)
 	switch s {
 	case Ready:
@@ -528,6 +554,7 @@ func (k *Core) closeConn(c *Conn) {
 	c.drainTimer.stop()
 	c.state = Closed
 	b := c.Backend
+	k.touch(b)
 	for i, x := range b.conns {
 		if x == c {
 			b.conns = append(b.conns[:i:i], b.conns[i+1:]...)
@@ -558,6 +585,9 @@ func (k *Core) Fire(now time.Time, t Timer) {
 		return
 	}
 	c, b := t.Conn, t.Backend
+	if b != nil {
+		k.touch(b)
+	}
 	switch t.Kind {
 	case AgeTimer:
 		k.recycle(now, c)
@@ -675,6 +705,7 @@ func (k *Core) Grow(now time.Time, b *Backend) {
 	nc := k.dial(now, b)
 	nc.grow = true
 	b.growing = nc
+	k.touch(b)
 	k.log.Info("grpcpool: growing backend", "target", k.cfg.Target, "addr", b.Addr(), "conns", liveCount(b), "limit", nc.Limit())
 	k.publish()
 }
@@ -713,6 +744,7 @@ func (k *Core) Stalled(now time.Time, c *Conn, n int64, call uint64) bool {
 	for _, x := range b.conns {
 		x.limit.Store(n)
 	}
+	k.touch(b)
 	b.limitTimer.stop()
 	b.limitTimer = k.seam.After(ttl, Timer{Kind: LimitTimer, Backend: b})
 	k.log.Info("grpcpool: learned stream limit", "target", k.cfg.Target, "addr", b.Addr(), "conn", c.ID, "limit", n)
@@ -729,6 +761,7 @@ func (k *Core) BreakerChanged(now time.Time, b *Backend, to breaker.State) {
 	k.at = now
 	b.brkState.Store(int32(to))
 	b.probeTimer.stop()
+	k.touch(b)
 	if to == breaker.StateOpen && !b.removed && !k.closed && b.Breaker != nil {
 		b.probeTimer = k.seam.After(max(b.Breaker.OpenUntil().Sub(now), 0), Timer{Kind: ProbeTimer, Backend: b})
 	}

@@ -32,6 +32,7 @@ func (f *fakeSeam) After(d time.Duration, t Timer) func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.k.Fire(time.Now(), t)
+		f.k.Flush()
 	})
 	return tm.Stop
 }
@@ -59,6 +60,7 @@ func (f *fakeSeam) do(fn func(k *Core, now time.Time)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(f.k, time.Now())
+	f.k.Flush()
 }
 
 func groupsOf(keys ...string) []Group {

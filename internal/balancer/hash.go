@@ -2,8 +2,6 @@ package balancer
 
 import (
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/grpcpool/grpcpool/internal/chash"
 	"github.com/grpcpool/grpcpool/internal/wrr"
@@ -36,18 +34,13 @@ func (k *Core) index(q *Picker) {
 	if q.policy != ConsistentHash {
 		return
 	}
-	var sig strings.Builder
-	ids := make([]string, len(k.order))
-	ws := make([]uint32, len(k.order))
-	for i, b := range k.order {
-		ids[i], ws[i] = b.Key, b.weight
-		sig.WriteString(b.Key)
-		sig.WriteByte('/')
-		sig.WriteString(strconv.FormatUint(uint64(b.weight), 10))
-		sig.WriteByte(' ')
-	}
-	if q.ring == nil || q.ringKeys != sig.String() {
-		q.ring, q.ringKeys = chash.New(ids, ws), sig.String()
+	if q.ring == nil || q.ringGen != k.ringGen {
+		ids := make([]string, len(k.order))
+		ws := make([]uint32, len(k.order))
+		for i, b := range k.order {
+			ids[i], ws[i] = b.Key, b.weight
+		}
+		q.ring, q.ringGen = chash.New(ids, ws), k.ringGen
 	}
 	pbOf := make(map[*Backend]*pickBackend, len(q.backends))
 	for _, pb := range q.backends {

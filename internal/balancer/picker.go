@@ -36,7 +36,7 @@ type Picker struct {
 	sched     *wrr.Schedule  // RoundRobin with unequal weights
 	schedW    []uint32       // the weights sched was built for
 	ring      *chash.Table   // ConsistentHash: over every resolved backend
-	ringKeys  string         // the backends and weights ring was built for
+	ringGen   uint64         // the Core's ringGen when ring was built
 	ringPB    []*pickBackend // ring index → its entry in backends; nil when it cannot take calls
 	ringStart []bool         // ring index → the backend is still starting: its keys wait
 }
@@ -84,50 +84,79 @@ func (p *Picker) next(q *Picker) *Picker {
 	return q
 }
 
-// publish builds and publishes a picker from the Core's state.
-func (k *Core) publish() {
-	if k.closed {
+// publish marks the pickers stale; Flush builds and publishes the next
+// one. Events that arrive together (a batch the pool applies under one
+// lock) thus cost one picker, not one each.
+func (k *Core) publish() { k.stale = true }
+
+// Flush publishes a new picker if anything changed since the last one. The
+// caller calls it after every event or batch of events.
+func (k *Core) Flush() {
+	if k.closed || !k.stale {
 		return
 	}
+	k.stale = false
 	prev := k.picker
 	q := &Picker{}
 	if prev == nil {
 		q.policy, q.rand, q.rr = k.cfg.Policy, k.cfg.Rand, new(atomic.Uint32)
 		q.rr.Store(uint32(k.cfg.Rand()))
 	}
-	var w why
+	q.backends = make([]*pickBackend, 0, len(k.order))
 	for _, b := range k.order {
-		pb := &pickBackend{b: b, weight: int64(b.weight)}
-		open := b.BreakerState() == breaker.StateOpen
-		for _, c := range b.conns {
-			if c.state == Ready {
-				pb.conns = append(pb.conns, c)
-			}
-			w.conn(c)
+		if b.dirty {
+			b.pb, b.dirty = k.entry(b), false
 		}
-		pb.canGrow = liveCount(b) < k.cfg.MaxSize && b.growing == nil && !k.at.Before(b.growAfter)
-		pb.growing = b.growing != nil
-		switch {
-		case len(pb.conns) > 0 && !open:
-			pb.next.Store(uint32(k.cfg.Rand()))
-			q.backends = append(q.backends, pb)
-		case open:
-			w.open++
-		default:
-			w.backend(b)
+		if b.pb != nil {
+			q.backends = append(q.backends, b.pb)
 		}
 	}
 	q = prev.next(q)
 	if prev != nil {
-		q.sched, q.schedW, q.ring, q.ringKeys = prev.sched, prev.schedW, prev.ring, prev.ringKeys
+		q.sched, q.schedW, q.ring, q.ringGen = prev.sched, prev.schedW, prev.ring, prev.ringGen
 	}
 	if len(q.backends) == 0 {
+		var w why
+		for _, b := range k.order {
+			for _, c := range b.conns {
+				w.conn(c)
+			}
+			if b.BreakerState() == breaker.StateOpen {
+				w.open++
+			} else {
+				w.backend(b)
+			}
+		}
 		q.wait, q.err = k.whyEmpty(&w)
 	} else {
 		k.index(q)
 	}
 	k.picker = q
 	k.seam.Publish(q)
+}
+
+// entry builds b's entry in the pickers, nil when b can take no call.
+// Entries are shared by successive pickers until b changes, so the cost of
+// a change is that of the backend it touches, and round-robin counters
+// carry over.
+func (k *Core) entry(b *Backend) *pickBackend {
+	if b.BreakerState() == breaker.StateOpen {
+		return nil
+	}
+	var conns []*Conn
+	for _, c := range b.conns {
+		if c.state == Ready {
+			conns = append(conns, c)
+		}
+	}
+	if len(conns) == 0 {
+		return nil
+	}
+	pb := &pickBackend{b: b, weight: int64(b.weight), conns: conns}
+	pb.canGrow = liveCount(b) < k.cfg.MaxSize && b.growing == nil && !k.at.Before(b.growAfter)
+	pb.growing = b.growing != nil
+	pb.next.Store(uint32(k.cfg.Rand()))
+	return pb
 }
 
 // why counts, for the message of a picker with nothing to pick, what each
