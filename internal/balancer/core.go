@@ -111,7 +111,30 @@ type Config struct {
 	Rand func() uint64
 	// Log receives decisions; nil discards them.
 	Log *slog.Logger
+	// Observer hears the decisions as they are made, for metrics; nil
+	// hears nothing.
+	Observer Observer
 }
+
+// Observer hears the Core's decisions. Its methods are called with the
+// Core's caller's serialisation held, so they must be quick and must not
+// call back into the Core.
+type Observer interface {
+	// ConnState: c's effective state changed.
+	ConnState(c *Conn, from, to State)
+	// Retired: c was retired, for reason (max_age, idle, removed,
+	// replacement_failed, replacement_not_ready, growth_failed, …).
+	Retired(c *Conn, reason string)
+	// LimitLearned: b's stream limit per connection is now limit (0: it
+	// expired).
+	LimitLearned(b *Backend, limit int64)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ConnState(*Conn, State, State) {}
+func (nopObserver) Retired(*Conn, string)         {}
+func (nopObserver) LimitLearned(*Backend, int64)  {}
 
 // Core is the decision core. See the package documentation.
 type Core struct {
@@ -150,6 +173,9 @@ func New(cfg Config, seam Seam) *Core {
 	}
 	if cfg.GrowBackoff <= 0 {
 		cfg.GrowBackoff = time.Second
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	log := cfg.Log
 	if log == nil {
@@ -432,6 +458,7 @@ func (k *Core) setState(now time.Time, c *Conn, s State) {
 	b := c.Backend
 	k.touch(b)
 	k.logState(c, from, s)
+	k.cfg.Observer.ConnState(c, from, s)
 	switch s {
 	case Ready:
 		if old := c.replaces; old != nil {
@@ -502,6 +529,7 @@ func (k *Core) retire(now time.Time, c *Conn, why string) {
 	b := c.Backend
 	c.why = why
 	c.closed.Store(true)
+	k.cfg.Observer.Retired(c, why)
 	c.ageTimer.stop()
 	c.healthTimer.stop()
 	k.setState(now, c, Draining)
@@ -552,6 +580,7 @@ func (k *Core) Drained(now time.Time, c *Conn) {
 
 func (k *Core) closeConn(c *Conn) {
 	c.drainTimer.stop()
+	k.cfg.Observer.ConnState(c, c.state, Closed)
 	c.state = Closed
 	b := c.Backend
 	k.touch(b)
@@ -619,6 +648,7 @@ func (k *Core) Fire(now time.Time, t Timer) {
 			for _, x := range b.conns {
 				x.limit.Store(k.cfg.MaxStreams)
 			}
+			k.cfg.Observer.LimitLearned(b, 0)
 		}
 	case GrowTimer:
 		// The backoff ended: pickers may ask for growth again.
@@ -748,6 +778,7 @@ func (k *Core) Stalled(now time.Time, c *Conn, n int64, call uint64) bool {
 	b.limitTimer.stop()
 	b.limitTimer = k.seam.After(ttl, Timer{Kind: LimitTimer, Backend: b})
 	k.log.Info("grpcpool: learned stream limit", "target", k.cfg.Target, "addr", b.Addr(), "conn", c.ID, "limit", n)
+	k.cfg.Observer.LimitLearned(b, n)
 	k.publish()
 	k.Grow(now, b)
 	return true
