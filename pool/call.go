@@ -268,6 +268,7 @@ type stream struct {
 	cancel   context.CancelFunc // with WithMaxStreamAge or stall learning
 	timer    *time.Timer        // with WithMaxStreamAge
 	aged     atomic.Bool        // the max stream age ended it
+	stalled  atomic.Bool        // the stall timer gave its NewStream up
 
 	fin     []func(error) // the caller's OnFinish, run once when final
 	final   atomic.Bool   // the caller holds this stream
@@ -310,6 +311,7 @@ func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.Str
 			if n == 0 || !st.state.CompareAndSwap(streamInNew, streamStalled) {
 				return
 			}
+			st.stalled.Store(true)
 			p.events.push(func(now time.Time) { p.core.Stalled(now, c, n, sc.id) })
 			st.cancel()
 		})
@@ -318,24 +320,23 @@ func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.Str
 	if stall != nil {
 		stall.Stop()
 	}
+	c.StreamOpened()
 	if !st.state.CompareAndSwap(streamInNew, streamOpen) {
-		// The stall timer gave this stream up first: headers never went
-		// out while it waited for the server's stream quota, and the caller
-		// has not seen it.
-		if err == nil {
-			st.cancel()
+		c.StreamEnded() // not counted: it stalled, or already ended
+		if st.stalled.Load() {
+			// The stall timer gave this stream up first: headers never went
+			// out while it waited for the server's stream quota, and the
+			// caller has not seen it.
+			if err == nil {
+				st.cancel()
+			}
+			st.finish(balancer.ErrNotSent)
+			return nil, errStalled
 		}
-		st.finish(balancer.ErrNotSent)
-		return nil, errStalled
 	}
 	if err != nil {
 		st.finish(err) // in case an interceptor failed before gRPC saw the stream
 		return nil, err
-	}
-	c.StreamOpened()
-	if st.state.Load() == streamEnded {
-		// It ended between NewStream and the count above.
-		c.StreamEnded()
 	}
 	st.ClientStream = cs
 	if p.o.maxStreamAge > 0 {
