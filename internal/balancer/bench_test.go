@@ -88,3 +88,35 @@ func BenchmarkReady(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPickSaturated is a pick when every connection carries its
+// stream limit and every backend is at its maximum size: the call
+// overflows onto the least-loaded connection, still without a lock.
+func BenchmarkPickSaturated(b *testing.B) {
+	for _, n := range []int{6, 1000} {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			f := &fakeSeam{}
+			f.k = New(Config{Size: 1, MaxSize: 1, MaxStreams: 1, Target: "bench"}, f)
+			keys := make([]string, n)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("10.0.%d.%d:443", i/250, i%250)
+			}
+			now := time.Now()
+			f.k.Resolved(now, groupsOf(keys...))
+			for _, c := range f.dials {
+				f.k.ConnState(now, c, connectivity.Ready, nil)
+				c.Acquire() // full
+			}
+			f.k.Flush()
+			p := f.k.Picker()
+			b.ReportAllocs()
+			for b.Loop() {
+				r, o := p.Pick(PickInfo{})
+				if o != Picked || !r.Overflow {
+					b.Fatalf("outcome %v, overflow %v", o, r.Overflow)
+				}
+				r.Conn.Release()
+			}
+		})
+	}
+}
