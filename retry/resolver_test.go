@@ -13,7 +13,7 @@ import (
 
 func TestResolverPrecedence(t *testing.T) {
 	r, err := retry.NewResolver([]retry.Policy{
-		{MaxAttempts: 2},                                    // default
+		{MaxAttempts: 2}, // default
 		{MaxAttempts: 3, Methods: []string{"/pkg.Svc/"}},    // service
 		{MaxAttempts: 4, Methods: []string{"/pkg.Svc/Get"}}, // exact
 	}, []retry.Hedging{
