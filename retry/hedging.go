@@ -123,7 +123,7 @@ func (h Hedging) Validate() error {
 		bad("MaxDelay %v is smaller than MinDelay %v", h.MaxDelay, h.MinDelay)
 	}
 	for _, c := range h.NonFatalCodes {
-		if c == codes.OK || c > codes.Unauthenticated {
+		if !failureCode(c) {
 			bad("code %v cannot be non-fatal", c)
 		}
 	}

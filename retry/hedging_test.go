@@ -41,15 +41,7 @@ func TestHedgingValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.h.Validate()
-			if tt.wantErr == "" {
-				require.NoError(t, err)
-				require.NoError(t, tt.h.WithDefaults().Validate())
-				return
-			}
-			require.Error(t, err)
-			assert.ErrorIs(t, err, retry.ErrInvalidPolicy)
-			assert.Contains(t, err.Error(), tt.wantErr)
+			checkValidate(t, tt.h.Validate(), tt.wantErr, tt.h.WithDefaults().Validate)
 		})
 	}
 }
@@ -95,17 +87,24 @@ func TestPolicyMethods(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.p.Validate()
-			if tt.wantErr == "" {
-				require.NoError(t, err)
-				require.NoError(t, tt.p.WithDefaults().Validate())
-				return
-			}
-			require.Error(t, err)
-			assert.ErrorIs(t, err, retry.ErrInvalidPolicy)
-			assert.Contains(t, err.Error(), tt.wantErr)
+			checkValidate(t, tt.p.Validate(), tt.wantErr, tt.p.WithDefaults().Validate)
 		})
 	}
 	withMethods := retry.Policy{Methods: []string{"/a/"}}.WithDefaults()
 	assert.Zero(t, withMethods.Budget, "a policy for methods keeps a zero Budget")
+}
+
+// checkValidate checks the result err of a Validate: nil, and nil again
+// after WithDefaults (defaulted), when wantErr is ""; otherwise an
+// ErrInvalidPolicy that says wantErr.
+func checkValidate(t *testing.T, err error, wantErr string, defaulted func() error) {
+	t.Helper()
+	if wantErr == "" {
+		require.NoError(t, err)
+		require.NoError(t, defaulted(), "after WithDefaults")
+		return
+	}
+	require.Error(t, err)
+	assert.ErrorIs(t, err, retry.ErrInvalidPolicy)
+	assert.Contains(t, err.Error(), wantErr)
 }

@@ -119,7 +119,7 @@ func (p Policy) Validate() error {
 		bad("Multiplier must be at least 1 and finite, got %v", p.Multiplier)
 	}
 	for _, c := range p.Codes {
-		if c == codes.OK || c > codes.Unauthenticated {
+		if !failureCode(c) {
 			bad("code %v cannot be retried", c)
 		}
 	}
@@ -191,4 +191,10 @@ func (p Policy) Retryable(c codes.Code) bool {
 		return c == codes.Unavailable
 	}
 	return slices.Contains(p.Codes, c)
+}
+
+// failureCode reports whether c is a code a call can fail with: defined
+// by gRPC and not OK.
+func failureCode(c codes.Code) bool {
+	return c != codes.OK && c <= codes.Unauthenticated
 }
