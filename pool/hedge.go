@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -174,45 +173,3 @@ loop:
 	return nil
 }
 
-// callFinish holds the grpc.OnFinish callbacks of one logical call, taken
-// out of its options so that they run once for the call however many
-// attempts it makes (grpc-go runs them once per ClientConn call).
-type callFinish struct {
-	fns []func(error)
-}
-
-// stripOnFinish returns opts without its grpc.OnFinish options, and those
-// callbacks. Without any, it returns opts itself and allocates nothing.
-// Give the attempts the options it returns, and call done once with the
-// call's error when the call ends.
-func stripOnFinish(opts []grpc.CallOption) ([]grpc.CallOption, callFinish) {
-	n := 0
-	for _, o := range opts {
-		if _, ok := o.(grpc.OnFinishCallOption); ok {
-			n++
-		}
-	}
-	if n == 0 {
-		return opts, callFinish{}
-	}
-	rest := make([]grpc.CallOption, 0, len(opts)-n)
-	fns := make([]func(error), 0, n)
-	for _, o := range opts {
-		if f, ok := o.(grpc.OnFinishCallOption); ok {
-			if f.OnFinish != nil {
-				fns = append(fns, f.OnFinish)
-			}
-			continue
-		}
-		rest = append(rest, o)
-	}
-	return rest, callFinish{fns: fns}
-}
-
-// done runs the callbacks, in the order they were given, with the call's
-// error.
-func (f callFinish) done(err error) {
-	for _, fn := range f.fns {
-		fn(err)
-	}
-}

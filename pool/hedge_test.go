@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -360,23 +359,3 @@ func TestHedgeAdaptiveDelay(t *testing.T) {
 	})
 }
 
-func TestStripOnFinish(t *testing.T) {
-	wfr := grpc.WaitForReady(true)
-	opts := []grpc.CallOption{wfr, retry.Idempotent()}
-	rest, fin := stripOnFinish(opts)
-	assert.Equal(t, opts, rest)
-	assert.Zero(t, testing.AllocsPerRun(100, func() { stripOnFinish(opts) }))
-	fin.done(nil) // nothing to run
-
-	var got []string
-	opts = []grpc.CallOption{
-		grpc.OnFinish(func(err error) { got = append(got, "a:"+status.Code(err).String()) }),
-		wfr,
-		grpc.OnFinish(func(err error) { got = append(got, "b:"+status.Code(err).String()) }),
-	}
-	rest, fin = stripOnFinish(opts)
-	assert.Equal(t, []grpc.CallOption{wfr}, rest)
-	assert.Empty(t, got, "stripping runs nothing")
-	fin.done(status.Error(codes.Unavailable, ""))
-	assert.Equal(t, []string{"a:Unavailable", "b:Unavailable"}, got)
-}
