@@ -172,4 +172,3 @@ loop:
 	}
 	return nil
 }
-

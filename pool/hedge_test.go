@@ -358,4 +358,3 @@ func TestHedgeAdaptiveDelay(t *testing.T) {
 		assert.Equal(t, 4*ms, logs[1].start, "the hedge goes out at the 95th percentile")
 	})
 }
-
