@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,31 +27,17 @@ import (
 func TestInvokeHedged(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	var bs []*echobackend.Server
-	var addrs []resolver.Address
-	for i := range 2 {
+	bs := make([]*echobackend.Server, 2)
+	for i := range bs {
 		s, err := echobackend.Listen(echobackend.Options{Name: fmt.Sprintf("b%d", i)})
 		require.NoError(t, err)
 		t.Cleanup(s.Stop)
-		bs = append(bs, s)
-		addrs = append(addrs, resolver.Address{Addr: s.Addr()})
+		bs[i] = s
 	}
-	r := manual.NewBuilderWithScheme("hedgetest")
-	r.InitialState(resolver.State{Addresses: addrs})
 	method := echopb.Echo_Unary_FullMethodName
-	p, err := New("hedgetest:///echo", WithResolvers(r), WithSize(1),
-		WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())),
+	p := newHedgePool(ctx, t, addrsOf(bs),
 		WithRetry(retry.Policy{}),
 		WithHedging(retry.Hedging{Delay: 5 * time.Millisecond, MaxAttempts: 3, Methods: []string{method}}))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
-	for !allReady(p.Stats(), len(bs)) {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("connections not ready: %+v", p.Stats())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 
 	mc := p.o.methods.ForCall(method, nil)
 	require.NotNil(t, mc.Hedging)
@@ -71,6 +58,40 @@ func TestInvokeHedged(t *testing.T) {
 	for _, b := range p.Stats().Backends {
 		assert.Zero(t, b.ActiveCalls, "calls left on %s: the losers were not cancelled", b.Addr)
 	}
+}
+
+// newHedgePool returns a ready pool of one connection per address.
+func newHedgePool(ctx context.Context, t *testing.T, addrs []string, opts ...Option) *Pool {
+	t.Helper()
+	r := manual.NewBuilderWithScheme(fmt.Sprintf("hedgetest%d", hedgeSchemes.Add(1)))
+	var st resolver.State
+	for _, a := range addrs {
+		st.Addresses = append(st.Addresses, resolver.Address{Addr: a})
+	}
+	r.InitialState(st)
+	opts = append([]Option{WithResolvers(r), WithSize(1),
+		WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()))}, opts...)
+	p, err := New(r.Scheme()+":///echo", opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	for !allReady(p.Stats(), len(addrs)) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("connections not ready: %+v", p.Stats())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return p
+}
+
+var hedgeSchemes atomic.Int64
+
+func addrsOf(bs []*echobackend.Server) []string {
+	var out []string
+	for _, b := range bs {
+		out = append(out, b.Addr())
+	}
+	return out
 }
 
 func allReady(st Stats, n int) bool {

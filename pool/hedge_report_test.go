@@ -28,7 +28,8 @@ import (
 // the pool's Invoke will drive it: attempt n of a call goes to the n-th
 // backend after the one the call started on (never one already tried).
 type hedgeFleet struct {
-	ccs []*grpc.ClientConn
+	servers []*echobackend.Server
+	ccs     []*grpc.ClientConn
 
 	// slowP is the chance (×1e6) that an attempt gets slowExtra more
 	// latency on its server; allSlow, when not 0, is a latency every
@@ -38,13 +39,15 @@ type hedgeFleet struct {
 	allSlow   atomic.Int64
 
 	next     atomic.Uint64 // the backend the next call starts on
-	attempts atomic.Int64  // attempts made (sent to a server)
+	attempts atomic.Int64  // attempts made by call (client side)
+	received atomic.Int64  // unary calls the servers received
 }
 
 func newHedgeFleet(t *testing.T, n int) *hedgeFleet {
 	t.Helper()
 	f := &hedgeFleet{slowExtra: 100 * time.Millisecond}
 	slow := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		f.received.Add(1)
 		d := time.Duration(f.allSlow.Load())
 		if d == 0 && rand.Int64N(1e6) < f.slowP.Load() {
 			d = f.slowExtra
@@ -64,6 +67,7 @@ func newHedgeFleet(t *testing.T, n int) *hedgeFleet {
 		s, err := echobackend.Listen(echobackend.Options{Name: fmt.Sprintf("b%d", i), ServerOptions: []grpc.ServerOption{grpc.UnaryInterceptor(slow)}})
 		require.NoError(t, err)
 		t.Cleanup(s.Stop)
+		f.servers = append(f.servers, s)
 		cc, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = cc.Close() })
@@ -72,13 +76,12 @@ func newHedgeFleet(t *testing.T, n int) *hedgeFleet {
 	return f
 }
 
-// call makes one hedged call (one attempt if mc has no hedging) and
-// returns its latency.
-func (f *hedgeFleet) call(ctx context.Context, mc retry.MethodConfig, budget *retry.Budget, onHedge func(bool)) (time.Duration, error) {
+// call makes one hedged call (one attempt if mc has no hedging) on the
+// raw connections.
+func (f *hedgeFleet) call(ctx context.Context, mc retry.MethodConfig, budget *retry.Budget, onHedge func(bool)) error {
 	first := f.next.Add(1)
 	budget.Deposit()
-	start := time.Now()
-	err := hedge(ctx, hedgeCall{
+	return hedge(ctx, hedgeCall{
 		mc:      mc,
 		budget:  budget,
 		onHedge: onHedge,
@@ -91,8 +94,10 @@ func (f *hedgeFleet) call(ctx context.Context, mc retry.MethodConfig, budget *re
 			return cc.Invoke(ctx, echopb.Echo_Unary_FullMethodName, &echopb.EchoRequest{Message: "x"}, reply)
 		},
 	}, &echopb.EchoResponse{})
-	return time.Since(start), err
 }
+
+// serverAttempts is the unary calls the servers received, slowed or not.
+func (f *hedgeFleet) serverAttempts() int64 { return f.received.Load() }
 
 // hedgeRunStats is what one run of calls measured.
 type hedgeRunStats struct {
@@ -111,9 +116,20 @@ func (s hedgeRunStats) pct(p float64) time.Duration {
 	return s.lat[i]
 }
 
-// run makes calls calls from goroutines goroutines, or as many as fit in
-// dur if dur > 0.
+// run makes calls hedged calls on the raw connections from goroutines
+// goroutines, or as many as fit in dur if dur > 0.
 func (f *hedgeFleet) run(ctx context.Context, mc retry.MethodConfig, budget *retry.Budget, goroutines, calls int, dur time.Duration) hedgeRunStats {
+	st := runCalls(ctx, goroutines, calls, dur, f.attempts.Load, func(ctx context.Context, onHedge func(bool)) error {
+		return f.call(ctx, mc, budget, onHedge)
+	})
+	st.delay = mc.HedgingDelay()
+	return st
+}
+
+// runCalls makes calls calls from goroutines goroutines, or as many as fit
+// in dur if dur > 0, and measures them; attempts counts the attempts made
+// so far.
+func runCalls(ctx context.Context, goroutines, calls int, dur time.Duration, attempts func() int64, call func(ctx context.Context, onHedge func(bool)) error) hedgeRunStats {
 	var (
 		mu      sync.Mutex
 		st      hedgeRunStats
@@ -122,7 +138,7 @@ func (f *hedgeFleet) run(ctx context.Context, mc retry.MethodConfig, budget *ret
 		wg      sync.WaitGroup
 	)
 	left.Store(int64(calls))
-	a0 := f.attempts.Load()
+	a0 := attempts()
 	end := time.Now().Add(dur)
 	onHedge := func(r bool) {
 		if r {
@@ -136,7 +152,9 @@ func (f *hedgeFleet) run(ctx context.Context, mc retry.MethodConfig, budget *ret
 					return
 				}
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				d, err := f.call(cctx, mc, budget, onHedge)
+				start := time.Now()
+				err := call(cctx, onHedge)
+				d := time.Since(start)
 				cancel()
 				mu.Lock()
 				st.calls++
@@ -150,9 +168,8 @@ func (f *hedgeFleet) run(ctx context.Context, mc retry.MethodConfig, budget *ret
 		})
 	}
 	wg.Wait()
-	st.attempts = int(f.attempts.Load() - a0)
+	st.attempts = int(attempts() - a0)
 	st.refused = int(refused.Load())
-	st.delay = mc.HedgingDelay()
 	slices.Sort(st.lat)
 	return st
 }
@@ -232,6 +249,37 @@ func TestHedgeReport(t *testing.T) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%d\t%d\n", r.name, delay,
 			fmtDur(st.pct(50)), fmtDur(st.pct(90)), fmtDur(st.pct(95)), fmtDur(st.pct(99)), fmtDur(st.pct(99.9)),
 			100*float64(st.attempts-st.calls)/float64(st.calls), st.refused, st.failed)
+	}
+	require.NoError(t, tw.Flush())
+
+	// The same through the pool: Invoke without hedging, and invokeHedged
+	// (what Invoke calls for a hedged method), attempts counted on the
+	// servers.
+	fmt.Fprintf(&b, "\n== the same through the pool (RoundRobin, 1 connection per backend, WithRetry default): Invoke, and invokeHedged ==\n")
+	tw = tabwriter.NewWriter(&b, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "hedging\tdelay at end\tp50\tp90\tp95\tp99\tp99.9\textra attempts\tfailed")
+	for _, r := range rows {
+		if r.h != nil && r.h.Delay != 2*time.Millisecond && r.h.Percentile != 95 {
+			continue
+		}
+		mc := methodConfig(t, r.h)
+		p := newHedgePool(ctx, t, addrsOf(f.servers), WithRetry(retry.Policy{}))
+		method := echopb.Echo_Unary_FullMethodName
+		st := runCalls(ctx, goroutines, calls, 0, f.serverAttempts, func(ctx context.Context, _ func(bool)) error {
+			req, reply := &echopb.EchoRequest{Message: "x"}, &echopb.EchoResponse{}
+			if mc.Hedging == nil {
+				return p.Invoke(ctx, method, req, reply)
+			}
+			return p.invokeHedged(ctx, mc, method, req, reply, nil)
+		})
+		require.NoError(t, p.Close())
+		delay := "-"
+		if r.h != nil {
+			delay = fmtDur(mc.HedgingDelay())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%d\n", r.name, delay,
+			fmtDur(st.pct(50)), fmtDur(st.pct(90)), fmtDur(st.pct(95)), fmtDur(st.pct(99)), fmtDur(st.pct(99.9)),
+			100*float64(st.attempts-st.calls)/float64(st.calls), st.failed)
 	}
 	require.NoError(t, tw.Flush())
 
