@@ -80,87 +80,63 @@ func hedge(ctx context.Context, c hedgeCall, reply any) error {
 
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	results := make(chan hedgeResult, h.MaxAttempts) // never blocks a sender
-	run := func(n int, r any) {
-		go func() {
-			t0 := time.Now()
-			err := c.attempt(actx, n, r)
-			results <- hedgeResult{n: n, reply: r, err: err, took: time.Since(t0)}
-		}()
+	hr := &hedgeRun{
+		c:       c,
+		h:       h,
+		ctx:     actx,
+		results: make(chan hedgeResult, h.MaxAttempts), // never blocks a sender
+		delay:   c.mc.HedgingDelay(),
 	}
+	hr.timer = time.NewTimer(hr.delay)
+	defer hr.timer.Stop()
 	start := time.Now()
-	run(1, reply)
-	sent, inFlight := 1, 1
-	firstDone := false // attempt 1 has returned
-	canHedge := true   // the budget has not refused, a backend was left
-	delay := c.mc.HedgingDelay()
-	timer := time.NewTimer(delay)
-	defer timer.Stop()
+	hr.start(1, reply)
 
-	hedgeNow := func() {
-		if !canHedge || sent >= h.MaxAttempts || actx.Err() != nil {
-			return
-		}
-		if !c.budget.Withdraw() {
-			canHedge = false
-			if c.onHedge != nil {
-				c.onHedge(true)
-			}
-			return
-		}
-		if c.onHedge != nil {
-			c.onHedge(false)
-		}
-		sent++
-		inFlight++
-		run(sent, pm.ProtoReflect().New().Interface())
-		timer.Reset(delay)
-	}
-
-	var win *hedgeResult
+	var win hedgeResult
+	won, firstDone := false, false // firstDone: attempt 1 has returned
 	var last error
 loop:
-	for inFlight > 0 {
+	for hr.inFlight > 0 {
 		select {
-		case r := <-results:
-			inFlight--
+		case r := <-hr.results:
+			hr.inFlight--
 			if r.n == 1 {
 				firstDone = true
 			}
 			if r.err == nil {
-				win = &r
+				win, won = r, true
 				break loop
 			}
 			if r.n > 1 && errors.Is(r.err, errNoHedgeTarget) {
-				canHedge = false
+				hr.stopped = true
 				continue
 			}
 			last = r.err
 			if !h.NonFatal(status.Code(r.err)) {
 				break loop
 			}
-			hedgeNow()
-		case <-timer.C:
-			hedgeNow()
+			hr.hedge(pm)
+		case <-hr.timer.C:
+			hr.hedge(pm)
 		case <-actx.Done():
 			last = status.FromContextError(ctx.Err()).Err()
 			break loop
 		}
 	}
 	switch {
-	case win != nil && win.n == 1:
+	case won && win.n == 1:
 		c.mc.ObserveLatency(win.took)
-	case win != nil && !firstDone:
+	case won && !firstDone:
 		c.mc.ObserveLatency(time.Since(start))
 	}
 
 	// Cancel the attempts still in flight and wait for them: they return
 	// soon once cancelled, and attempt 1 writes into reply.
 	cancel()
-	for ; inFlight > 0; inFlight-- {
-		<-results
+	for ; hr.inFlight > 0; hr.inFlight-- {
+		<-hr.results
 	}
-	if win == nil {
+	if !won {
 		if last == nil { // every hedge found no backend: cannot happen, attempt 1 always reports
 			last = status.Error(codes.Unavailable, "grpcpool: hedged call made no attempt")
 		}
@@ -171,4 +147,50 @@ loop:
 		proto.Merge(pm, win.reply.(proto.Message))
 	}
 	return nil
+}
+
+// hedgeRun is the state of one hedged call, owned by hedge's goroutine
+// (the attempts' goroutines only send on results).
+type hedgeRun struct {
+	c       hedgeCall
+	h       *retry.Hedging
+	ctx     context.Context // the attempts'; cancelled when the call ends
+	results chan hedgeResult
+	delay   time.Duration
+	timer   *time.Timer
+
+	sent, inFlight int
+	stopped        bool // the budget refused, or no backend was left
+}
+
+// start runs attempt n into r in a goroutine of its own.
+func (hr *hedgeRun) start(n int, r any) {
+	hr.sent++
+	hr.inFlight++
+	go hr.run(n, r)
+}
+
+func (hr *hedgeRun) run(n int, r any) {
+	t0 := time.Now()
+	err := hr.c.attempt(hr.ctx, n, r)
+	hr.results <- hedgeResult{n: n, reply: r, err: err, took: time.Since(t0)}
+}
+
+// hedge sends the next hedge, into a new message of pm's type, if
+// attempts, the budget and the call's context allow, and restarts the
+// delay.
+func (hr *hedgeRun) hedge(pm proto.Message) {
+	if hr.stopped || hr.sent >= hr.h.MaxAttempts || hr.ctx.Err() != nil {
+		return
+	}
+	ok := hr.c.budget.Withdraw()
+	if hr.c.onHedge != nil {
+		hr.c.onHedge(!ok)
+	}
+	if !ok {
+		hr.stopped = true
+		return
+	}
+	hr.start(hr.sent+1, pm.ProtoReflect().New().Interface())
+	hr.timer.Reset(hr.delay)
 }

@@ -81,8 +81,8 @@ func (f *fakeAttempts) sorted() []attemptLog {
 	return out
 }
 
-// hedgeRun is one run of hedge in a synctest bubble.
-type hedgeRun struct {
+// hedgeCase is one run of hedge in a synctest bubble.
+type hedgeCase struct {
 	h       retry.Hedging
 	steps   []fakeStep
 	budget  *retry.Budget // nil: a disabled (unbounded) budget
@@ -96,7 +96,7 @@ type hedgeRun struct {
 	refused int // per onHedge
 }
 
-func (r *hedgeRun) do(t *testing.T) {
+func (r *hedgeCase) do(t *testing.T) {
 	t.Helper()
 	res, err := retry.NewResolver(nil, []retry.Hedging{r.h})
 	require.NoError(t, err)
@@ -139,7 +139,7 @@ const ms = time.Millisecond
 
 func TestHedgeFirstAnswersBeforeDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := hedgeRun{h: retry.Hedging{Delay: 10 * ms}, steps: []fakeStep{{after: 5 * ms}, {after: ms}}}
+		r := hedgeCase{h: retry.Hedging{Delay: 10 * ms}, steps: []fakeStep{{after: 5 * ms}, {after: ms}}}
 		r.do(t)
 		require.NoError(t, r.err)
 		assert.Equal(t, "attempt 1", r.reply.Value)
@@ -152,7 +152,7 @@ func TestHedgeFirstAnswersBeforeDelay(t *testing.T) {
 
 func TestHedgeTiming(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := hedgeRun{
+		r := hedgeCase{
 			h:     retry.Hedging{Delay: 10 * ms, MaxAttempts: 3},
 			steps: []fakeStep{{after: 100 * ms}, {after: 100 * ms}, {after: 5 * ms}},
 		}
@@ -175,7 +175,7 @@ func TestHedgeTiming(t *testing.T) {
 
 func TestHedgeMaxAttempts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := hedgeRun{
+		r := hedgeCase{
 			h:     retry.Hedging{Delay: 10 * ms, MaxAttempts: 2},
 			steps: []fakeStep{{after: 100 * ms}, {after: 100 * ms}, {after: ms}, {after: ms}},
 		}
@@ -195,13 +195,13 @@ func TestHedgeBudget(t *testing.T) {
 		b := retry.NewBudget(retry.BudgetConfig{Ratio: 1e-9, MinPerSecond: 1, Window: time.Second})
 		steps := []fakeStep{{after: 100 * ms}, {after: 5 * ms}}
 
-		r := hedgeRun{h: retry.Hedging{Delay: 10 * ms}, steps: steps, budget: b}
+		r := hedgeCase{h: retry.Hedging{Delay: 10 * ms}, steps: steps, budget: b}
 		r.do(t)
 		require.NoError(t, r.err)
 		assert.Equal(t, "attempt 2", r.reply.Value)
 		assert.Equal(t, 1, r.hedges)
 
-		r = hedgeRun{h: retry.Hedging{Delay: 10 * ms}, steps: steps, budget: b}
+		r = hedgeCase{h: retry.Hedging{Delay: 10 * ms}, steps: steps, budget: b}
 		r.do(t)
 		require.NoError(t, r.err)
 		assert.Equal(t, "attempt 1", r.reply.Value)
@@ -211,7 +211,7 @@ func TestHedgeBudget(t *testing.T) {
 
 		// The floor comes back with the window.
 		time.Sleep(time.Second)
-		r = hedgeRun{h: retry.Hedging{Delay: 10 * ms}, steps: steps, budget: b}
+		r = hedgeCase{h: retry.Hedging{Delay: 10 * ms}, steps: steps, budget: b}
 		r.do(t)
 		assert.Equal(t, "attempt 2", r.reply.Value)
 	})
@@ -220,7 +220,7 @@ func TestHedgeBudget(t *testing.T) {
 func TestHedgeFatalStops(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// Attempt 1 fails fatally before the delay: no hedge.
-		r := hedgeRun{
+		r := hedgeCase{
 			h:     retry.Hedging{Delay: 10 * ms, MaxAttempts: 3},
 			steps: []fakeStep{{after: 5 * ms, err: status.Error(codes.InvalidArgument, "bad")}, {after: ms}},
 		}
@@ -231,7 +231,7 @@ func TestHedgeFatalStops(t *testing.T) {
 
 		// A hedge fails fatally: the call ends with its error, attempt 1
 		// is cancelled, no third attempt is sent.
-		r = hedgeRun{
+		r = hedgeCase{
 			h:     retry.Hedging{Delay: 10 * ms, MaxAttempts: 3, NonFatalCodes: []codes.Code{codes.Unavailable}},
 			steps: []fakeStep{{after: 100 * ms}, {after: 2 * ms, err: status.Error(codes.Internal, "boom")}, {after: ms}},
 		}
@@ -246,7 +246,7 @@ func TestHedgeFatalStops(t *testing.T) {
 func TestHedgeNonFatalHedgesAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		unavailable := status.Error(codes.Unavailable, "down")
-		r := hedgeRun{
+		r := hedgeCase{
 			h:     retry.Hedging{Delay: 10 * ms, MaxAttempts: 3, NonFatalCodes: []codes.Code{codes.Unavailable}},
 			steps: []fakeStep{{after: 2 * ms, err: unavailable}, {after: 100 * ms}, {after: ms}},
 		}
@@ -258,7 +258,7 @@ func TestHedgeNonFatalHedgesAtOnce(t *testing.T) {
 		assert.Equal(t, "attempt 3", r.reply.Value)
 
 		// Every attempt fails non-fatally: the last error.
-		r = hedgeRun{
+		r = hedgeCase{
 			h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 2, NonFatalCodes: []codes.Code{codes.Unavailable}},
 			steps: []fakeStep{{after: 2 * ms, err: unavailable},
 				{after: 3 * ms, err: status.Error(codes.Unavailable, "also down")}},
@@ -273,7 +273,7 @@ func TestHedgeNoTarget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// One backend only: the hedge finds nothing to go to, and the call
 		// waits for attempt 1.
-		r := hedgeRun{h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 3}, steps: []fakeStep{{after: 50 * ms}}}
+		r := hedgeCase{h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 3}, steps: []fakeStep{{after: 50 * ms}}}
 		r.do(t)
 		require.NoError(t, r.err)
 		assert.Equal(t, "attempt 1", r.reply.Value)
@@ -284,7 +284,7 @@ func TestHedgeNoTarget(t *testing.T) {
 
 func TestHedgeContextEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := hedgeRun{
+		r := hedgeCase{
 			h:       retry.Hedging{Delay: 10 * ms, MaxAttempts: 3},
 			steps:   []fakeStep{{after: time.Second}, {after: time.Second}, {after: time.Second}},
 			timeout: 25 * ms,
