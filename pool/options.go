@@ -465,8 +465,10 @@ func (o *options) validateMethods() {
 // retry.NotRetryable(), nor calls whose reply is not a proto.Message.
 //
 // Hedge only methods that may run twice: both requests may complete.
-// Hedged methods are not retried; an attempt that fails with a code in
-// h.NonFatalCodes is followed by the next hedge at once instead.
+// Hedged methods are not retried (the hedging takes the place of their
+// retry policy, streams of a hedged service included); an attempt that
+// fails with a code in h.NonFatalCodes is followed by the next hedge at
+// once instead.
 //
 // It may be given several times, once per set of methods; a Hedging
 // without Methods hedges every method no other WithHedging or WithRetry
