@@ -23,7 +23,8 @@ func Idempotent() grpc.CallOption { return idempotentOption{} }
 // concurrent use and reuse.
 func NotRetryable() grpc.CallOption { return notRetryableOption{} }
 
-// CallMarks are the marks a call's options carry.
+// CallMarks are the marks a call's options carry: a plain value, safe for
+// concurrent use.
 type CallMarks struct {
 	Idempotent   bool // Idempotent() was given (and NotRetryable() was not)
 	NotRetryable bool // NotRetryable() was given
