@@ -101,7 +101,6 @@ type options struct {
 	drainTimeout     time.Duration
 	maxStreamAge     time.Duration
 	breaker          *breaker.Settings
-	retry            *retry.Policy
 	keepalive        *keepalive.Config
 	logger           *slog.Logger
 	hashKey          string
@@ -437,7 +436,7 @@ func WithStreamStallTimeout(d time.Duration) Option {
 // Per-method retry and hedging.
 
 // validateMethods builds o.methods from the retry policies and hedgings
-// given, and sets o.retry to the default retry policy.
+// given.
 func (o *options) validateMethods() {
 	if len(o.retries) == 0 && len(o.hedgings) == 0 {
 		return
@@ -448,11 +447,6 @@ func (o *options) validateMethods() {
 		return
 	}
 	o.methods = r
-	for i := range o.retries {
-		if len(o.retries[i].Methods) == 0 {
-			o.retry = &o.retries[i]
-		}
-	}
 }
 
 // WithHedging hedges the unary calls of the methods h names: when a call

@@ -154,8 +154,8 @@ func New(target string, opts ...Option) (*Pool, error) {
 		return nil, fmt.Errorf("%w: dial options: %v", ErrInvalidOption, err)
 	}
 	_ = probe.Close()
-	if o.retry != nil {
-		p.budget = retry.NewBudget(o.retry.Budget)
+	if o.methods != nil {
+		p.budget = retry.NewBudget(o.methods.Budget())
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.events = events{wake: make(chan struct{}, 1), poolMu: &p.mu, flush: func() { p.core.Flush() }}
