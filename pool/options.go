@@ -98,6 +98,7 @@ type options struct {
 	healthService    *string
 	errs             []error
 	learnStreamLimit time.Duration
+	subset           *subsetter // nil without WithSubset
 }
 
 func defaultOptions() options {
@@ -345,5 +346,38 @@ func WithLogger(l *slog.Logger) Option {
 			return
 		}
 		o.logger = l
+	})
+}
+
+// WithSubset makes the pool connect to size of the resolved backends
+// instead of all of them, chosen from the client's place in its fleet as m
+// reports it, so that a fleet of clients spreads its connections evenly
+// over the backends and each client's costs stay flat as the fleet grows
+// (see docs/fleets.md). WithSize then counts connections per chosen
+// backend. When the resolver reports at most size backends, the pool uses
+// them all. Until m reports the client's place, the pool uses a random
+// subset of size backends; when the place changes, it moves to the new
+// subset (connecting to the new backends, draining the ones it left). All
+// clients of a fleet must use the same size and see the same addresses.
+//
+// Default: no subset, every resolved backend is used. size < 1, a nil m
+// or a StaticMembership out of range make New fail.
+func WithSubset(size int, m Membership) Option {
+	return optionFunc(func(o *options) {
+		switch {
+		case size < 1:
+			o.fail("WithSubset(%d): size must be at least 1", size)
+			return
+		case m == nil:
+			o.fail("WithSubset(%d): nil Membership", size)
+			return
+		}
+		if sm, ok := m.(staticMembership); ok {
+			if err := sm.validate(); err != nil {
+				o.fail("WithSubset: %v", err)
+				return
+			}
+		}
+		o.subset = newSubsetter(size, m)
 	})
 }

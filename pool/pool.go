@@ -185,6 +185,7 @@ func New(target string, opts ...Option) (*Pool, error) {
 		res.Close()
 	}
 	p.startBackground()
+	p.startSubset()
 	p.log.Debug("grpcpool: pool created", "target", target, "size", o.size, "policy", o.policy.String())
 	return p, nil
 }

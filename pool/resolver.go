@@ -74,9 +74,13 @@ func addrKey(a resolver.Address) string {
 // updateState applies a resolver update: new addresses get connections,
 // removed ones are drained.
 func (p *Pool) updateState(s resolver.State) error {
-	gs := groups(s)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.updateStateLocked(s)
+}
+
+func (p *Pool) updateStateLocked(s resolver.State) error {
+	gs := p.subsetLocked(s, groups(s))
 	if p.closing {
 		return nil
 	}
