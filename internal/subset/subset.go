@@ -11,30 +11,34 @@
 //
 // Clients are grouped into rounds of RoundSize consecutive indexes, as in
 // the deterministic subsetting of the SRE book. Each round has its own
-// consistent ordering of the backends: every backend gets a score from a
-// hash of its key and the round, and the backends are taken in score order
-// around a ring. A round places RoundSize/2 anchors evenly around its ring
-// (at an offset drawn from the round), and each anchor is shared by a pair
-// of clients: the first takes the size backends that follow the anchor, the
-// second the size after those.
+// consistent ordering of the backends: every backend gets a score, a hash
+// of its key and the round, which places it on the round's ring. A round
+// has 16 anchors spread evenly around its ring (at an offset drawn from
+// the round, in bit-reversed order so that a partial round is spread
+// too), and each anchor is shared by four clients: two take the size
+// backends after it and the size after those, clockwise; two do the same
+// counter-clockwise.
 //
-// Rounds make the load even: the clients of a round spread over the whole
-// ring, so each backend is covered about RoundSize×size/len(keys) times per
-// round, and the per-round errors average out over the rounds. The scores
-// make changes local: a backend's place on a ring depends on its own key
-// only, so adding or removing one changes only the windows it falls in (and
-// the second window of the same pair, shifted by one). Pairs rather than
-// single clients per anchor halve the windows' unevenness at the price of
-// that shift. docs/fleets.md has the measured spread and churn.
+// Rounds make the load even: a round's clients cover its whole ring, each
+// backend about 64×size/len(keys) times, and the unevenness of one ring
+// (backends are not evenly spaced on it) averages out over the rounds.
+// Scores make changes local: a backend's place on a ring depends on its
+// own key only, so adding or removing one changes only the windows it
+// falls in, and the outer window of the same anchor and direction, shifted
+// by one. Four windows per anchor, rather than one, make each anchor's
+// span four times wider and so its unevenness half as large; growing them
+// in opposite directions keeps the shift to one window in two.
+// docs/fleets.md has the measured spread and churn.
 //
 // The choice does not depend on the number of clients: a client's subset is
-// a function of its index alone, so clients joining at the end or a
-// membership that fills a leaver's index with the last client moves no one
+// a function of its index alone, so clients joining at the end, or a
+// membership that gives a leaver's index to the last client, move no one
 // else.
 package subset
 
 import (
 	"cmp"
+	"math/bits"
 	"slices"
 )
 
@@ -43,12 +47,16 @@ import (
 // backends) so that no change of the backend list moves a client to
 // another round. Balance is best while len(keys)/size is at most about
 // RoundSize; for fleets with many more backends per subset the spread
-// widens towards that of random subsetting.
-const RoundSize = 20
+// widens towards (and stays inside) that of random subsetting.
+const RoundSize = perAnchor << anchorBits
 
-// perAnchor is the number of clients of a round that share one anchor and
-// take consecutive windows after it.
-const perAnchor = 2
+// anchorBits: a round has 1<<anchorBits anchors.
+const anchorBits = 4
+
+// perAnchor is the number of clients of a round that share one anchor:
+// half go clockwise from it, half counter-clockwise, each direction's
+// windows one after the other.
+const perAnchor = 4
 
 // Select returns the keys of the backends that the client with the given
 // index connects to: size of them, in the order the scheme ranks them, or
@@ -66,18 +74,31 @@ func Select(keys []string, index, size int) []string {
 	}
 	round := uint64(index / RoundSize)
 	pos := index % RoundSize
-	anchors := uint64(RoundSize / perAnchor)
 	seed := mix(round*golden + 1)
-	step := ^uint64(0)/anchors + 1 // 2^64 / anchors, exact for powers of two, close otherwise
-	anchor := uint64(pos/perAnchor)*step + seed%step
+	// Anchor g of the round sits at bitrev(g)/anchors of the ring, plus the
+	// round's offset: any prefix of a round (a fleet smaller than a round,
+	// or its last, partial round) is spread around the whole ring, and a
+	// full round is evenly spaced.
+	step := uint64(1) << (64 - anchorBits)
+	g := uint64(pos / perAnchor)
+	anchor := bits.Reverse64(g) + seed%step
 
+	// The first client of a pair takes the size backends that follow the
+	// anchor clockwise, the second the size that precede it: windows that
+	// grow away from a shared anchor, so that a backend added or removed
+	// inside one changes that window only, by that backend.
+	clockwise := pos%2 == 0
 	type scored struct {
-		dist uint64 // score − anchor, mod 2^64: distance clockwise from the anchor
+		dist uint64 // distance from the anchor, mod 2^64, in the window's direction
 		key  string
 	}
 	ring := make([]scored, len(keys))
 	for i, k := range keys {
-		ring[i] = scored{dist: score(k, seed) - anchor, key: k}
+		d := score(k, seed) - anchor
+		if !clockwise {
+			d = anchor - score(k, seed)
+		}
+		ring[i] = scored{dist: d, key: k}
 	}
 	slices.SortFunc(ring, func(a, b scored) int {
 		if c := cmp.Compare(a.dist, b.dist); c != 0 {
@@ -85,10 +106,10 @@ func Select(keys []string, index, size int) []string {
 		}
 		return cmp.Compare(a.key, b.key)
 	})
-	start := (pos % perAnchor) * size
+	layer := (pos % perAnchor) / 2
 	out := make([]string, size)
 	for i := range out {
-		out[i] = ring[(start+i)%len(ring)].key
+		out[i] = ring[(layer*size+i)%len(ring)].key
 	}
 	return out
 }
