@@ -41,7 +41,7 @@ var contrast = []scheme{
 func simKeys(n int) []string {
 	keys := make([]string, n)
 	for i := range keys {
-		keys[i] = fmt.Sprintf("10.1.%d.%d:50051", i/250, i%250+1)
+		keys[i] = fmt.Sprintf("10.%d.%d.%d:50051", i/62500+1, i/250%250, i%250+1)
 	}
 	slices.Sort(keys)
 	return keys
@@ -295,4 +295,20 @@ func oneAnchor(keys []string, index, size int) []string {
 	step := ^uint64(0)/uint64(RoundSize) + 1
 	anchor := uint64(index%RoundSize)*step + seed%step
 	return nearest(keys, size, func(key string) uint64 { return score(key, seed) - anchor })
+}
+
+// TestShapes measures the spread of other fleet shapes against random
+// subsetting's (for docs/fleets.md), and holds Select to a narrower spread
+// than random subsetting on each.
+func TestShapes(t *testing.T) {
+	for _, f := range []struct{ clients, backends, size int }{
+		{1000, 100, 30}, {1000, 300, 10}, {1000, 300, 100}, {1000, 1000, 30}, {200, 50, 5},
+	} {
+		keys := simKeys(f.backends)
+		lo, hi := assign(ours, keys, f.clients, f.size).spread(keys)
+		rlo, rhi := assign(contrast[0], keys, f.clients, f.size).spread(keys)
+		t.Logf("%d clients × %d backends, subset %d (mean %.0f): Select %.2f–%.2f, random %.2f–%.2f",
+			f.clients, f.backends, f.size, float64(f.clients*f.size)/float64(f.backends), lo, hi, rlo, rhi)
+		assert.Less(t, hi-lo, rhi-rlo, "%v: Select spreads wider than random subsetting", f)
+	}
 }
