@@ -42,7 +42,7 @@ func join(t *testing.T, cli *clientv3.Client, prefix string, ttl time.Duration) 
 func converged(t *testing.T, what string, ms []*Membership) []int {
 	t.Helper()
 	var idx []int
-	harness.Eventually(t, 20*time.Second, what, func() error {
+	took := harness.Eventually(t, 20*time.Second, what, func() error {
 		idx = idx[:0]
 		for i, m := range ms {
 			index, count, ok := m.Place()
@@ -62,6 +62,7 @@ func converged(t *testing.T, what string, ms []*Membership) []int {
 		}
 		return nil
 	})
+	t.Logf("%s: converged in %v", what, took.Round(time.Millisecond))
 	return slices.Clone(idx)
 }
 
