@@ -57,15 +57,8 @@ const MinTTL = 2 * time.Second
 // before it tries again.
 const retryEvery = 500 * time.Millisecond
 
-// Errors Watch returns when it can deliver no more places.
-var (
-	// ErrClosed: the Membership was closed.
-	ErrClosed = errors.New("etcdmembership: closed")
-	// ErrLeaseLost: the lease ended without Close (etcd expired it, for
-	// example after a partition longer than the TTL), so the client holds
-	// no slot any more. Join again to take a new one.
-	ErrLeaseLost = errors.New("etcdmembership: lease lost")
-)
+// ErrClosed is returned by Watch once the Membership is closed.
+var ErrClosed = errors.New("etcdmembership: closed")
 
 // Options configures a Membership. The zero value is valid.
 type Options struct {
@@ -80,21 +73,24 @@ type Options struct {
 // implements pool.Membership. It is safe for concurrent use: several pools
 // may Watch the same Membership.
 type Membership struct {
-	cli        *clientv3.Client
-	slots      string // key prefix of the slots: prefix + "slots/"
+	cli    *clientv3.Client
+	slots  string // key prefix of the slots: prefix + "slots/"
+	ttl    int64  // lease TTL, in seconds
+	ctx    context.Context
+	cancel context.CancelFunc // stops the loop
+	done   chan struct{}      // closed when the loop has returned
+
+	// The session and what derives from it; replaced by the loop when the
+	// lease is lost, read by Close and crash only after the loop ended.
 	sess       *concurrency.Session
-	id         string // this client's identity: its lease, in hex
-	ctx        context.Context
-	cancel     context.CancelFunc // stops the loop
-	done       chan struct{}      // closed when the loop has returned
 	sessCancel context.CancelFunc
+	id         string // this client's identity: its lease, in hex
 
 	mu      sync.Mutex // guards the fields below
 	index   int
 	count   int
 	known   bool
-	closed  bool          // by Close
-	lost    bool          // the lease ended without Close
+	closed  bool
 	changed chan struct{} // closed and replaced whenever the fields above change
 }
 
@@ -121,35 +117,42 @@ func Join(ctx context.Context, cli *clientv3.Client, prefix string, o Options) (
 		ttl = DefaultTTL
 	}
 	ttl = max(ttl, MinTTL)
-	secs := int64(math.Ceil(ttl.Seconds()))
-	lease, err := cli.Grant(ctx, secs)
-	if err != nil {
-		return nil, fmt.Errorf("etcdmembership: grant lease: %w", err)
-	}
-	// The session's context outlives the loop's, so that Close can still
-	// revoke the lease after stopping the loop.
-	sessCtx, sessCancel := context.WithCancel(context.Background())
-	sess, err := concurrency.NewSession(cli, concurrency.WithLease(lease.ID), concurrency.WithTTL(int(secs)), concurrency.WithContext(sessCtx))
-	if err != nil {
-		sessCancel()
-		_, _ = cli.Revoke(ctx, lease.ID)
-		return nil, fmt.Errorf("etcdmembership: keep lease alive: %w", err)
-	}
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
 	m := &Membership{
-		cli:        cli,
-		slots:      prefix + "slots/",
-		sess:       sess,
-		id:         strconv.FormatInt(int64(lease.ID), 16),
-		done:       make(chan struct{}),
-		sessCancel: sessCancel,
-		changed:    make(chan struct{}),
+		cli:     cli,
+		slots:   prefix + "slots/",
+		ttl:     int64(math.Ceil(ttl.Seconds())),
+		done:    make(chan struct{}),
+		changed: make(chan struct{}),
+	}
+	if err := m.newSession(ctx); err != nil {
+		return nil, err
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	go m.run()
 	return m, nil
+}
+
+// newSession grants a lease (ctx bounds the grant) and keeps it alive.
+func (m *Membership) newSession(ctx context.Context) error {
+	lease, err := m.cli.Grant(ctx, m.ttl)
+	if err != nil {
+		return fmt.Errorf("etcdmembership: grant lease: %w", err)
+	}
+	// The session's context outlives the loop's, so that Close can still
+	// revoke the lease after stopping the loop.
+	sessCtx, sessCancel := context.WithCancel(context.Background())
+	sess, err := concurrency.NewSession(m.cli, concurrency.WithLease(lease.ID),
+		concurrency.WithTTL(int(m.ttl)), concurrency.WithContext(sessCtx))
+	if err != nil {
+		sessCancel()
+		_, _ = m.cli.Revoke(ctx, lease.ID)
+		return fmt.Errorf("etcdmembership: keep lease alive: %w", err)
+	}
+	m.sess, m.sessCancel, m.id = sess, sessCancel, strconv.FormatInt(int64(lease.ID), 16)
+	return nil
 }
 
 // Place returns the client's index and the fleet's count, and whether they
@@ -168,13 +171,10 @@ func (m *Membership) Watch(ctx context.Context, notify func(index, count int)) e
 	var last [2]int
 	for {
 		m.mu.Lock()
-		place, known, closed, lost, changed := [2]int{m.index, m.count}, m.known, m.closed, m.lost, m.changed
+		place, known, closed, changed := [2]int{m.index, m.count}, m.known, m.closed, m.changed
 		m.mu.Unlock()
-		switch {
-		case closed:
+		if closed {
 			return ErrClosed
-		case lost:
-			return ErrLeaseLost
 		}
 		if known && (!delivered || place != last) {
 			notify(place[0], place[1])
@@ -212,9 +212,7 @@ func (m *Membership) stop() bool {
 		return false
 	}
 	m.closed = true
-	if !m.lost {
-		close(m.changed)
-	}
+	close(m.changed)
 	m.mu.Unlock()
 	m.cancel()
 	<-m.done
@@ -225,7 +223,7 @@ func (m *Membership) stop() bool {
 func (m *Membership) setPlace(index, count int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed || m.lost || (m.known && m.index == index && m.count == count) {
+	if m.closed || (m.known && m.index == index && m.count == count) {
 		return
 	}
 	m.index, m.count, m.known = index, count, true
@@ -233,28 +231,32 @@ func (m *Membership) setPlace(index, count int) {
 	m.changed = make(chan struct{})
 }
 
-// run follows the slots until the Membership is closed or its lease is
-// lost (then the client has no slot any more: Watch returns ErrLeaseLost
-// and the pools keep their last place).
+// run follows the slots until the Membership is closed. When the lease is
+// lost without Close (etcd expired it, say after a partition longer than
+// the TTL), the slot went with it: run takes a new lease and joins again,
+// and until the new slot is known the pools keep their last place.
 func (m *Membership) run() {
 	defer close(m.done)
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	for {
 		_ = m.follow() // a failed request or a broken watch: start again
-		retry.Reset(retryEvery)
-		select {
-		case <-m.ctx.Done():
-			return
-		case <-m.sess.Done():
-			m.mu.Lock()
-			if !m.closed && !m.lost {
-				m.lost = true
-				close(m.changed)
+		for {
+			retry.Reset(retryEvery)
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-retry.C:
 			}
-			m.mu.Unlock()
-			return
-		case <-retry.C:
+			select {
+			case <-m.sess.Done():
+				m.sessCancel()
+				if err := m.newSession(m.ctx); err != nil {
+					continue // etcd unreachable: try again
+				}
+			default:
+			}
+			break
 		}
 	}
 }

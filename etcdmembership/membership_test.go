@@ -181,3 +181,44 @@ func TestJoinInvalid(t *testing.T) {
 	_, err = Join(ctx, cli, "/p/", Options{TTL: -time.Second})
 	assert.Error(t, err, "negative TTL")
 }
+
+// TestRejoin: a client whose lease ends without Close (revoked from
+// outside here, as etcd expires it after a partition longer than the TTL)
+// takes a new lease and a slot again, and the fleet converges.
+func TestRejoin(t *testing.T) {
+	e := harness.StartEtcd(t)
+	cli := e.Client(t)
+	const prefix = "/test/rejoin/"
+	ms := make([]*Membership, 4)
+	for i := range ms {
+		ms[i] = join(t, cli, prefix, 2*time.Second)
+	}
+	idx := converged(t, "4 clients joined", ms)
+
+	victim := slices.Index(idx, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, fmt.Sprintf("%sslots/%d", prefix, 1))
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+	_, err = cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+	require.NoError(t, err)
+
+	harness.Eventually(t, 20*time.Second, "the victim on a new lease", func() error {
+		r, err := cli.Get(ctx, prefix+"slots/", clientv3.WithPrefix())
+		if err != nil {
+			return err
+		}
+		for _, kv := range r.Kvs {
+			if kv.Lease == resp.Kvs[0].Lease {
+				return fmt.Errorf("%s still on the revoked lease", kv.Key)
+			}
+		}
+		if len(r.Kvs) != len(ms) {
+			return fmt.Errorf("%d slots, want %d", len(r.Kvs), len(ms))
+		}
+		return nil
+	})
+	after := converged(t, "4 clients after one re-joined", ms)
+	assert.LessOrEqual(t, moved(idx, after), 2, "indexes: before %v, after %v (victim %d)", idx, after, victim)
+}
