@@ -36,6 +36,18 @@ func join(t *testing.T, cli *clientv3.Client, prefix string, ttl time.Duration) 
 	return m
 }
 
+// startFleet starts etcd and n members with a 2 s TTL under prefix, and
+// waits until they have converged.
+func startFleet(t *testing.T, prefix string, n int) (*clientv3.Client, []*Membership, []int) {
+	t.Helper()
+	cli := harness.StartEtcd(t).Client(t)
+	ms := make([]*Membership, n)
+	for i := range ms {
+		ms[i] = join(t, cli, prefix, 2*time.Second)
+	}
+	return cli, ms, converged(t, fmt.Sprintf("%d clients joined", n), ms)
+}
+
 // converged waits until every member knows a place, the indexes are
 // exactly 0 … len(ms)−1 and every count is len(ms); it returns each
 // member's index.
@@ -105,14 +117,7 @@ func moved(before, after []int) int {
 // again, at most one of them changes index (the last one moves into the
 // freed slot), and their subsets stay balanced.
 func TestFleet(t *testing.T) {
-	e := harness.StartEtcd(t)
-	cli := e.Client(t)
-	const prefix = "/test/fleet/"
-	ms := make([]*Membership, 10)
-	for i := range ms {
-		ms[i] = join(t, cli, prefix, 2*time.Second)
-	}
-	idx := converged(t, "10 clients joined", ms)
+	_, ms, idx := startFleet(t, "/test/fleet/", 10)
 	balanced(t, idx)
 
 	// One leaves: the member holding index 3.
@@ -186,14 +191,8 @@ func TestJoinInvalid(t *testing.T) {
 // outside here, as etcd expires it after a partition longer than the TTL)
 // takes a new lease and a slot again, and the fleet converges.
 func TestRejoin(t *testing.T) {
-	e := harness.StartEtcd(t)
-	cli := e.Client(t)
 	const prefix = "/test/rejoin/"
-	ms := make([]*Membership, 4)
-	for i := range ms {
-		ms[i] = join(t, cli, prefix, 2*time.Second)
-	}
-	idx := converged(t, "4 clients joined", ms)
+	cli, ms, idx := startFleet(t, prefix, 4)
 
 	victim := slices.Index(idx, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
