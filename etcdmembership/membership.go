@@ -270,9 +270,19 @@ func (m *Membership) follow() error {
 	if err != nil {
 		return err
 	}
+	// The slots as of the last event seen: read once, then kept up to date
+	// from the watch, so an event costs etcd nothing more.
+	view := make(map[string]*mvccpb.KeyValue, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		view[string(kv.Key)] = kv
+	}
 	wch := m.cli.Watch(ctx, m.slots, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	for {
-		if err := m.act(ctx, resp.Kvs); err != nil {
+		kvs := make([]*mvccpb.KeyValue, 0, len(view))
+		for _, kv := range view {
+			kvs = append(kvs, kv)
+		}
+		if err := m.act(ctx, kvs); err != nil {
 			return err
 		}
 		select {
@@ -285,13 +295,16 @@ func (m *Membership) follow() error {
 				return errors.New("etcdmembership: watch closed")
 			}
 			if err := w.Err(); err != nil {
-				return err
+				return err // compacted, cancelled: read again
 			}
-		}
-		// Re-read the whole set: simpler than folding events, and a fleet
-		// holds one small key per client.
-		if resp, err = m.cli.Get(ctx, m.slots, clientv3.WithPrefix()); err != nil {
-			return err
+			for _, ev := range w.Events {
+				switch ev.Type {
+				case clientv3.EventTypePut:
+					view[string(ev.Kv.Key)] = ev.Kv
+				case clientv3.EventTypeDelete:
+					delete(view, string(ev.Kv.Key))
+				}
+			}
 		}
 	}
 }
