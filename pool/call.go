@@ -13,70 +13,135 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/internal/balancer"
 )
-
-// errNotSent is what a breaker is told about a call that was picked but
-// never sent: the default classifier ignores it (codes.Canceled).
-var errNotSent = status.Error(codes.Canceled, "grpcpool: call not sent")
 
 // errStalled: NewStream waited on a connection the server would admit no
 // more streams on; the stream is placed again elsewhere.
 var errStalled = status.Error(codes.Unavailable, "grpcpool: stream stalled on a full connection")
 
+// splitOnFinish takes the caller's grpc.OnFinish options out of opts: the
+// pool runs them once per logical call, not once per attempt.
+func splitOnFinish(opts []grpc.CallOption) ([]grpc.CallOption, []func(error)) {
+	n := 0
+	for _, o := range opts {
+		if _, ok := o.(grpc.OnFinishCallOption); ok {
+			n++
+		}
+	}
+	if n == 0 {
+		return opts, nil
+	}
+	rest := make([]grpc.CallOption, 0, len(opts)-n)
+	fs := make([]func(error), 0, n)
+	for _, o := range opts {
+		if f, ok := o.(grpc.OnFinishCallOption); ok {
+			fs = append(fs, f.OnFinish)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	return rest, fs
+}
+
+func runFinish(fs []func(error), err error) {
+	for _, f := range fs {
+		f(err)
+	}
+}
+
 // Invoke performs a unary RPC on one of the pool's connections and returns
 // after the response is received into reply. With WithRetry, a failed
 // attempt is retried on another backend under the retry policy.
 func (p *Pool) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	if p.o.retry == nil {
-		pk, err := p.pick(ctx, method, opts, nil)
-		if err != nil {
-			return err
-		}
-		return p.invoke(ctx, pk, method, args, reply, opts)
-	}
-	p.budget.Deposit()
-	var tr tried
-	var last error // the error of the last attempt made
-	for attempt := 1; ; attempt++ {
-		pk, err := p.pick(ctx, method, opts, &tr)
-		if err != nil {
-			// Nothing can take the call now (every breaker open, nothing
-			// ready): fail at once, as without WithRetry. A backoff would
-			// not change that, and would spend the retry budget.
-			return cmp.Or(last, err)
-		}
-		tr.add(pk.c.b)
-		err = p.invoke(ctx, pk, method, args, reply, opts)
-		var again bool
-		if again, err = p.retryAfter(ctx, attempt, err); !again {
-			return err
-		}
-		last = err
-	}
-}
-
-func (p *Pool) invoke(ctx context.Context, pk pick, method string, args, reply any, opts []grpc.CallOption) error {
-	c := pk.c
-	b := c.b
-	b.started.Add(1)
-	b.calls.Add(1)
-	c.open.Add(1)
-	err := c.cc.Invoke(ctx, method, args, reply, opts...)
-	c.open.Add(-1)
-	b.calls.Add(-1)
-	c.release()
-	p.finish(b, pk.done, err)
+	opts, fin := splitOnFinish(opts)
+	err := p.invokeCall(ctx, method, args, reply, opts)
+	runFinish(fin, err)
 	return err
 }
 
-// finish records how a call or stream ended.
-func (p *Pool) finish(b *backend, done func(error), err error) {
-	if err != nil && p.classify(err) == breaker.Failure {
-		b.failures.Add(1)
+func (p *Pool) invokeCall(ctx context.Context, method string, args, reply any, opts []grpc.CallOption) error {
+	pol := p.o.retry
+	if pol != nil {
+		p.budget.Deposit()
+	}
+	var tr balancer.Tried
+	var last error // the error of the last attempt made
+	for n := 1; ; {
+		pk, s, err := p.pick(ctx, method, opts, &tr)
+		if err != nil {
+			// Nothing can take the call now (every breaker open, nothing
+			// ready): fail at once. A backoff would not change that, and
+			// would spend the retry budget.
+			return cmp.Or(last, err)
+		}
+		var a *attempt
+		actx := ctx
+		if pol != nil {
+			a = &attempt{}
+			actx = context.WithValue(ctx, attemptKey{}, a)
+		}
+		err = p.invoke(actx, pk, method, args, reply, opts, a)
+		if err == nil {
+			return nil
+		}
+		if notSent(err) && ctx.Err() == nil {
+			// The connection left READY under the pick: the request never
+			// left the client. Place it again, on the next picker.
+			awaitChange(ctx, s)
+			continue
+		}
+		tr.Add(pk.Conn.Backend)
+		if pol == nil {
+			return err
+		}
+		var again bool
+		if again, err = p.retryAfter(ctx, n, err, method, opts, a); !again {
+			return err
+		}
+		last = err
+		n++
+	}
+}
+
+func (p *Pool) invoke(ctx context.Context, pk balancer.Result, method string, args, reply any, opts []grpc.CallOption, a *attempt) error {
+	c := pk.Conn
+	b := c.Backend
+	b.Started.Add(1)
+	b.Calls.Add(1)
+	err := handle(c).cc.Invoke(ctx, method, args, reply, opts...)
+	b.Calls.Add(-1)
+	p.release(c)
+	p.finish(b, pk.Done, err, a != nil && a.received.Load())
+	return err
+}
+
+// release ends a call on c and tells the core when that drained it.
+func (p *Pool) release(c *balancer.Conn) {
+	if c.Release() {
+		p.events.push(func(now time.Time) { p.core.Drained(now, c) })
+	}
+}
+
+// finish records how a call or stream ended. answered: the server had
+// answered it, so the caller's own deadline or cancellation that ended it
+// says nothing about the backend.
+func (p *Pool) finish(b *balancer.Backend, done func(error), err error, answered bool) {
+	switch {
+	case err == nil:
+	case notSent(err), answered && callerEnded(err):
+		err = balancer.ErrNotSent
+	case p.classify(err) == breaker.Failure:
+		b.Failures.Add(1)
 	}
 	if done != nil {
 		done(err)
 	}
+}
+
+func callerEnded(err error) bool {
+	c := status.Code(err)
+	return c == codes.DeadlineExceeded || c == codes.Canceled
 }
 
 func (p *Pool) classify(err error) breaker.Outcome {
@@ -88,17 +153,23 @@ func (p *Pool) classify(err error) breaker.Outcome {
 
 // retryAfter reports whether attempt, which ended in err, is retried, after
 // waiting its backoff. It is retried only with WithRetry, for a code in the
-// policy, within the policy's attempts and the pool's retry budget, and when
-// the caller's deadline leaves room for the backoff. It returns the error
-// the call ends with when it is not retried: err, or the caller's context
-// error when the context ended during the backoff.
-func (p *Pool) retryAfter(ctx context.Context, attempt int, err error) (bool, error) {
+// policy, within the policy's attempts and the pool's retry budget, when
+// the caller's deadline leaves room for the backoff, and — when the request
+// reached the server and the server did not answer (the connection broke
+// under it) — only for methods marked idempotent, since the server may have
+// acted on it. It returns the error the call ends with when it is not
+// retried: err, or the caller's context error when the context ended during
+// the backoff.
+func (p *Pool) retryAfter(ctx context.Context, attempt int, err error, method string, opts []grpc.CallOption, a *attempt) (bool, error) {
 	pol := p.o.retry
 	if err == nil || pol == nil || attempt >= pol.MaxAttempts || ctx.Err() != nil {
 		return false, err
 	}
 	st, ok := status.FromError(err)
 	if !ok || !pol.Retryable(st.Code()) || st.Message() == msgClosed {
+		return false, err
+	}
+	if a != nil && a.sent.Load() && !a.received.Load() && !p.idempotent(method, opts) {
 		return false, err
 	}
 	d := pol.Backoff(attempt)
@@ -123,136 +194,219 @@ func (p *Pool) retryAfter(ctx context.Context, attempt int, err error) (bool, er
 	}
 }
 
+// idempotent reports whether a call of method may be sent again after its
+// request may have reached the server.
+func (p *Pool) idempotent(method string, opts []grpc.CallOption) bool {
+	return false
+}
+
 // NewStream begins a stream on one of the pool's connections. The stream
 // counts as active on its backend until it ends by any route: an error,
 // io.EOF, the caller's context, or the pool closing. With WithRetry, a
 // stream whose NewStream failed (nothing reached a server) is begun again on
 // another backend; once begun it is never retried.
 func (p *Pool) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	var tr tried
+	opts, fin := splitOnFinish(opts)
+	var tr balancer.Tried
 	if p.o.retry != nil {
 		p.budget.Deposit()
 	}
+	sc := stallCall{id: p.calls.Add(1)}
 	var last error // the error of the last attempt made
-	for attempt := 1; ; attempt++ {
-		pk, err := p.pick(ctx, method, opts, &tr)
+	for attempt := 1; ; {
+		pk, s, err := p.pick(ctx, method, opts, &tr)
 		if err != nil {
-			return nil, cmp.Or(last, err) // as in Invoke: nothing to pick fails at once
+			err = cmp.Or(last, err) // as in Invoke: nothing to pick fails at once
+			runFinish(fin, err)
+			return nil, err
 		}
-		cs, err := p.newStream(ctx, pk, desc, method, opts)
+		cs, err := p.newStream(ctx, pk, desc, method, opts, fin, &sc)
 		if err == nil {
 			return cs, nil
 		}
-		if err == errStalled {
-			attempt-- // placed again, not retried
-			continue
+		if (err == errStalled || notSent(err)) && ctx.Err() == nil {
+			if err == errStalled {
+				sc.stalls++
+			}
+			// Let the core apply what the attempt taught (a learned limit,
+			// a connection no longer READY) before placing it again.
+			awaitChange(ctx, s)
+			continue // placed again, not retried
 		}
-		tr.add(pk.c.b)
+		tr.Add(pk.Conn.Backend)
 		var again bool
-		if again, err = p.retryAfter(ctx, attempt, err); !again {
+		if again, err = p.retryAfter(ctx, attempt, err, method, opts, nil); !again {
+			runFinish(fin, err)
 			return nil, err
 		}
 		last = err
+		attempt++
 	}
 }
 
-// stream tracks one stream until gRPC reports its end through
-// grpc.OnFinish, which grpc-go calls exactly once on every route.
+// A stream's states: in NewStream, open (counted in the connection's
+// open streams), stalled (its NewStream was given up), ended.
+const (
+	streamInNew int32 = iota
+	streamOpen
+	streamStalled
+	streamEnded
+)
+
+// stream is the ClientStream the pool returns: it tracks one stream until
+// gRPC reports its end through grpc.OnFinish, which grpc-go calls exactly
+// once on every route.
 type stream struct {
-	p       *Pool
-	c       *conn
-	done    func(error)
-	ended   atomic.Bool
-	cancel  context.CancelFunc // with WithMaxStreamAge
-	timer   *time.Timer        // with WithMaxStreamAge
-	aged    atomic.Bool        // the max stream age ended it
-	stalled atomic.Bool        // NewStream stalled on a full connection
-	state   atomic.Int32       // streamInNew, streamOpen (counted in conn.open) or streamEnded
-	buf     [4]grpc.CallOption
+	grpc.ClientStream
+	p        *Pool
+	c        *balancer.Conn
+	done     func(error)
+	reported atomic.Bool // the breaker has been told
+	answered atomic.Bool // the server sent headers or a message
+	ended    atomic.Bool
+	state    atomic.Int32
+	cancel   context.CancelFunc // with WithMaxStreamAge or stall learning
+	timer    *time.Timer        // with WithMaxStreamAge
+	aged     atomic.Bool        // the max stream age ended it
+	stalled  atomic.Bool        // the stall timer gave its NewStream up
+
+	fin     []func(error) // the caller's OnFinish, run once when final
+	final   atomic.Bool   // the caller holds this stream
+	finRan  atomic.Bool
+	endErr  atomic.Pointer[error]
+	optsBuf [4]grpc.CallOption
 }
 
-func (p *Pool) newStream(ctx context.Context, pk pick, desc *grpc.StreamDesc, method string, opts []grpc.CallOption) (grpc.ClientStream, error) {
-	st := &stream{p: p, c: pk.c, done: pk.done}
-	o := append(st.buf[:0], opts...)
+// stallCall is what the stall handling of one NewStream call carries from
+// attempt to attempt.
+type stallCall struct {
+	id     uint64 // tells the core its stalls apart from another call's
+	stalls int    // attempts given up so far
+}
+
+func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.StreamDesc, method string, opts []grpc.CallOption, fin []func(error), sc *stallCall) (grpc.ClientStream, error) {
+	c := pk.Conn
+	st := &stream{p: p, c: c, done: pk.Done, fin: fin}
+	o := append(st.optsBuf[:0], opts...)
 	o = append(o, grpc.OnFinish(st.finish))
-	b := pk.c.b
-	b.started.Add(1)
-	b.streams.Add(1)
-	c := pk.c
+	b := c.Backend
+	b.Started.Add(1)
+	b.Streams.Add(1)
 	// Learn the server's stream limit when a connection that carries other
-	// calls stops admitting streams (gRPC would queue this one silently).
-	// Armed whatever c carries now: streams placed after this one can reach
-	// the transport first and take the last slots. The timer checks, when
-	// it fires, that other calls are open on c. Once c's limit is known the
-	// picker never places a stream beyond it, and nothing is armed.
-	armed := p.o.learnStreamLimit > 0 && p.o.maxStreams == 0 && !pk.overflow && c.limit.Load() == 0
+	// streams stops admitting them (gRPC would queue this one silently).
+	// Once the limit is known the picker never places a stream beyond it,
+	// and nothing is armed.
+	armed := p.o.learnStreamLimit > 0 && p.o.maxStreams == 0 && !pk.Overflow && c.Limit() == 0
 	if armed || p.o.maxStreamAge > 0 {
 		ctx, st.cancel = context.WithCancel(ctx)
 	}
 	var stall *time.Timer
 	if armed {
-		stall = time.AfterFunc(p.o.learnStreamLimit, func() {
-			// One counter, read once: active - pending, read as two,
-			// undercounts while other stalled streams leave (gRPC runs
-			// OnFinish, releasing active, inside NewStream).
-			if n := c.open.Load(); n > 0 {
-				st.stalled.Store(true)
-				p.learnLimit(c, n)
-				st.cancel()
+		// Each attempt of a call given up waits twice as long: a call slow
+		// for reasons of its own (a credentials refresh) gets through, and
+		// is not given up for ever.
+		d := p.o.learnStreamLimit << min(sc.stalls, 6)
+		stall = time.AfterFunc(d, func() {
+			n := c.OpenStreams()
+			if n == 0 || !st.state.CompareAndSwap(streamInNew, streamStalled) {
+				return
 			}
+			st.stalled.Store(true)
+			p.events.push(func(now time.Time) { p.core.Stalled(now, c, n, sc.id) })
+			st.cancel()
 		})
 	}
-	cs, err := c.cc.NewStream(ctx, desc, method, o...)
-	if stall != nil && !stall.Stop() && st.stalled.Load() {
-		// Headers were never sent while the stream waited for the server's
-		// stream quota; nothing the caller sends has gone anywhere yet.
-		st.finish(errNotSent)
-		return nil, errStalled
+	cs, err := handle(c).cc.NewStream(ctx, desc, method, o...)
+	if stall != nil {
+		stall.Stop()
+	}
+	c.StreamOpened()
+	if !st.state.CompareAndSwap(streamInNew, streamOpen) {
+		c.StreamEnded() // not counted: it stalled, or already ended
+		if st.stalled.Load() {
+			// The stall timer gave this stream up first: headers never went
+			// out while it waited for the server's stream quota, and the
+			// caller has not seen it.
+			if err == nil {
+				st.cancel()
+			}
+			st.finish(balancer.ErrNotSent)
+			return nil, errStalled
+		}
 	}
 	if err != nil {
 		st.finish(err) // in case an interceptor failed before gRPC saw the stream
 		return nil, err
 	}
-	st.admit()
-	if p.o.maxStreamAge <= 0 {
-		return cs, nil
+	st.ClientStream = cs
+	if p.o.maxStreamAge > 0 {
+		st.timer = time.AfterFunc(balancer.Jitter(p.o.maxStreamAge), st.expire)
 	}
-	st.timer = time.AfterFunc(jitter(p.o.maxStreamAge), st.expire)
-	return &agedStream{ClientStream: cs, st: st}, nil
-}
-
-const (
-	streamInNew int32 = iota // in NewStream: not counted in conn.open
-	streamOpen               // counted in conn.open
-	streamEnded
-)
-
-// admit counts the stream in its connection's open streams, unless it
-// ended already.
-func (st *stream) admit() {
-	st.c.open.Add(1)
-	if !st.state.CompareAndSwap(streamInNew, streamOpen) {
-		st.c.open.Add(-1)
+	st.final.Store(true)
+	if st.ended.Load() {
+		st.runFinish()
 	}
+	return st, nil
 }
 
 func (st *stream) finish(err error) {
 	if st.state.Swap(streamEnded) == streamOpen {
-		st.c.open.Add(-1)
+		st.c.StreamEnded()
 	}
 	if !st.ended.CompareAndSwap(false, true) {
 		return
 	}
-	b := st.c.b
-	b.streams.Add(-1)
-	st.c.release()
+	st.endErr.Store(&err)
+	b := st.c.Backend
+	b.Streams.Add(-1)
+	st.p.release(st.c)
 	if st.timer != nil {
 		st.timer.Stop()
 	}
 	if st.cancel != nil {
 		st.cancel()
 	}
-	st.p.finish(b, st.done, err)
+	answered := st.answered.Load()
+	if st.reported.CompareAndSwap(false, true) {
+		st.p.finish(b, st.done, err, answered)
+	} else {
+		// The breaker heard of the stream when it was answered; a later
+		// backend failure is reported as a call of its own.
+		var done func(error)
+		if brk := b.Breaker; brk != nil && err != nil {
+			done, _ = brk.Allow()
+		}
+		st.p.finish(b, done, err, answered)
+	}
+	if st.final.Load() {
+		st.runFinish()
+	}
+}
+
+func (st *stream) runFinish() {
+	if len(st.fin) == 0 || !st.finRan.CompareAndSwap(false, true) {
+		return
+	}
+	var err error
+	if e := st.endErr.Load(); e != nil {
+		err = *e
+	}
+	if st.aged.Load() && err != nil {
+		err = status.Error(codes.Unavailable, msgStreamMaxAge)
+	}
+	runFinish(st.fin, err)
+}
+
+// answer records that the server answered the stream, and tells the
+// breaker once that the backend is healthy, so a long-lived stream never
+// holds a half-open breaker.
+func (st *stream) answer() {
+	if st.answered.Load() || !st.answered.CompareAndSwap(false, true) {
+		return
+	}
+	if st.reported.CompareAndSwap(false, true) && st.done != nil {
+		st.done(nil)
+	}
 }
 
 func (st *stream) expire() {
@@ -260,23 +414,29 @@ func (st *stream) expire() {
 	st.cancel()
 }
 
-// agedStream reports a stream ended by WithMaxStreamAge as
-// codes.Unavailable, so callers reopen it.
-type agedStream struct {
-	grpc.ClientStream
-	st *stream
-}
-
-func (s *agedStream) fix(err error) error {
-	if err != nil && err != io.EOF && s.st.aged.Load() {
+// fix reports a stream ended by WithMaxStreamAge as codes.Unavailable, so
+// callers reopen it.
+func (st *stream) fix(err error) error {
+	if err != nil && err != io.EOF && st.aged.Load() {
 		return status.Error(codes.Unavailable, msgStreamMaxAge)
 	}
 	return err
 }
 
-func (s *agedStream) RecvMsg(m any) error { return s.fix(s.ClientStream.RecvMsg(m)) }
+func (st *stream) RecvMsg(m any) error {
+	err := st.ClientStream.RecvMsg(m)
+	if err == nil {
+		st.answer()
+	}
+	return st.fix(err)
+}
 
-func (s *agedStream) Header() (md metadata.MD, err error) {
-	md, err = s.ClientStream.Header()
-	return md, s.fix(err)
+func (st *stream) SendMsg(m any) error { return st.fix(st.ClientStream.SendMsg(m)) }
+
+func (st *stream) Header() (metadata.MD, error) {
+	md, err := st.ClientStream.Header()
+	if err == nil {
+		st.answer()
+	}
+	return md, st.fix(err)
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,7 +46,7 @@ func (dnsBuilder) Build(t resolver.Target, cc resolver.ClientConn, _ resolver.Bu
 	r := &net.Resolver{PreferGo: true}
 	if server := t.URL.Host; server != "" {
 		if _, _, err := net.SplitHostPort(server); err != nil {
-			server = net.JoinHostPort(server, "53")
+			server = net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(server, "["), "]"), "53")
 		}
 		r.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -113,19 +114,30 @@ func (d *dnsResolver) watch() {
 		} else {
 			d.cc.ReportError(err)
 		}
-		var wait <-chan time.Time
 		if err != nil {
 			// Poll with backoff until a lookup succeeds and is accepted.
+			// ResolveNow requests (every failing connection sends one) do
+			// not cut the backoff short: the next lookup comes when it
+			// ends, and answers them too.
 			failures++
-			wait = time.After(min(dnsMaxBackoff, time.Duration(1<<min(failures, 10))*100*time.Millisecond))
+			t := time.NewTimer(min(dnsMaxBackoff, time.Duration(1<<min(failures, 10))*100*time.Millisecond))
+			select {
+			case <-d.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			select {
+			case <-d.now:
+			default:
+			}
 		} else {
 			failures = 0
-		}
-		select {
-		case <-d.ctx.Done():
-			return
-		case <-d.now:
-		case <-wait:
+			select {
+			case <-d.ctx.Done():
+				return
+			case <-d.now:
+			}
 		}
 		// Coalesce bursts of ResolveNow.
 		select {

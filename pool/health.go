@@ -11,17 +11,11 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// WithHealthCheck watches the grpc.health.v1 service on every connection,
-// for serviceName ("" is the server as a whole): a connection whose server
-// reports NOT_SERVING or UNKNOWN takes no new calls until it reports
-// SERVING again; calls it carries finish. Servers without the health
-// service (Unimplemented) are treated as serving, with a debug log.
-// Default: no health checking.
-func WithHealthCheck(serviceName string) Option {
-	return optionFunc(func(o *options) {
-		o.healthService = &serviceName
-	})
-}
+// DefaultHealthTimeout bounds, with WithHealthCheck, how long a READY
+// connection may wait for its server's first health report: past it the
+// connection counts as not serving (and says so in errors and Stats)
+// until a report comes.
+const DefaultHealthTimeout = 10 * time.Second
 
 // Pauses between health watches that broke while their connection stayed
 // READY (a server whose health service fails), against spinning.
@@ -30,62 +24,61 @@ const (
 	healthRetryMax = 5 * time.Second
 )
 
-// watchHealth follows the health of c's server while c is READY. The watch
-// is cancelled whenever c leaves READY (see conn.leftReady), so a server
-// shutting down gracefully is never kept waiting by it, and c then needs a
-// fresh report from the server it reconnects to before it takes calls.
-func (p *Pool) watchHealth(c *conn) {
+// followHealthLocked starts pc's health watch when its connection is READY
+// and ends it when it is not, so a connection has at most one watch, and
+// none once it is closed or not READY.
+func (p *Pool) followHealthLocked(pc *pconn) {
+	if p.o.healthService == nil || pc.cc == nil {
+		return
+	}
+	c := pc.c
+	want := c.State().Live() && c.Transport() == connectivity.Ready
+	switch {
+	case want && pc.healthCancel == nil:
+		ctx, cancel := context.WithCancel(p.ctx)
+		pc.healthCancel = cancel
+		p.goAsync(func() { p.watchHealth(ctx, pc) })
+	case !want && pc.healthCancel != nil:
+		pc.healthCancel()
+		pc.healthCancel = nil
+	}
+}
+
+// watchHealth follows the health of pc's server until ctx ends (pc left
+// READY, was retired, or the pool closed). Servers without the health
+// service (Unimplemented) are treated as serving.
+func (p *Pool) watchHealth(ctx context.Context, pc *pconn) {
 	service := *p.o.healthService
 	retry := healthRetryMin
-	for {
-		select {
-		case <-c.readyCh():
-		case <-p.ctx.Done():
+	for ctx.Err() == nil {
+		reported, err := p.watchHealthOnce(ctx, pc, service)
+		if ctx.Err() != nil {
 			return
 		}
-		if connectivity.State(c.state.Load()) == connectivity.Shutdown {
-			return
-		}
-		ctx, cancel := context.WithCancel(p.ctx)
-		c.setHealthCancel(cancel)
-		if connectivity.State(c.state.Load()) != connectivity.Ready {
-			cancel() // it left READY before the cancel was in place
-		}
-		reported, err := p.watchHealthOnce(ctx, c, service)
 		if status.Code(err) == codes.Unimplemented {
-			p.log.Debug("grpcpool: server has no health service; treating it as serving", "addr", c.b.addr(), "conn", c.id)
-			reported = p.setUnhealthy(ctx, c, false)
-			// Until c leaves READY: the server it reconnects to may be
-			// another one, with the service.
+			p.log.Debug("grpcpool: server has no health service; treating it as serving", "target", p.target, "addr", pc.c.Backend.Addr(), "conn", pc.c.ID)
+			p.reportHealth(ctx, pc, true, nil)
 			<-ctx.Done()
-		}
-		cancel()
-		if p.ctx.Err() != nil || connectivity.State(c.state.Load()) == connectivity.Shutdown {
 			return
 		}
 		if reported {
 			retry = healthRetryMin // the watch worked until it ended
 		}
-		if connectivity.State(c.state.Load()) == connectivity.Ready {
-			// The stream broke on a READY connection: watch again after a
-			// pause.
-			t := time.NewTimer(retry)
-			select {
-			case <-t.C:
-			case <-p.ctx.Done():
-				t.Stop()
-				return
-			}
-			retry = min(2*retry, healthRetryMax)
+		t := time.NewTimer(retry)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
 		}
-		c.awaitReady()
+		retry = min(2*retry, healthRetryMax)
 	}
 }
 
-// watchHealthOnce runs one health watch on c until it ends, recording each
-// report; it returns whether any report was recorded.
-func (p *Pool) watchHealthOnce(ctx context.Context, c *conn, service string) (bool, error) {
-	s, err := healthpb.NewHealthClient(c.cc).Watch(ctx, &healthpb.HealthCheckRequest{Service: service}, grpc.WaitForReady(true))
+// watchHealthOnce runs one health watch until it ends, reporting each
+// status; it returns whether any was reported.
+func (p *Pool) watchHealthOnce(ctx context.Context, pc *pconn, service string) (bool, error) {
+	s, err := healthpb.NewHealthClient(pc.cc).Watch(ctx, &healthpb.HealthCheckRequest{Service: service}, grpc.WaitForReady(true))
 	if err != nil {
 		return false, err
 	}
@@ -96,32 +89,22 @@ func (p *Pool) watchHealthOnce(ctx context.Context, c *conn, service string) (bo
 			return reported, err
 		}
 		serving := resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
-		if p.setUnhealthy(ctx, c, !serving) {
-			reported = true
+		var why error
+		if !serving {
+			why = status.Errorf(codes.Unavailable, "health check of %q: %v", service, resp.GetStatus())
 		}
+		p.reportHealth(ctx, pc, serving, why)
+		reported = true
 	}
 }
 
-// setUnhealthy records a report of the health watch whose context is ctx,
-// unless that watch has ended, and republishes the snapshot when it changes
-// whether c may take calls. It reports whether it recorded it.
-func (p *Pool) setUnhealthy(ctx context.Context, c *conn, unhealthy bool) bool {
-	recorded, changed := c.setHealth(ctx, unhealthy)
-	if !recorded {
-		return false
-	}
-	settled := !c.settled.Swap(true) // the first report ends its start
-	if !changed {
-		if settled {
-			p.rebuild()
+// reportHealth queues a report of the watch whose context is ctx, unless
+// that watch has ended by the time it is applied.
+func (p *Pool) reportHealth(ctx context.Context, pc *pconn, serving bool, why error) {
+	p.events.push(func(now time.Time) {
+		if ctx.Err() != nil {
+			return
 		}
-		return true
-	}
-	if unhealthy {
-		p.log.Info("grpcpool: backend not serving", "addr", c.b.addr(), "conn", c.id)
-	} else {
-		p.log.Info("grpcpool: backend serving", "addr", c.b.addr(), "conn", c.id)
-	}
-	p.rebuild()
-	return true
+		p.core.Health(now, pc.c, serving, why)
+	})
 }

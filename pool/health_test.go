@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
@@ -66,6 +67,18 @@ func hcWaitHealthy(t testing.TB, p *pool.Pool, n, want int) {
 }
 
 // hcHealthy reports whether the pool sees the backend at addr as healthy.
+// transportReady counts b's connections whose transport is READY, serving
+// or not (BackendStats.Ready counts only those that take calls).
+func transportReady(b pool.BackendStats) int {
+	n := 0
+	for _, c := range b.Conns {
+		if c.State == connectivity.Ready && !c.Draining {
+			n++
+		}
+	}
+	return n
+}
+
 func hcHealthy(p *pool.Pool, addr string) bool {
 	b, ok := polBackend(p, addr)
 	return ok && b.Healthy
@@ -206,7 +219,8 @@ func TestHealthAllNotServingFailsUnavailable(t *testing.T) {
 // serving either.
 func TestHealthUnknownServiceIsNotServing(t *testing.T) {
 	bs := hcBackends(t, 1)
-	p, _ := readyPool(t, bs, pool.WithHealthCheck("no.such.Service"))
+	r, target := manualTarget(addrsOf(bs)...)
+	p := newPool(t, target, pool.WithResolvers(r), pool.WithHealthCheck("no.such.Service"))
 	ctx := testContext(t)
 	var err error
 	waitFor(t, "calls failing as not serving", func() bool {
@@ -452,7 +466,7 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 	// The GOAWAY: the pool's connections to the backend leave READY.
 	waitFor(t, "GOAWAY from the stopping backend", func() bool {
 		b, ok := polBackend(p, stopping.Addr())
-		return ok && b.Ready == 0
+		return ok && transportReady(b) == 0
 	})
 	goaway := time.Since(start)
 	if goaway < wait {
@@ -560,7 +574,7 @@ func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
 	bs[0].Stop() // a crash: no NOT_SERVING first
 	waitFor(t, "the pool to see the connections break", func() bool {
 		b, ok := polBackend(p, addr)
-		return ok && b.Ready == 0
+		return ok && transportReady(b) == 0
 	})
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -577,7 +591,7 @@ func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
 			t.Fatal("the pool did not reconnect within 10s")
 		}
 		polCall(t, ctx, c)
-		if b, ok := polBackend(p, addr); ok && b.Ready > 0 && reconnected.IsZero() {
+		if b, ok := polBackend(p, addr); ok && transportReady(b) > 0 && reconnected.IsZero() {
 			reconnected = time.Now()
 		}
 		if !reconnected.IsZero() && time.Since(reconnected) > 500*time.Millisecond {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -34,6 +35,16 @@ const (
 	// MinResolveInterval is the smallest re-resolution interval; smaller
 	// values given to WithResolveInterval are raised to it.
 	MinResolveInterval = 100 * time.Millisecond
+	// DefaultDrainTimeout bounds how long a retired connection keeps
+	// carrying its in-flight calls and streams (see WithDrainTimeout), so
+	// a stream a caller abandoned without cancelling it cannot keep a
+	// connection, and its backend's entry, for ever.
+	DefaultDrainTimeout = 15 * time.Minute
+	// DefaultStreamStallTimeout is how long a NewStream may wait, on a
+	// connection that already carries other streams, before the pool
+	// places it elsewhere and counts the stall as evidence of the server's
+	// MAX_CONCURRENT_STREAMS (see WithStreamStallTimeout).
+	DefaultStreamStallTimeout = 500 * time.Millisecond
 )
 
 // Policy chooses a backend, and a connection of it, for each call and
@@ -98,7 +109,15 @@ type options struct {
 	healthService    *string
 	errs             []error
 	learnStreamLimit time.Duration
-	subset           *subsetter // nil without WithSubset
+
+	// Retry and hedging per method: WithRetry, WithHedging and
+	// WithServiceConfig add to the lists; validate builds methods from
+	// them (nil if none was given) and sets retry to the default policy.
+	retries  []retry.Policy
+	hedgings []retry.Hedging
+	methods  *retry.Resolver
+
+	subset *subsetter // nil without WithSubset
 }
 
 func defaultOptions() options {
@@ -107,6 +126,7 @@ func defaultOptions() options {
 		policy:           RoundRobin,
 		resolveInterval:  DefaultResolveInterval,
 		idleTimeout:      DefaultIdleTimeout,
+		drainTimeout:     DefaultDrainTimeout,
 		logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 		learnStreamLimit: DefaultStreamStallTimeout,
 	}
@@ -123,6 +143,7 @@ func (o *options) validate() error {
 	if o.maxSize < o.size {
 		o.fail("WithMaxSize(%d) is below WithSize(%d)", o.maxSize, o.size)
 	}
+	o.validateMethods()
 	return errors.Join(o.errs...)
 }
 
@@ -266,9 +287,10 @@ func WithMaxConnAge(d time.Duration) Option {
 // WithDrainTimeout bounds how long a retired connection (recycled, idle, or
 // of a removed address) may keep carrying its in-flight calls and streams;
 // when it passes, the connection is closed and what it still carries fails.
-// Default 0: no limit, nothing in flight is ever cut by a drain, at the cost
-// of keeping an old connection for as long as its longest stream lives.
-// Negative values make New fail.
+// Default 15 minutes (DefaultDrainTimeout), so an abandoned stream cannot
+// keep a retired connection for ever. 0 means no limit: nothing in flight
+// is ever cut by a drain, at the cost of keeping an old connection for as
+// long as its longest stream lives. Negative values make New fail.
 func WithDrainTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) {
 		if d < 0 {
@@ -311,14 +333,21 @@ func WithBreaker(s breaker.Settings) Option {
 // WithRetry retries failed calls on other backends under the policy and a
 // retry budget shared by the pool. The zero Policy means retry's documented
 // defaults. Without this option the pool does not retry.
+//
+// It may be given several times, once per set of methods: a Policy with
+// Methods applies to those methods (an exact method beats its service,
+// which beats the default), one without Methods is the default for every
+// other method. Two defaults, a method named twice (also by WithHedging or
+// WithServiceConfig), or Budget set on a policy with Methods make New
+// fail. The pool's budget is the default policy's Budget. See
+// retry.NewResolver.
 func WithRetry(p retry.Policy) Option {
 	return optionFunc(func(o *options) {
 		if err := p.Validate(); err != nil {
 			o.fail("WithRetry: %v", err)
 			return
 		}
-		p = p.WithDefaults()
-		o.retry = &p
+		o.retries = append(o.retries, p.WithDefaults())
 	})
 }
 
@@ -346,6 +375,136 @@ func WithLogger(l *slog.Logger) Option {
 			return
 		}
 		o.logger = l
+	})
+}
+
+// WithHashKey makes ConsistentHash read each call's key from its outgoing
+// metadata under key (case-insensitive; the first value counts). Calls
+// without it are spread round-robin. An empty key makes New fail.
+func WithHashKey(key string) Option {
+	return optionFunc(func(o *options) {
+		if key == "" {
+			o.fail("WithHashKey: empty metadata key")
+			return
+		}
+		o.hashKey = strings.ToLower(key)
+	})
+}
+
+// WithHashKeyFunc makes ConsistentHash take each call's key from f, which
+// reports false for calls without a key (they are spread round-robin). It
+// takes precedence over WithHashKey. f must be safe for concurrent use and
+// fast: it runs on every call. A nil f makes New fail.
+func WithHashKeyFunc(f func(ctx context.Context, method string) (string, bool)) Option {
+	return optionFunc(func(o *options) {
+		if f == nil {
+			o.fail("WithHashKeyFunc: nil function")
+			return
+		}
+		o.hashKeyFunc = f
+	})
+}
+
+// WithHealthCheck watches the grpc.health.v1 service on every connection,
+// for serviceName ("" is the server as a whole): a connection whose server
+// reports NOT_SERVING or UNKNOWN takes no new calls until it reports
+// SERVING again; calls it carries finish. Servers without the health
+// service (Unimplemented) are treated as serving, with a debug log.
+// Default: no health checking.
+func WithHealthCheck(serviceName string) Option {
+	return optionFunc(func(o *options) {
+		o.healthService = &serviceName
+	})
+}
+
+// WithStreamStallTimeout sets how long a NewStream may wait on a connection
+// that carries other streams before the pool gives it up and places it on
+// another connection. A stall is evidence of the server's
+// MAX_CONCURRENT_STREAMS: when two stalls on a backend come at the same
+// number of open streams, that number becomes the backend's stream limit
+// per connection (see WithMaxStreamsPerConn) for five minutes, after which
+// it is learned again. One slow NewStream alone (a credentials refresh, a
+// reconnect) teaches nothing. Default 500 ms (DefaultStreamStallTimeout);
+// 0 turns stall handling and learning off. Negative values make New fail.
+func WithStreamStallTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d < 0 {
+			o.fail("WithStreamStallTimeout(%v): must not be negative", d)
+			return
+		}
+		o.learnStreamLimit = d
+	})
+}
+
+// Per-method retry and hedging.
+
+// validateMethods builds o.methods from the retry policies and hedgings
+// given, and sets o.retry to the default retry policy.
+func (o *options) validateMethods() {
+	if len(o.retries) == 0 && len(o.hedgings) == 0 {
+		return
+	}
+	r, err := retry.NewResolver(o.retries, o.hedgings)
+	if err != nil {
+		o.fail("WithRetry, WithHedging, WithServiceConfig: %v", err)
+		return
+	}
+	o.methods = r
+	for i := range o.retries {
+		if len(o.retries[i].Methods) == 0 {
+			o.retry = &o.retries[i]
+		}
+	}
+}
+
+// WithHedging hedges the unary calls of the methods h names: when a call
+// has no answer after h's delay, the same request is sent to another
+// backend (never one the call already tried), up to h.MaxAttempts
+// attempts in flight; the first answer wins and the other attempts are
+// cancelled. Every hedge spends one retry of the pool's retry budget (see
+// WithRetry; the budget's defaults without one), and a call gets no hedge
+// the budget refuses. Streams are never hedged, nor calls made with
+// retry.NotRetryable(), nor calls whose reply is not a proto.Message.
+//
+// Hedge only methods that may run twice: both requests may complete.
+// Hedged methods are not retried (the hedging takes the place of their
+// retry policy, streams of a hedged service included); an attempt that
+// fails with a code in h.NonFatalCodes is followed by the next hedge at
+// once instead.
+//
+// It may be given several times, once per set of methods; a Hedging
+// without Methods hedges every method no other WithHedging or WithRetry
+// names. Invalid settings, or a method named twice (also by WithRetry or
+// WithServiceConfig), make New fail. Default: no hedging.
+func WithHedging(h retry.Hedging) Option {
+	return optionFunc(func(o *options) {
+		if err := h.Validate(); err != nil {
+			o.fail("WithHedging: %v", err)
+			return
+		}
+		o.hedgings = append(o.hedgings, h.WithDefaults())
+	})
+}
+
+// WithServiceConfig reads per-method retry and hedging policies from a
+// gRPC service config (JSON: the methodConfig list with retryPolicy and
+// hedgingPolicy, as gRFC A6 defines them; see retry.ParseServiceConfig),
+// as if each entry were given with WithRetry or WithHedging. Unknown
+// fields, invalid values, fields the pool does not apply, and a method
+// also named by another option make New fail; nothing is silently
+// ignored. It may be given more than once. The config is not passed to
+// the pool's connections: to configure grpc-go itself on every
+// connection, use WithDialOptions(grpc.WithDefaultServiceConfig(...)).
+// Default: none.
+func WithServiceConfig(json string) Option {
+	return optionFunc(func(o *options) {
+		c, err := retry.ParseServiceConfig(json)
+		if err != nil {
+			o.fail("WithServiceConfig: %v", err)
+			return
+		}
+		o.retries = append(o.retries, c.Retry...)
+		o.hedgings = append(o.hedgings, c.Hedging...)
 	})
 }
 

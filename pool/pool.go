@@ -64,7 +64,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,13 +71,11 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
-	"github.com/grpcpool/grpcpool/internal/chash"
-	"github.com/grpcpool/grpcpool/internal/wrr"
+	"github.com/grpcpool/grpcpool/internal/balancer"
 	"github.com/grpcpool/grpcpool/retry"
 )
 
@@ -100,26 +97,19 @@ type Pool struct {
 	goMu     sync.Mutex // guards goClosed and wg.Add; never held while calling out
 	goClosed bool
 
-	snap           atomic.Pointer[snapshot]
-	rr             atomic.Uint32
+	picker         atomic.Pointer[balancer.Picker] // what calls pick from
 	closed         atomic.Bool
 	lastResolveNow atomic.Int64
-	connIDs        atomic.Uint64
+	calls          atomic.Uint64 // numbers NewStream calls for the core's stall evidence
+	growFn         func(*balancer.Backend)
 
 	resMu sync.Mutex // guards res
 	res   resolver.Resolver
 
-	mu       sync.Mutex // guards the fields below and backend and conn fields marked so
-	closing  bool
-	resolved bool  // the resolver has reported once
-	resErr   error // last resolver error, cleared by an update
-	backends map[string]*backend
-	order    []*backend   // resolved backends in resolver order
-	retired  []*backend   // removed backends still draining
-	ring     *chash.Table // last hash ring built, reused while its backends are the same
-	ringSig  string
-	sched    *wrr.Schedule // last weighted schedule built, likewise
-	schedW   []uint32
+	events events
+
+	mu   sync.Mutex // guards core and the pconn fields marked so
+	core *balancer.Core
 }
 
 var _ grpc.ClientConnInterface = (*Pool)(nil)
@@ -127,7 +117,8 @@ var _ grpc.ClientConnInterface = (*Pool)(nil)
 // New returns a pool for target, which takes every form grpc.NewClient
 // takes: "host:port" (DNS), "dns:///host:port", "dns://server:port/host:port",
 // "passthrough:///addr", "unix:///path", and any registered resolver scheme
-// or one given with WithResolvers.
+// or one given with WithResolvers. A DNS target without a port uses port
+// 443, as grpc.NewClient does.
 //
 // Like grpc.NewClient, New does no I/O that can block: resolution and
 // connections happen in the background; use WaitForReady to wait for them.
@@ -138,7 +129,8 @@ func New(target string, opts ...Option) (*Pool, error) {
 	o := defaultOptions()
 	for i, opt := range opts {
 		if opt == nil {
-			return nil, fmt.Errorf("%w: option %d is nil", ErrInvalidOption, i)
+			o.fail("option %d is nil", i)
+			continue
 		}
 		opt.apply(&o)
 	}
@@ -154,7 +146,6 @@ func New(target string, opts ...Option) (*Pool, error) {
 		authority: authorityFor(t, builder),
 		o:         o,
 		log:       o.logger,
-		backends:  make(map[string]*backend),
 	}
 	p.dialOpts = p.buildDialOptions()
 	// Surface bad dial options now, not on the first address.
@@ -166,9 +157,19 @@ func New(target string, opts ...Option) (*Pool, error) {
 	if o.retry != nil {
 		p.budget = retry.NewBudget(o.retry.Budget)
 	}
-	p.rr.Store(rand.Uint32())
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.snap.Store(&snapshot{wait: true, changed: make(chan struct{})})
+	p.events = events{wake: make(chan struct{}, 1), poolMu: &p.mu, flush: func() { p.core.Flush() }}
+	p.growFn = func(b *balancer.Backend) {
+		p.events.push(func(now time.Time) { p.core.Grow(now, b) })
+	}
+	p.mu.Lock()
+	p.core = balancer.New(p.coreConfig(), seam{p})
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.events.run(p.ctx.Done())
+	}()
 
 	res, err := builder.Build(t, &resolverCC{p: p}, resolver.BuildOptions{
 		DisableServiceConfig: true,
@@ -181,13 +182,45 @@ func New(target string, opts ...Option) (*Pool, error) {
 	p.resMu.Lock()
 	p.res = res
 	p.resMu.Unlock()
-	if p.closed.Load() { // cannot happen today; keep Close's promise anyway
-		res.Close()
+	if p.o.resolveInterval > 0 {
+		p.wg.Add(1)
+		go p.resolveLoop()
 	}
-	p.startBackground()
 	p.startSubset()
 	p.log.Debug("grpcpool: pool created", "target", target, "size", o.size, "policy", o.policy.String())
 	return p, nil
+}
+
+func (p *Pool) coreConfig() balancer.Config {
+	o := p.o
+	cfg := balancer.Config{
+		Target:        p.target,
+		Size:          o.size,
+		MaxSize:       o.maxSize,
+		MaxStreams:    int64(o.maxStreams),
+		LearnLimits:   o.learnStreamLimit > 0,
+		IdleTimeout:   o.idleTimeout,
+		MaxConnAge:    o.maxConnAge,
+		DrainTimeout:  o.drainTimeout,
+		HealthCheck:   o.healthService != nil,
+		HealthTimeout: DefaultHealthTimeout,
+		Policy:        balancer.Policy(o.policy),
+		Log:           p.log,
+	}
+	if o.breaker != nil {
+		cfg.NewBreaker = func(b *balancer.Backend) *breaker.Breaker {
+			brk, err := breaker.New(b.Key, *o.breaker, func(_ string, from, to breaker.State) {
+				p.log.Info("grpcpool: circuit breaker", "target", p.target, "addr", b.Addr(), "from", from.String(), "to", to.String())
+				p.events.push(func(now time.Time) { p.core.BreakerChanged(now, b, to) })
+			})
+			if err != nil { // validated in New; keep the backend usable anyway
+				p.log.Error("grpcpool: breaker", "target", p.target, "addr", b.Key, "err", err)
+				return nil
+			}
+			return brk
+		}
+	}
+	return cfg
 }
 
 func (p *Pool) buildDialOptions() []grpc.DialOption {
@@ -198,20 +231,9 @@ func (p *Pool) buildDialOptions() []grpc.DialOption {
 	return append(dos, p.o.dialOpts...)
 }
 
-func (p *Pool) startBackground() {
-	if p.o.resolveInterval > 0 {
-		p.wg.Add(1)
-		go p.resolveLoop()
-	}
-	if p.o.idleTimeout > 0 && p.o.maxSize > p.o.size {
-		p.wg.Add(1)
-		go p.idleLoop()
-	}
-}
-
 // goAsync runs f in a goroutine the pool waits for at Close; nothing is
 // started once Close has begun. It takes only goMu, so it is safe from any
-// caller, with or without Pool.mu, breaker notifications included.
+// caller, with or without Pool.mu.
 func (p *Pool) goAsync(f func()) {
 	p.goMu.Lock()
 	defer p.goMu.Unlock()
@@ -225,10 +247,6 @@ func (p *Pool) goAsync(f func()) {
 	}()
 }
 
-// goLocked is goAsync for callers holding Pool.mu (the name keeps the
-// convention that it runs under it).
-func (p *Pool) goLocked(f func()) { p.goAsync(f) }
-
 // Close closes every connection and stops the pool's goroutines. Calls in
 // flight fail; later calls fail with codes.Canceled. Close is idempotent: a
 // second call returns nil.
@@ -237,20 +255,13 @@ func (p *Pool) Close() error {
 		return nil
 	}
 	p.mu.Lock()
-	p.closing = true
-	var conns []*conn
-	for _, b := range p.allBackendsLocked() {
-		conns = append(conns, b.conns...)
-		if b.probeAt != nil {
-			b.probeAt.Stop()
-		}
-		for _, c := range b.conns {
-			if c.ageTimer != nil {
-				c.ageTimer.Stop()
-			}
+	conns := p.core.Close(time.Now(), status.Error(codes.Canceled, msgClosed))
+	for _, c := range conns {
+		if pc := handle(c); pc.healthCancel != nil {
+			pc.healthCancel()
+			pc.healthCancel = nil
 		}
 	}
-	p.publishLocked(&snapshot{err: status.Error(codes.Canceled, msgClosed)})
 	p.mu.Unlock()
 
 	p.cancel()
@@ -267,9 +278,13 @@ func (p *Pool) Close() error {
 	g.SetLimit(16)
 	errs := make([]error, len(conns))
 	for i, c := range conns {
+		cc := handle(c).cc
+		if cc == nil {
+			continue
+		}
 		g.Go(func() error {
-			if err := c.cc.Close(); err != nil && status.Code(err) != codes.Canceled {
-				errs[i] = fmt.Errorf("grpcpool: closing connection to %s: %w", c.b.addr(), err)
+			if err := cc.Close(); err != nil && status.Code(err) != codes.Canceled {
+				errs[i] = fmt.Errorf("grpcpool: closing connection to %s: %w", c.Backend.Addr(), err)
 			}
 			return nil
 		})
@@ -280,20 +295,13 @@ func (p *Pool) Close() error {
 	return errors.Join(errs...)
 }
 
-// allBackendsLocked returns the resolved backends, then the draining ones.
-func (p *Pool) allBackendsLocked() []*backend {
-	all := make([]*backend, 0, len(p.order)+len(p.retired))
-	all = append(all, p.order...)
-	return append(all, p.retired...)
-}
-
 // WaitForReady blocks until at least one backend connection can take calls,
 // or ctx ends (it returns ctx's error), or the pool is closed (it returns a
 // codes.Canceled status).
 func (p *Pool) WaitForReady(ctx context.Context) error {
 	for {
-		s := p.snap.Load()
-		if len(s.backends) > 0 {
+		s := p.picker.Load()
+		if s.Ready() {
 			return nil
 		}
 		if p.closed.Load() {
@@ -302,118 +310,10 @@ func (p *Pool) WaitForReady(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-s.changed:
+		case <-s.Changed():
 		}
 	}
 }
 
 // Target returns the target the pool was created with.
 func (p *Pool) Target() string { return p.target }
-
-// addBackendLocked creates a backend with its floor of connections.
-func (p *Pool) addBackendLocked(g group) *backend {
-	b := &backend{key: g.key, addrs: g.addrs, weight: weightOf(g.addrs[0])}
-	b.brkState.Store(int32(breaker.StateClosed))
-	if p.o.breaker != nil {
-		brk, err := breaker.New(g.key, *p.o.breaker, func(_ string, from, to breaker.State) {
-			p.breakerChanged(b, from, to)
-		})
-		if err != nil { // validated in New; keep the backend usable anyway
-			p.log.Error("grpcpool: breaker", "addr", g.key, "err", err)
-		} else {
-			b.brk = brk
-		}
-	}
-	p.backends[g.key] = b
-	for range p.o.size {
-		p.addConnLocked(b)
-	}
-	p.log.Debug("grpcpool: backend added", "addr", b.addr(), "conns", p.o.size)
-	return b
-}
-
-// removeBackendLocked retires all connections of a backend that is no
-// longer resolved.
-func (p *Pool) removeBackendLocked(b *backend) {
-	delete(p.backends, b.key)
-	b.removed = true
-	if b.probeAt != nil {
-		b.probeAt.Stop()
-	}
-	p.retired = append(p.retired, b)
-	for _, c := range b.conns {
-		p.retireLocked(c, "address removed")
-	}
-	p.log.Debug("grpcpool: backend removed", "addr", b.addr(), "draining", len(b.conns))
-}
-
-// addConnLocked opens one more connection to b. It is not pickable until
-// it is READY.
-func (p *Pool) addConnLocked(b *backend) *conn {
-	dos := append(p.dialOpts[:len(p.dialOpts):len(p.dialOpts)],
-		grpc.WithResolvers(staticBuilder{addrs: b.addrs, authority: p.authority}))
-	cc, err := grpc.NewClient(connScheme+":///"+b.addr(), dos...)
-	if err != nil {
-		p.log.Error("grpcpool: cannot create connection", "addr", b.addr(), "err", err)
-		return nil
-	}
-	c := &conn{
-		b:       b,
-		id:      p.connIDs.Add(1),
-		cc:      cc,
-		created: time.Now(),
-		ready:   make(chan struct{}),
-		drained: make(chan struct{}),
-	}
-	c.state.Store(int32(connectivity.Idle))
-	c.limit.Store(p.limitFor(b))
-	if p.o.healthService != nil {
-		c.unhealthy.Store(true) // until its server says it is serving
-	}
-	c.idleSince = c.created
-	b.conns = append(b.conns, c)
-	cc.Connect()
-	p.goLocked(func() { p.watch(c) })
-	if p.o.healthService != nil {
-		p.goLocked(func() { p.watchHealth(c) })
-	}
-	p.scheduleAgeLocked(c)
-	return c
-}
-
-// watch follows a connection's state, keeps it connected, and rebuilds the
-// snapshot when whether it can take calls changes.
-func (p *Pool) watch(c *conn) {
-	s := c.cc.GetState()
-	for {
-		prev := connectivity.State(c.state.Swap(int32(s)))
-		settle := false
-		switch s {
-		case connectivity.Ready:
-			c.markReady()
-			// With health checking, the first health report settles it.
-			settle = p.o.healthService == nil && !c.settled.Swap(true)
-		case connectivity.TransientFailure:
-			settle = !c.settled.Swap(true)
-			p.resolveSoon()
-		case connectivity.Idle:
-			// The server went away or sent GOAWAY: a pool keeps its
-			// connections warm, so reconnect now rather than on the next call.
-			if !c.draining.Load() {
-				c.cc.Connect()
-			}
-		case connectivity.Shutdown:
-			return
-		}
-		if prev == connectivity.Ready && s != connectivity.Ready {
-			c.leftReady(p.o.healthService != nil)
-		}
-		if settle || (prev == connectivity.Ready) != (s == connectivity.Ready) {
-			p.rebuild()
-		}
-		if !c.cc.WaitForStateChange(p.ctx, s) {
-			return
-		}
-		s = c.cc.GetState()
-	}
-}

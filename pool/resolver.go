@@ -2,12 +2,13 @@ package pool
 
 import (
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"time"
 
+	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
+
+	"github.com/grpcpool/grpcpool/internal/balancer"
 )
 
 var errNoAddresses = errors.New("grpcpool: resolver returned no addresses")
@@ -30,16 +31,10 @@ func (r *resolverCC) ParseServiceConfig(string) *serviceconfig.ParseResult {
 	return &serviceconfig.ParseResult{Err: errors.New("grpcpool: service config is not supported")}
 }
 
-// group is one backend as the resolver reported it.
-type group struct {
-	key   string
-	addrs []resolver.Address
-}
-
 // groups turns a resolver state into backends: one per address, or one per
 // endpoint (with all its addresses) for resolvers that report endpoints only.
-func groups(s resolver.State) []group {
-	var gs []group
+func groups(s resolver.State) []balancer.Group {
+	var gs []balancer.Group
 	seen := make(map[string]bool)
 	add := func(addrs []resolver.Address) {
 		if len(addrs) == 0 {
@@ -50,7 +45,7 @@ func groups(s resolver.State) []group {
 			return
 		}
 		seen[k] = true
-		gs = append(gs, group{key: k, addrs: addrs})
+		gs = append(gs, balancer.Group{Key: k, Addrs: addrs, Weight: weightOf(addrs[0])})
 	}
 	if len(s.Addresses) > 0 {
 		for _, a := range s.Addresses {
@@ -81,30 +76,8 @@ func (p *Pool) updateState(s resolver.State) error {
 
 func (p *Pool) updateStateLocked(s resolver.State) error {
 	gs := p.subsetLocked(s, groups(s))
-	if p.closing {
-		return nil
-	}
-	p.resolved = true
-	p.resErr = nil
-	live := make(map[string]bool, len(gs))
-	order := make([]*backend, 0, len(gs))
-	for _, g := range gs {
-		live[g.key] = true
-		b := p.backends[g.key]
-		if b == nil {
-			b = p.addBackendLocked(g)
-		} else {
-			b.weight = weightOf(g.addrs[0]) // its connections keep the addresses they have
-		}
-		order = append(order, b)
-	}
-	for k, b := range p.backends {
-		if !live[k] {
-			p.removeBackendLocked(b)
-		}
-	}
-	p.order = order
-	p.rebuildLocked()
+	p.core.Resolved(time.Now(), gs)
+	p.core.Flush()
 	if len(gs) == 0 {
 		return errNoAddresses
 	}
@@ -114,13 +87,8 @@ func (p *Pool) updateStateLocked(s resolver.State) error {
 func (p *Pool) resolverError(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closing {
-		return
-	}
-	p.resErr = err
-	p.resolved = true // the first resolution has ended, badly
-	p.log.Debug("grpcpool: resolver error", "target", p.target, "err", err)
-	p.rebuildLocked()
+	p.core.ResolverError(time.Now(), err)
+	p.core.Flush()
 }
 
 // resolveLoop asks the resolver to resolve again every resolve interval.
@@ -148,28 +116,40 @@ func (p *Pool) resolveNow() {
 	}
 }
 
-// resolveSoon is resolveNow at most once a second: connections that fail
-// ask for it, as gRPC's own channel does.
+// resolveSoon is resolveNow at most once a second, on a goroutine of its
+// own (a resolver may report back synchronously): connections that fail ask
+// for it, as gRPC's own channel does.
 func (p *Pool) resolveSoon() {
 	now := time.Now().UnixNano()
 	last := p.lastResolveNow.Load()
 	if now-last < int64(time.Second) || !p.lastResolveNow.CompareAndSwap(last, now) {
 		return
 	}
-	p.resolveNow()
+	p.goAsync(p.resolveNow)
 }
 
 // jitter returns d ±10 %.
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
-	}
-	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
+func jitter(d time.Duration) time.Duration { return balancer.Jitter(d) }
+
+// staticBuilder resolves a pool connection's target to its backend's
+// addresses, attributes and all, and gives the connection the pool target's
+// authority, so TLS checks the target's host name, never the dialed IP.
+// attrs carry the connection to the leaf balancer.
+type staticBuilder struct {
+	addrs     []resolver.Address
+	authority string
+	attrs     *attributes.Attributes
 }
 
-func describeResolverErr(err error) string {
-	if err == nil {
-		return ""
+const connScheme = "grpcpool"
+
+func (b staticBuilder) Scheme() string { return connScheme }
+
+func (b staticBuilder) Build(_ resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
+	if err := cc.UpdateState(resolver.State{Addresses: b.addrs, Attributes: b.attrs}); err != nil {
+		cc.ReportError(err)
 	}
-	return fmt.Sprintf(" (last resolver error: %v)", err)
+	return nopResolver{}, nil
 }
+
+func (b staticBuilder) OverrideAuthority(resolver.Target) string { return b.authority }

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/internal/balancer"
 )
 
 // Stats is a snapshot of a pool: one BackendStats per backend, resolved
@@ -24,8 +25,8 @@ type BackendStats struct {
 	Weight  uint32 // see WithAddressWeight; 1 by default
 	Removed bool   // no longer resolved; its connections drain
 
-	Ready      int // connections taking calls
-	Connecting int // connections not READY (connecting, idle, failing)
+	Ready      int // connections taking calls: READY and, with health checking, serving
+	Connecting int // connections not taking calls (starting, connecting, failing, not serving)
 	Draining   int // connections retired, finishing their calls
 
 	ActiveCalls   int64  // unary calls in flight
@@ -36,6 +37,7 @@ type BackendStats struct {
 	Breaker     breaker.State // breaker.StateClosed without WithBreaker
 	Healthy     bool          // a connection that is not draining has no NOT_SERVING health report
 	StreamLimit int64         // the stream limit per connection, configured or learned; 0: none known
+	LastError   string        // the last connection error of one of its connections; "" if none
 
 	OldestConnAge time.Duration // age of its oldest connection that is not draining
 	Conns         []ConnStats
@@ -46,55 +48,67 @@ func (b BackendStats) Active() int64 { return b.ActiveCalls + b.ActiveStreams }
 
 // ConnStats describes one connection.
 type ConnStats struct {
-	ID       uint64
-	State    connectivity.State
-	Draining bool
-	Active   int64 // calls and streams on it
-	Limit    int64 // known stream limit; 0: none known
-	Age      time.Duration
+	ID        uint64
+	State     connectivity.State // what its transport last reported
+	Status    string             // its effective state: starting, ready, not_serving, connecting, failing, draining
+	LastError string             // its last connection or health error; "" once READY and serving
+	Draining  bool
+	Active    int64 // calls and streams on it
+	Limit     int64 // known stream limit; 0: none known
+	Age       time.Duration
 }
 
 // Stats returns a snapshot of the pool's backends and connections. It is
-// safe to call at any time, also after Close.
+// safe to call at any time, also after Close. Its counts read the same
+// connection states the pickers and the Unavailable messages do.
 func (p *Pool) Stats() Stats {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := Stats{Target: p.target, Policy: p.o.policy, Closed: p.closing}
-	for _, b := range p.allBackendsLocked() {
+	st := Stats{Target: p.target, Policy: p.o.policy, Closed: p.core.Closed()}
+	for _, b := range p.core.Backends() {
 		bs := BackendStats{
-			Addr:          b.addr(),
-			Weight:        b.weight,
-			Removed:       b.removed,
-			ActiveCalls:   b.calls.Load(),
-			ActiveStreams: b.streams.Load(),
-			Calls:         b.started.Load(),
-			Failures:      b.failures.Load(),
-			Breaker:       breaker.State(b.brkState.Load()),
-			StreamLimit:   p.limitFor(b),
+			Addr:          b.Addr(),
+			Weight:        b.Weight(),
+			Removed:       b.Removed(),
+			ActiveCalls:   b.Calls.Load(),
+			ActiveStreams: b.Streams.Load(),
+			Calls:         b.Started.Load(),
+			Failures:      b.Failures.Load(),
+			Breaker:       b.BreakerState(),
+			StreamLimit:   b.Limit(),
 		}
-		if b.brk != nil {
-			bs.Breaker = b.brk.State()
+		if bs.StreamLimit == 0 {
+			bs.StreamLimit = int64(p.o.maxStreams)
 		}
-		for _, c := range b.conns {
+		if b.Breaker != nil {
+			bs.Breaker = b.Breaker.State()
+		}
+		for _, c := range b.Conns() {
 			cs := ConnStats{
-				ID:       c.id,
-				State:    connectivity.State(c.state.Load()),
-				Draining: c.draining.Load(),
-				Active:   c.active.Load(),
-				Limit:    c.limit.Load(),
-				Age:      now.Sub(c.created),
+				ID:       c.ID,
+				State:    c.Transport(),
+				Status:   c.State().String(),
+				Draining: !c.State().Live(),
+				Active:   c.Active(),
+				Limit:    c.Limit(),
+				Age:      now.Sub(c.Created()),
 			}
-			if !cs.Draining && !c.unhealthy.Load() {
-				bs.Healthy = true
+			if err := c.LastErr(); err != nil {
+				cs.LastError = err.Error()
+				bs.LastError = cs.LastError
 			}
-			switch {
-			case cs.Draining:
-				bs.Draining++
-			case cs.State == connectivity.Ready:
+			switch c.State() {
+			case balancer.Ready:
 				bs.Ready++
+				bs.Healthy = true
+			case balancer.Draining, balancer.Closed:
+				bs.Draining++
+			case balancer.NotServing:
+				bs.Connecting++
 			default:
 				bs.Connecting++
+				bs.Healthy = true
 			}
 			if !cs.Draining && cs.Age > bs.OldestConnAge {
 				bs.OldestConnAge = cs.Age

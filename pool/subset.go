@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/resolver"
 
+	"github.com/grpcpool/grpcpool/internal/balancer"
 	"github.com/grpcpool/grpcpool/internal/subset"
 )
 
@@ -139,7 +140,7 @@ func (s *subsetter) run(ctx context.Context, changed func()) {
 // subsetLocked is the hook of updateState: it remembers s, for re-applying
 // when the place changes, and keeps the groups whose key the subset
 // selects, in their resolver order. Without WithSubset it returns gs.
-func (p *Pool) subsetLocked(s resolver.State, gs []group) []group {
+func (p *Pool) subsetLocked(s resolver.State, gs []balancer.Group) []balancer.Group {
 	sub := p.o.subset
 	if sub == nil {
 		return gs
@@ -147,7 +148,7 @@ func (p *Pool) subsetLocked(s resolver.State, gs []group) []group {
 	sub.last, sub.hasLast = s, true
 	keys := make([]string, len(gs))
 	for i, g := range gs {
-		keys[i] = g.key
+		keys[i] = g.Key
 	}
 	keep := make(map[string]bool, sub.size)
 	for _, k := range sub.Select(keys) {
@@ -155,7 +156,7 @@ func (p *Pool) subsetLocked(s resolver.State, gs []group) []group {
 	}
 	out := gs[:0:0]
 	for _, g := range gs {
-		if keep[g.key] {
+		if keep[g.Key] {
 			out = append(out, g)
 		}
 	}

@@ -2,8 +2,6 @@ package pool
 
 import (
 	"google.golang.org/grpc/resolver"
-
-	"github.com/grpcpool/grpcpool/internal/wrr"
 )
 
 type weightKey struct{}
@@ -30,26 +28,4 @@ func weightOf(a resolver.Address) uint32 {
 		return w
 	}
 	return 1
-}
-
-// schedFor returns the smooth weighted round-robin schedule for weights,
-// reusing the last one while the weights are the same.
-func (p *Pool) schedFor(ws []uint32) *wrr.Schedule {
-	if p.sched != nil && equalWeights(p.schedW, ws) {
-		return p.sched
-	}
-	p.sched, p.schedW = wrr.New(ws), ws
-	return p.sched
-}
-
-func equalWeights(a, b []uint32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

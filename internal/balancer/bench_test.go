@@ -1,0 +1,122 @@
+package balancer
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/connectivity"
+)
+
+// benchCore returns a Core with n backends of size READY connections on a
+// fake seam: the pick alone, no network.
+func benchCore(tb testing.TB, policy Policy, n, size int) *fakeSeam {
+	tb.Helper()
+	f := &fakeSeam{}
+	f.k = New(Config{Size: size, Policy: policy, Target: "bench"}, f)
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("10.0.%d.%d:443", i/250, i%250)
+	}
+	now := time.Now()
+	f.k.Resolved(now, groupsOf(keys...))
+	for _, b := range f.k.Backends() {
+		for _, c := range b.Conns() {
+			f.k.ConnState(now, c, connectivity.Ready, nil)
+		}
+	}
+	f.k.Flush()
+	return f
+}
+
+// BenchmarkPick is one pick and release per op, from every P at once
+// (run it with -cpu 1,2 to see contention).
+func BenchmarkPick(b *testing.B) {
+	for _, n := range []int{6, 1000} {
+		for _, policy := range []Policy{RoundRobin, LeastActive, ConsistentHash} {
+			b.Run(fmt.Sprintf("%s/backends=%d", policyName(policy), n), func(b *testing.B) {
+				p := benchCore(b, policy, n, 2).k.Picker()
+				info := PickInfo{}
+				if policy == ConsistentHash {
+					info = PickInfo{Key: "user-1234", HasKey: true}
+				}
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						r, o := p.Pick(info)
+						if o != Picked {
+							b.Error("not picked")
+							return
+						}
+						r.Conn.Release()
+					}
+				})
+			})
+		}
+	}
+}
+
+func policyName(p Policy) string {
+	return [...]string{"round_robin", "least_active", "consistent_hash"}[p]
+}
+
+// BenchmarkReady is the core's work for a fleet of 1,000 backends × 2
+// connections to reach READY, one state change at a time, each followed by
+// a published picker (as if every change came alone; the pool batches
+// those that come together).
+func BenchmarkReady(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				f := &fakeSeam{}
+				f.k = New(Config{Size: 2, Target: "bench"}, f)
+				keys := make([]string, n)
+				for i := range keys {
+					keys[i] = fmt.Sprintf("10.0.%d.%d:443", i/250, i%250)
+				}
+				now := time.Now()
+				f.k.Resolved(now, groupsOf(keys...))
+				f.k.Flush()
+				for _, c := range f.dials {
+					f.k.ConnState(now, c, connectivity.Connecting, nil)
+					f.k.Flush()
+					f.k.ConnState(now, c, connectivity.Ready, nil)
+					f.k.Flush()
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPickSaturated is a pick when every connection carries its
+// stream limit and every backend is at its maximum size: the call
+// overflows onto the least-loaded connection, still without a lock.
+func BenchmarkPickSaturated(b *testing.B) {
+	for _, n := range []int{6, 1000} {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			f := &fakeSeam{}
+			f.k = New(Config{Size: 1, MaxSize: 1, MaxStreams: 1, Target: "bench"}, f)
+			keys := make([]string, n)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("10.0.%d.%d:443", i/250, i%250)
+			}
+			now := time.Now()
+			f.k.Resolved(now, groupsOf(keys...))
+			for _, c := range f.dials {
+				f.k.ConnState(now, c, connectivity.Ready, nil)
+				c.Acquire() // full
+			}
+			f.k.Flush()
+			p := f.k.Picker()
+			b.ReportAllocs()
+			for b.Loop() {
+				r, o := p.Pick(PickInfo{})
+				if o != Picked || !r.Overflow {
+					b.Fatalf("outcome %v, overflow %v", o, r.Overflow)
+				}
+				r.Conn.Release()
+			}
+		})
+	}
+}

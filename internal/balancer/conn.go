@@ -1,0 +1,190 @@
+package balancer
+
+import (
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/resolver"
+
+	"github.com/grpcpool/grpcpool/breaker"
+)
+
+// Hot holds a connection's counters that calls change on the hot path. It
+// is safe for concurrent use; the core reads it, calls write it.
+type Hot struct {
+	active atomic.Int64  // calls and streams on it
+	uses   atomic.Uint64 // times it went from idle to busy
+	open   atomic.Int64  // streams past NewStream: what the server admitted
+	limit  atomic.Int64  // known stream limit; 0: none known
+	closed atomic.Bool   // retired: acquire fails
+}
+
+// Active returns the calls and streams the connection carries.
+func (h *Hot) Active() int64 { return h.active.Load() }
+
+// Limit returns the connection's known stream limit, 0 when none is known.
+func (h *Hot) Limit() int64 { return h.limit.Load() }
+
+// Full reports whether the connection carries as many calls as it may.
+func (h *Hot) Full() bool {
+	l := h.limit.Load()
+	return l > 0 && h.active.Load() >= l
+}
+
+// Acquire places a call on the connection. It fails, leaving nothing
+// counted, once the connection is retired: the core sets closed before it
+// reads active, and Acquire adds to active before it reads closed, so one
+// of them sees the other.
+func (h *Hot) Acquire() bool {
+	if h.active.Add(1) == 1 {
+		// Counted only when the connection goes from idle to busy, which
+		// is all the idle shrink needs.
+		h.uses.Add(1)
+	}
+	if h.closed.Load() {
+		h.Release()
+		return false
+	}
+	return true
+}
+
+// AcquireWithin is Acquire that also fails when the connection would carry
+// more than its known limit.
+func (h *Hot) AcquireWithin() bool {
+	if !h.Acquire() {
+		return false
+	}
+	if l := h.limit.Load(); l > 0 && h.active.Load() > l {
+		h.Release()
+		return false
+	}
+	return true
+}
+
+// Release ends a call placed by Acquire. It reports whether that left a
+// retired connection with nothing in flight: the caller then tells the
+// core (Core.Drained).
+func (h *Hot) Release() (drained bool) {
+	return h.active.Add(-1) == 0 && h.closed.Load()
+}
+
+// StreamOpened and StreamEnded count streams the server admitted.
+func (h *Hot) StreamOpened()      { h.open.Add(1) }
+func (h *Hot) StreamEnded()       { h.open.Add(-1) }
+func (h *Hot) OpenStreams() int64 { return h.open.Load() }
+
+// A Conn is one connection of a backend. Its Hot counters are safe for
+// concurrent use; every other field belongs to the Core and is read and
+// written only by it (the caller serialises the Core's methods).
+type Conn struct {
+	Hot
+	ID      uint64
+	Backend *Backend
+	// Handle is the seam's: whatever it needs to find its connection
+	// (the pool's *grpc.ClientConn wrapper, a test's fake). Set in Dial.
+	Handle any
+
+	state     State
+	transport connectivity.State
+	serving   bool // with health checking: the last report said SERVING
+	reported  bool // with health checking: a report came since the transport last became READY
+	settled   bool // its first attempt ended
+	created   time.Time
+	lastErr   error
+	why       string // why it was retired
+
+	replaces  *Conn // the connection this one replaces (a recycle), until it is Ready
+	grow      bool  // added on demand past the size floor
+	idleSince time.Time
+	idleUses  uint64
+
+	ageTimer, drainTimer, healthTimer, replaceTimer stopper
+}
+
+// State returns the connection's effective state.
+func (c *Conn) State() State { return c.state }
+
+// Transport returns the last connectivity state its connection reported.
+func (c *Conn) Transport() connectivity.State { return c.transport }
+
+// Created is when the connection was dialed.
+func (c *Conn) Created() time.Time { return c.created }
+
+// LastErr is the last error its connection reported, nil after it was
+// READY.
+func (c *Conn) LastErr() error { return c.lastErr }
+
+// Why is why the connection was retired ("" while it is not).
+func (c *Conn) Why() string { return c.why }
+
+// BackendHot holds a backend's counters that calls change on the hot path.
+// It is safe for concurrent use.
+type BackendHot struct {
+	Calls    atomic.Int64  // unary calls in flight
+	Streams  atomic.Int64  // streams open
+	Started  atomic.Uint64 // calls and streams started (attempts)
+	Failures atomic.Uint64 // calls and streams that ended in a backend failure
+	brkState atomic.Int32  // breaker.State the pickers act on
+	growReq  atomic.Bool   // a pick asked the core to grow the backend
+}
+
+// Load returns the calls and streams the backend carries.
+func (h *BackendHot) Load() int64 { return h.Calls.Load() + h.Streams.Load() }
+
+// BreakerState returns the breaker state the pickers act on.
+func (h *BackendHot) BreakerState() breaker.State { return breaker.State(h.brkState.Load()) }
+
+// A Backend is one resolved address (or endpoint) and its connections.
+// Key, Addrs and Breaker do not change after it is created; Weight and the
+// unexported fields belong to the Core.
+type Backend struct {
+	BackendHot
+	Key     string
+	Addrs   []resolver.Address
+	Breaker *breaker.Breaker // nil without breakers
+	weight  uint32
+
+	conns     []*Conn
+	removed   bool  // no longer resolved: its connections drain
+	recycling *Conn // the connection being replaced (one at a time)
+	growing   *Conn // the connection being added on demand
+	growFails int
+	growAfter time.Time // no growth before it: the last one failed
+
+	limit      int64 // learned stream limit; 0: none
+	stallN     int64 // open streams at the last stall not yet confirmed
+	stallAt    time.Time
+	stallCall  uint64 // the call of that stall
+	limitTimer stopper
+	probeTimer stopper
+
+	pb    *pickBackend // its entry in the pickers; nil when it takes no call
+	dirty bool         // pb is out of date
+}
+
+// Addr is the backend's address as Stats reports it.
+func (b *Backend) Addr() string { return b.Addrs[0].Addr }
+
+// Weight returns the backend's weight (1 unless its address carries one).
+func (b *Backend) Weight() uint32 { return b.weight }
+
+// Conns returns the backend's connections, retired ones included, in the
+// order they were made. The slice belongs to the Core: read it only where
+// the Core's methods are serialised.
+func (b *Backend) Conns() []*Conn { return b.conns }
+
+// Removed reports whether the backend is no longer resolved.
+func (b *Backend) Removed() bool { return b.removed }
+
+// Limit returns the backend's stream limit per connection, learned or
+// configured (configured is passed in), 0 when none is known.
+func (b *Backend) Limit() int64 { return b.limit }
+
+type stopper func() bool
+
+func (s stopper) stop() {
+	if s != nil {
+		s()
+	}
+}

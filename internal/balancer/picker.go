@@ -1,0 +1,270 @@
+package balancer
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/internal/chash"
+	"github.com/grpcpool/grpcpool/internal/wrr"
+)
+
+// Messages of the statuses calls fail with when nothing can take them.
+const (
+	MsgNoAddresses = "grpcpool: no addresses resolved for target"
+	MsgAllOpen     = "grpcpool: all backends have open circuit breakers"
+	MsgNotReady    = "grpcpool: no ready connection"
+)
+
+// A Picker is the immutable view calls pick from: the backends that can
+// take calls now, each with its connections that can. It is safe for
+// concurrent use. A new one is published on every change; Changed is closed
+// when it is replaced.
+type Picker struct {
+	policy   Policy
+	backends []*pickBackend
+	err      error // with no backends: the status calls fail with
+	wait     bool  // with no backends: the pool is starting; calls wait
+	changed  chan struct{}
+	rand     func() uint64
+	rr       *atomic.Uint32 // carried from picker to picker
+
+	sched     *wrr.Schedule  // RoundRobin with unequal weights
+	schedW    []uint32       // the weights sched was built for
+	ring      *chash.Table   // ConsistentHash: over every resolved backend
+	ringGen   uint64         // the Core's ringGen when ring was built
+	ringPB    []*pickBackend // ring index → its entry in backends; nil when it cannot take calls
+	ringStart []bool         // ring index → the backend is still starting: its keys wait
+}
+
+type pickBackend struct {
+	b       *Backend
+	weight  int64
+	conns   []*Conn
+	next    atomic.Uint32
+	canGrow bool // below its maximum size and not backing off a failed growth
+	growing bool // a connection is being added to it
+}
+
+// Changed is closed when a newer picker has been published.
+func (p *Picker) Changed() <-chan struct{} { return p.changed }
+
+// Stale reports whether a newer picker has been published.
+func (p *Picker) Stale() bool {
+	select {
+	case <-p.changed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Ready reports whether some backend can take calls.
+func (p *Picker) Ready() bool { return len(p.backends) > 0 }
+
+// Wait reports whether, with nothing to pick, calls should wait (the pool is
+// starting) rather than fail.
+func (p *Picker) Wait() bool { return p.wait }
+
+// Err is the status calls fail with when nothing can take them.
+func (p *Picker) Err() error { return p.err }
+
+// next makes q the successor of p: it takes over p's counters and the
+// policy indexes that still fit, and p's Changed is closed by publish.
+func (p *Picker) next(q *Picker) *Picker {
+	q.changed = make(chan struct{})
+	if p != nil {
+		q.policy, q.rand, q.rr = p.policy, p.rand, p.rr
+		close(p.changed)
+	}
+	return q
+}
+
+// publish marks the pickers stale; Flush builds and publishes the next
+// one. Events that arrive together (a batch the pool applies under one
+// lock) thus cost one picker, not one each.
+func (k *Core) publish() { k.stale = true }
+
+// Flush publishes a new picker if anything changed since the last one. The
+// caller calls it after every event or batch of events.
+func (k *Core) Flush() {
+	if k.closed || !k.stale {
+		return
+	}
+	k.stale = false
+	prev := k.picker
+	q := &Picker{}
+	if prev == nil {
+		q.policy, q.rand, q.rr = k.cfg.Policy, k.cfg.Rand, new(atomic.Uint32)
+		q.rr.Store(uint32(k.cfg.Rand()))
+	}
+	q.backends = make([]*pickBackend, 0, len(k.order))
+	for _, b := range k.order {
+		if b.dirty {
+			b.pb, b.dirty = k.entry(b), false
+		}
+		if b.pb != nil {
+			q.backends = append(q.backends, b.pb)
+		}
+	}
+	q = prev.next(q)
+	if prev != nil {
+		q.sched, q.schedW, q.ring, q.ringGen = prev.sched, prev.schedW, prev.ring, prev.ringGen
+	}
+	if len(q.backends) == 0 {
+		var w why
+		for _, b := range k.order {
+			for _, c := range b.conns {
+				w.conn(c)
+			}
+			if b.BreakerState() == breaker.StateOpen {
+				w.open++
+			} else {
+				w.backend(b)
+			}
+		}
+		q.wait, q.err = k.whyEmpty(&w)
+	} else {
+		k.index(q)
+	}
+	k.picker = q
+	k.seam.Publish(q)
+}
+
+// entry builds b's entry in the pickers, nil when b can take no call.
+// Entries are shared by successive pickers until b changes, so the cost of
+// a change is that of the backend it touches, and round-robin counters
+// carry over.
+func (k *Core) entry(b *Backend) *pickBackend {
+	if b.BreakerState() == breaker.StateOpen {
+		return nil
+	}
+	var conns []*Conn
+	for _, c := range b.conns {
+		if c.state == Ready {
+			conns = append(conns, c)
+		}
+	}
+	if len(conns) == 0 {
+		return nil
+	}
+	pb := &pickBackend{b: b, weight: int64(b.weight), conns: conns}
+	pb.canGrow = liveCount(b) < k.cfg.MaxSize && b.growing == nil && !k.at.Before(b.growAfter)
+	pb.growing = b.growing != nil
+	pb.next.Store(uint32(k.cfg.Rand()))
+	return pb
+}
+
+// why counts, for the message of a picker with nothing to pick, what each
+// backend and connection is doing.
+type why struct {
+	open, starting, notServing, failing, connecting int // backends
+	conns, connsFailing                             int
+	lastErr                                         error
+}
+
+func (w *why) conn(c *Conn) {
+	if !c.state.Live() {
+		return
+	}
+	w.conns++
+	if c.state == Failing {
+		w.connsFailing++
+	}
+	if c.lastErr != nil {
+		w.lastErr = c.lastErr
+	}
+}
+
+// backend classifies a backend with no ready connection by its most
+// hopeful connection.
+func (w *why) backend(b *Backend) {
+	best := Closed
+	for _, c := range b.conns {
+		if !c.state.Live() {
+			continue
+		}
+		if rank(c.state) < rank(best) {
+			best = c.state
+		}
+	}
+	switch best {
+	case Starting:
+		w.starting++
+	case NotServing:
+		w.notServing++
+	case Failing:
+		w.failing++
+	default:
+		w.connecting++
+	}
+}
+
+func rank(s State) int {
+	switch s {
+	case Ready:
+		return 0
+	case Starting:
+		return 1
+	case Connecting:
+		return 2
+	case NotServing:
+		return 3
+	case Failing:
+		return 4
+	}
+	return 5
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// whyEmpty says why no backend can take a call: calls wait while the pool
+// is starting (first resolution, first connection attempts), and fail at
+// once with codes.Unavailable naming the cause otherwise.
+func (k *Core) whyEmpty(w *why) (bool, error) {
+	n := len(k.order)
+	switch {
+	case !k.resolved:
+		return true, nil
+	case n == 0:
+		return false, status.Errorf(codes.Unavailable, "%s %q%s", MsgNoAddresses, k.cfg.Target, resolverErr(k.resErr))
+	case w.starting > 0:
+		return true, nil
+	case w.open == n:
+		return false, status.Errorf(codes.Unavailable, "%s (%d of %d)", MsgAllOpen, w.open, n)
+	}
+	var parts []string
+	if w.open > 0 {
+		parts = append(parts, plural(w.open, "backend")+" with an open circuit breaker")
+	}
+	if w.notServing > 0 {
+		parts = append(parts, plural(w.notServing, "backend")+" not serving (health check)")
+	}
+	if w.failing > 0 {
+		parts = append(parts, plural(w.failing, "backend")+" failing to connect")
+	}
+	if w.connecting > 0 {
+		parts = append(parts, plural(w.connecting, "backend")+" connecting")
+	}
+	msg := fmt.Sprintf("%s to any of %s of %q: %s", MsgNotReady, plural(n, "backend"), k.cfg.Target, strings.Join(parts, ", "))
+	if w.lastErr != nil {
+		msg += "; last connection error: " + w.lastErr.Error()
+	}
+	return false, status.Error(codes.Unavailable, msg+resolverErr(k.resErr))
+}
+
+func resolverErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (last resolver error: %v)", err)
+}

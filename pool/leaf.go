@@ -1,0 +1,125 @@
+package pool
+
+import (
+	"strings"
+	"sync/atomic"
+
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/pickfirst"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
+)
+
+// Every pool connection is a grpc.ClientConn whose load-balancing policy
+// is the leaf: pick_first over the backend's addresses, wrapped so that
+//   - each connectivity change is reported to the pool as it happens, with
+//     the error of a failed attempt (no goroutine watches the connection);
+//   - a pick on a connection that is not READY fails at once with
+//     msgConnNotReady instead of waiting inside it: the pool owns waiting,
+//     and places the call on a connection that is ready;
+//   - an attempt marked in its context learns whether its request reached
+//     the server and whether the server answered (see attempt).
+const leafName = "grpcpool_leaf"
+
+const leafServiceConfig = `{"loadBalancingConfig":[{"` + leafName + `":{}}]}`
+
+// msgConnNotReady starts the status of a pick on a pool connection that
+// was not READY: the call never left the client.
+const msgConnNotReady = "grpcpool: connection not ready"
+
+func init() { balancer.Register(leafBuilder{}) }
+
+type leafBuilder struct{}
+
+func (leafBuilder) Name() string { return leafName }
+
+func (leafBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	l := &leaf{}
+	l.cc = &leafCC{ClientConn: cc, l: l}
+	l.Balancer = balancer.Get(pickfirst.Name).Build(l.cc, opts)
+	return l
+}
+
+type leaf struct {
+	balancer.Balancer
+	cc *leafCC
+	pc atomic.Pointer[pconn]
+}
+
+func (l *leaf) UpdateClientConnState(s balancer.ClientConnState) error {
+	if pc, ok := s.ResolverState.Attributes.Value(pconnKey{}).(*pconn); ok {
+		l.pc.Store(pc)
+	}
+	return l.Balancer.UpdateClientConnState(s)
+}
+
+type leafCC struct {
+	balancer.ClientConn
+	l *leaf
+}
+
+func (w *leafCC) UpdateState(s balancer.State) {
+	var err error
+	if s.ConnectivityState == connectivity.TransientFailure && s.Picker != nil {
+		_, err = s.Picker.Pick(balancer.PickInfo{})
+	}
+	if pc := w.l.pc.Load(); pc != nil {
+		pc.stateChanged(s.ConnectivityState, err)
+	}
+	s.Picker = leafPicker{s.Picker}
+	w.ClientConn.UpdateState(s)
+}
+
+type leafPicker struct{ balancer.Picker }
+
+func (lp leafPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+	var res balancer.PickResult
+	var err error
+	if lp.Picker == nil {
+		err = balancer.ErrNoSubConnAvailable
+	} else {
+		res, err = lp.Picker.Pick(info)
+	}
+	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return res, err
+		}
+		msg := msgConnNotReady
+		if err != balancer.ErrNoSubConnAvailable {
+			msg += ": " + err.Error()
+		}
+		return res, status.Error(codes.Unavailable, msg)
+	}
+	if info.Ctx != nil {
+		if a, ok := info.Ctx.Value(attemptKey{}).(*attempt); ok {
+			a.picked.Store(true)
+			inner := res.Done
+			res.Done = func(d balancer.DoneInfo) {
+				a.sent.Store(d.BytesSent)
+				a.received.Store(d.BytesReceived)
+				if inner != nil {
+					inner(d)
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// attempt is placed in an attempt's context (only where the retry decision
+// needs it) for the leaf to record what became of the request.
+type attempt struct {
+	picked   atomic.Bool // a connection was picked inside grpc
+	sent     atomic.Bool // bytes of the request reached the wire
+	received atomic.Bool // the server sent something back
+}
+
+type attemptKey struct{}
+
+// notSent reports whether err is the status of a pick on a pool connection
+// that was not READY.
+func notSent(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.Unavailable && strings.HasPrefix(st.Message(), msgConnNotReady)
+}

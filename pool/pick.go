@@ -1,0 +1,96 @@
+package pool
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcpool/grpcpool/internal/balancer"
+)
+
+// waitForReady reports whether the call asked for grpc.WaitForReady(true).
+func waitForReady(opts []grpc.CallOption) bool {
+	wfr := false
+	for _, o := range opts {
+		if ff, ok := o.(grpc.FailFastCallOption); ok {
+			wfr = !ff.FailFast
+		}
+	}
+	return wfr
+}
+
+// growWait is how long a call waits for a connection being added to a
+// backend whose connections are all full before it overflows onto the
+// least-loaded one. A growth whose dial fails ends the wait at once (the
+// backend then backs off growing, and calls overflow without waiting).
+const growWait = 5 * time.Second
+
+// pick chooses a connection for one attempt of a call. It waits while the
+// pool starts, while a key's owner makes its first connection, and for a
+// bounded time while a full backend grows; when nothing can take the call
+// it fails at once with codes.Unavailable, unless the caller asked for
+// grpc.WaitForReady(true), in which case it waits for a connection. It
+// returns the picker it picked from.
+func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, tr *balancer.Tried) (balancer.Result, *balancer.Picker, error) {
+	info := balancer.PickInfo{Tried: tr, Grow: p.growFn}
+	if p.o.policy == ConsistentHash {
+		info.Key, info.HasKey = p.hashKey(ctx, method)
+	}
+	var wfr, wfrKnown bool
+	var grow *time.Timer
+	var growC <-chan time.Time
+	defer func() {
+		if grow != nil {
+			grow.Stop()
+		}
+	}()
+	for {
+		s := p.picker.Load()
+		r, o := s.Pick(info)
+		switch o {
+		case balancer.Picked:
+			return r, s, nil
+		case balancer.WaitGrowth:
+			if grow == nil {
+				grow = time.NewTimer(growWait)
+				growC = grow.C
+			}
+		case balancer.Fail:
+			if p.closed.Load() {
+				return r, s, status.Error(codes.Canceled, msgClosed)
+			}
+			if !wfrKnown {
+				wfr, wfrKnown = waitForReady(opts), true
+			}
+			if !wfr {
+				return r, s, s.FailErr()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return balancer.Result{}, s, status.FromContextError(ctx.Err()).Err()
+		case <-s.Changed():
+		case <-growC:
+			growC = nil
+			if r, o := p.picker.Load().Overflow(); o == balancer.Picked {
+				return r, s, nil
+			}
+		}
+	}
+}
+
+// awaitChange waits, within ctx, until a picker newer than s is published:
+// after an attempt found its connection no longer READY, the next pick
+// should not see the same picker again.
+func awaitChange(ctx context.Context, s *balancer.Picker) {
+	t := time.NewTimer(100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-s.Changed():
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,152 @@
+package pool
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/attributes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/resolver"
+
+	"github.com/grpcpool/grpcpool/internal/balancer"
+)
+
+// The pool implements the decision core's seam over grpc.ClientConn. The
+// core runs under Pool.mu; everything that reaches it from elsewhere — a
+// connection's state change reported on grpc's own goroutine, a health
+// report, a timer, a pick asking for growth, a drain ending — is queued as
+// an event and applied by the pool's one event goroutine, so nothing that
+// grpc calls ever waits for Pool.mu.
+
+// pconn is the pool's side of one connection: the core's Conn and the
+// grpc.ClientConn behind it.
+type pconn struct {
+	p  *Pool
+	c  *balancer.Conn
+	cc *grpc.ClientConn
+
+	// Guarded by Pool.mu.
+	healthCancel context.CancelFunc // ends the running health watch
+}
+
+type pconnKey struct{}
+
+func handle(c *balancer.Conn) *pconn { return c.Handle.(*pconn) }
+
+// stateChanged is called by the leaf balancer, on grpc's goroutine.
+func (pc *pconn) stateChanged(s connectivity.State, err error) {
+	pc.p.events.push(func(now time.Time) {
+		pc.p.core.ConnState(now, pc.c, s, err)
+		pc.p.followHealthLocked(pc)
+	})
+}
+
+// seam is the balancer.Seam of a Pool.
+type seam struct{ p *Pool }
+
+func (s seam) Dial(c *balancer.Conn) {
+	p := s.p
+	pc := &pconn{p: p, c: c}
+	c.Handle = pc
+	b := c.Backend
+	addrs := make([]resolver.Address, len(b.Addrs))
+	copy(addrs, b.Addrs)
+	dos := append(p.dialOpts[:len(p.dialOpts):len(p.dialOpts)],
+		grpc.WithResolvers(staticBuilder{addrs: addrs, authority: p.authority, attrs: attributes.New(pconnKey{}, pc)}),
+		grpc.WithDefaultServiceConfig(leafServiceConfig))
+	cc, err := grpc.NewClient(connScheme+":///"+b.Addr(), dos...)
+	if err != nil {
+		// Dial options were checked in New; report the connection as
+		// failing rather than leave it starting.
+		p.log.Error("grpcpool: cannot create connection", "target", p.target, "addr", b.Addr(), "err", err)
+		p.events.push(func(now time.Time) { p.core.ConnState(now, c, connectivity.TransientFailure, err) })
+		return
+	}
+	pc.cc = cc
+	cc.Connect()
+}
+
+func (s seam) Connect(c *balancer.Conn) {
+	if pc := handle(c); pc.cc != nil {
+		pc.cc.Connect()
+	}
+}
+
+func (s seam) Close(c *balancer.Conn) {
+	pc := handle(c)
+	if pc.healthCancel != nil {
+		pc.healthCancel()
+		pc.healthCancel = nil
+	}
+	if pc.cc != nil {
+		s.p.goAsync(func() { _ = pc.cc.Close() })
+	}
+}
+
+func (s seam) Publish(q *balancer.Picker) { s.p.picker.Store(q) }
+
+func (s seam) ResolveNow() { s.p.resolveSoon() }
+
+func (s seam) After(d time.Duration, t balancer.Timer) func() bool {
+	p := s.p
+	tm := time.AfterFunc(d, func() {
+		p.events.push(func(now time.Time) { p.core.Fire(now, t) })
+	})
+	return tm.Stop
+}
+
+// events is the pool's queue of core events: push never blocks, and one
+// goroutine applies them in order under Pool.mu.
+type events struct {
+	mu     sync.Mutex // guards q and done
+	q      []func(time.Time)
+	done   bool
+	wake   chan struct{}
+	poolMu *sync.Mutex
+	flush  func() // publishes the core's picker after a batch; called with poolMu held
+}
+
+func (e *events) push(f func(time.Time)) {
+	e.mu.Lock()
+	if e.done {
+		e.mu.Unlock()
+		return
+	}
+	e.q = append(e.q, f)
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run applies events until stop.
+func (e *events) run(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			e.mu.Lock()
+			e.done, e.q = true, nil
+			e.mu.Unlock()
+			return
+		case <-e.wake:
+		}
+		for {
+			e.mu.Lock()
+			q := e.q
+			e.q = nil
+			e.mu.Unlock()
+			if len(q) == 0 {
+				break
+			}
+			e.poolMu.Lock()
+			for _, f := range q {
+				f(time.Now())
+			}
+			e.flush()
+			e.poolMu.Unlock()
+		}
+	}
+}
