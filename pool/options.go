@@ -115,6 +115,8 @@ type options struct {
 	retries  []retry.Policy
 	hedgings []retry.Hedging
 	methods  *retry.Resolver
+
+	subset *subsetter // nil without WithSubset
 }
 
 func defaultOptions() options {
@@ -497,5 +499,38 @@ func WithServiceConfig(json string) Option {
 		}
 		o.retries = append(o.retries, c.Retry...)
 		o.hedgings = append(o.hedgings, c.Hedging...)
+	})
+}
+
+// WithSubset makes the pool connect to size of the resolved backends
+// instead of all of them, chosen from the client's place in its fleet as m
+// reports it, so that a fleet of clients spreads its connections evenly
+// over the backends and each client's costs stay flat as the fleet grows
+// (see docs/fleets.md). WithSize then counts connections per chosen
+// backend. When the resolver reports at most size backends, the pool uses
+// them all. Until m reports the client's place, the pool uses a random
+// subset of size backends; when the place changes, it moves to the new
+// subset (connecting to the new backends, draining the ones it left). All
+// clients of a fleet must use the same size and see the same addresses.
+//
+// Default: no subset, every resolved backend is used. size < 1, a nil m
+// or a StaticMembership out of range make New fail.
+func WithSubset(size int, m Membership) Option {
+	return optionFunc(func(o *options) {
+		switch {
+		case size < 1:
+			o.fail("WithSubset(%d): size must be at least 1", size)
+			return
+		case m == nil:
+			o.fail("WithSubset(%d): nil Membership", size)
+			return
+		}
+		if sm, ok := m.(staticMembership); ok {
+			if err := sm.validate(); err != nil {
+				o.fail("WithSubset: %v", err)
+				return
+			}
+		}
+		o.subset = newSubsetter(size, m)
 	})
 }

@@ -186,6 +186,7 @@ func New(target string, opts ...Option) (*Pool, error) {
 		p.wg.Add(1)
 		go p.resolveLoop()
 	}
+	p.startSubset()
 	p.log.Debug("grpcpool: pool created", "target", target, "size", o.size, "policy", o.policy.String())
 	return p, nil
 }
