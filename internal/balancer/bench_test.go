@@ -16,7 +16,7 @@ func benchCore(tb testing.TB, policy Policy, n, size int) *fakeSeam {
 	f.k = New(Config{Size: size, Policy: policy, Target: "bench"}, f)
 	keys := make([]string, n)
 	for i := range keys {
-		keys[i] = fmt.Sprintf("10.0.%d.%d:443", i/250, i%250)
+		keys[i] = fmt.Sprintf("10.%d.%d.%d:443", i/62500, i/250%250, i%250)
 	}
 	now := time.Now()
 	f.k.Resolved(now, groupsOf(keys...))
@@ -32,7 +32,7 @@ func benchCore(tb testing.TB, policy Policy, n, size int) *fakeSeam {
 // BenchmarkPick is one pick and release per op, from every P at once
 // (run it with -cpu 1,2 to see contention).
 func BenchmarkPick(b *testing.B) {
-	for _, n := range []int{6, 1000} {
+	for _, n := range []int{6, 1000, 10000} {
 		for _, policy := range []Policy{RoundRobin, LeastActive, ConsistentHash} {
 			b.Run(fmt.Sprintf("%s/backends=%d", policyName(policy), n), func(b *testing.B) {
 				p := benchCore(b, policy, n, 2).k.Picker()
