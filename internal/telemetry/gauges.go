@@ -1,0 +1,106 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+
+	"go.opentelemetry.io/otel/metric"
+)
+
+// A GaugeObserver takes the pool's gauge values during a collection.
+// It is only valid inside the callback given to RegisterGauges.
+type GaugeObserver interface {
+	// Connections reports n connections of backend in state. Calls for
+	// the same backend and state add up. Every state of a backend
+	// reported at all is exported, at 0 when it was not reported.
+	Connections(backend string, state ConnState, n int)
+	// StreamLimit reports the per-connection stream limit of backend,
+	// configured or learned; limits ≤ 0 (unknown) are not exported. For
+	// the backends aggregated under Other the smallest limit is exported.
+	StreamLimit(backend string, limit int64)
+}
+
+// ErrGaugesRegistered is returned by RegisterGauges when a callback is
+// already registered.
+var ErrGaugesRegistered = errors.New("telemetry: gauges already registered")
+
+// RegisterGauges has f called at every collection to report the
+// connections and stream limits of the pool's backends. At most one
+// callback per Recorder; Close unregisters it. On a nil or no-op
+// Recorder it does nothing.
+func (r *Recorder) RegisterGauges(f func(GaugeObserver)) error {
+	if r == nil || r.off {
+		return nil
+	}
+	r.gaugeMu.Lock()
+	defer r.gaugeMu.Unlock()
+	if r.reg != nil || r.closed {
+		return ErrGaugesRegistered
+	}
+	reg, err := r.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		r.gaugeMu.Lock()
+		defer r.gaugeMu.Unlock()
+		if r.closed {
+			return nil
+		}
+		f(gaugeObserver{r})
+		for _, s := range r.seen {
+			for st, n := range s.connN {
+				o.ObserveInt64(r.conns, n, s.conns[st]...)
+			}
+			if s.limitN > 0 {
+				o.ObserveInt64(r.limits, s.limitN, s.limit...)
+			}
+			s.connN, s.limitN, s.seen = [numConnStates]int64{}, 0, false
+		}
+		clear(r.seen)
+		r.seen = r.seen[:0]
+		return nil
+	}, r.conns, r.limits)
+	if err != nil {
+		return err
+	}
+	r.reg = reg
+	return nil
+}
+
+// Close unregisters the gauge callback; the Recorder's other methods
+// keep working. It is idempotent.
+func (r *Recorder) Close() error {
+	if r == nil || r.off {
+		return nil
+	}
+	r.gaugeMu.Lock()
+	defer r.gaugeMu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	if r.reg == nil {
+		return nil
+	}
+	return r.reg.Unregister()
+}
+
+// gaugeObserver accumulates into the series; the callback holds gaugeMu.
+type gaugeObserver struct{ r *Recorder }
+
+func (g gaugeObserver) mark(backend string) *series {
+	s := g.r.series(backend)
+	if !s.seen {
+		s.seen = true
+		g.r.seen = append(g.r.seen, s)
+	}
+	return s
+}
+
+func (g gaugeObserver) Connections(backend string, state ConnState, n int) {
+	g.mark(backend).connN[state%numConnStates] += int64(n)
+}
+
+func (g gaugeObserver) StreamLimit(backend string, limit int64) {
+	s := g.mark(backend)
+	if limit > 0 && (s.limitN == 0 || limit < s.limitN) {
+		s.limitN = limit
+	}
+}
