@@ -248,3 +248,42 @@ func hotPath(r *telemetry.Recorder) {
 	r.Active(addr1, telemetry.KindUnary, -1)
 	r.CallDone(ctx, method, codes.OK, time.Millisecond)
 }
+
+// Recording from many goroutines while backends are added, forgotten and
+// collected loses nothing.
+func TestConcurrent(t *testing.T) {
+	r, rd := newRecorder(t, "t", 8)
+	require.NoError(t, r.RegisterGauges(func(o telemetry.GaugeObserver) {
+		for i := range 12 {
+			o.Connections(fmt.Sprintf("10.0.0.%d:1", i), telemetry.ConnReady, 1)
+		}
+	}))
+	const workers, per = 4, 300
+	done := make(chan struct{})
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range per {
+				a := fmt.Sprintf("10.0.0.%d:1", (w+i)%12)
+				r.Recycle(a, telemetry.ReasonIdle)
+				r.CallDone(context.Background(), fmt.Sprintf("/s.S/M%d", i%5), codes.OK, time.Millisecond)
+				if i%50 == 0 {
+					collect(t, rd)
+				}
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	var total int64
+	for _, v := range sums(t, collect(t, rd), telemetry.Recycles, "{connection}", true) {
+		total += v
+	}
+	assert.Equal(t, int64(workers*per), total)
+	var calls uint64
+	for _, p := range histograms(t, collect(t, rd), telemetry.CallDuration) {
+		calls += p.Count
+	}
+	assert.Equal(t, uint64(workers*per), calls)
+}
