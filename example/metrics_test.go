@@ -48,6 +48,8 @@ func TestMetricsScrape(t *testing.T) {
 		o.Connections(a, telemetry.ConnReady, 2)
 		o.Connections(b, telemetry.ConnTransientFailure, 1)
 		o.StreamLimit(a, 100)
+		o.Breaker(a, breaker.StateClosed)
+		o.Breaker(b, breaker.StateOpen)
 	}))
 
 	fams := scrape(t, ms.url())
@@ -73,6 +75,8 @@ func TestMetricsScrape(t *testing.T) {
 		{"grpcpool_backend_connections", dto.MetricType_GAUGE, with("grpcpool_backend", a, "grpcpool_connection_state", "ready"), 2},
 		{"grpcpool_backend_connections", dto.MetricType_GAUGE, with("grpcpool_backend", "other", "grpcpool_connection_state", "transient_failure"), 1},
 		{"grpcpool_backend_stream_limit", dto.MetricType_GAUGE, with("grpcpool_backend", a), 100},
+		{"grpcpool_breaker_backends", dto.MetricType_GAUGE, with("grpcpool_backend", "other", "grpcpool_breaker_state", "open"), 1},
+		{"grpcpool_breaker_backends", dto.MetricType_GAUGE, with("grpcpool_backend", a, "grpcpool_breaker_state", "open"), 0},
 		{"grpcpool_breaker_transitions_total", dto.MetricType_COUNTER, with("grpcpool_backend", "other", "grpcpool_breaker_state", "open"), 1},
 		{"grpcpool_retry_attempts_total", dto.MetricType_COUNTER, with("grpc_method", "echo.Echo/Hello", "grpcpool_retry_kind", "retry"), 1},
 		{"grpcpool_retry_refused_total", dto.MetricType_COUNTER, with("grpc_method", "echo.Echo/Hello"), 1},

@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/grpcpool/grpcpool/breaker"
 )
 
 // A GaugeObserver takes the pool's gauge values during a collection.
@@ -18,6 +20,11 @@ type GaugeObserver interface {
 	// configured or learned; limits ≤ 0 (unknown) are not exported. For
 	// the backends aggregated under Other the smallest limit is exported.
 	StreamLimit(backend string, limit int64)
+	// Breaker reports the state of backend's circuit breaker (only with
+	// breakers configured). Every state of a backend reported is
+	// exported: 1 for the state it is in, 0 for the others; under Other,
+	// how many backends are in each.
+	Breaker(backend string, state breaker.State)
 }
 
 // ErrGaugesRegistered is returned by RegisterGauges when a callback is
@@ -51,12 +58,17 @@ func (r *Recorder) RegisterGauges(f func(GaugeObserver)) error {
 			if s.limitN > 0 {
 				o.ObserveInt64(r.limits, s.limitN, s.limit...)
 			}
-			s.connN, s.limitN, s.seen = [numConnStates]int64{}, 0, false
+			if s.breakerS {
+				for st, n := range s.breakerN {
+					o.ObserveInt64(r.breakers, n, s.breakers[st]...)
+				}
+			}
+			s.connN, s.limitN, s.breakerN, s.breakerS, s.seen = [numConnStates]int64{}, 0, [numBreakerStates]int64{}, false, false
 		}
 		clear(r.seen)
 		r.seen = r.seen[:0]
 		return nil
-	}, r.conns, r.limits)
+	}, r.conns, r.limits, r.breakers)
 	if err != nil {
 		return err
 	}
@@ -103,4 +115,10 @@ func (g gaugeObserver) StreamLimit(backend string, limit int64) {
 	if limit > 0 && (s.limitN == 0 || limit < s.limitN) {
 		s.limitN = limit
 	}
+}
+
+func (g gaugeObserver) Breaker(backend string, state breaker.State) {
+	s := g.mark(backend)
+	s.breakerN[breakerIndex(state)]++
+	s.breakerS = true
 }

@@ -15,6 +15,7 @@ const (
 	BackendActive   = "grpcpool.backend.active"
 	Connections     = "grpcpool.backend.connections"
 	BreakerTrans    = "grpcpool.breaker.transitions"
+	BreakerStates   = "grpcpool.breaker.backends"
 	RetryAttempts   = "grpcpool.retry.attempts"
 	RetryRefusals   = "grpcpool.retry.refused"
 	Recycles        = "grpcpool.connection.recycles"

@@ -36,6 +36,7 @@ type Recorder struct {
 	recycles    metric.Int64Counter
 	conns       metric.Int64ObservableGauge
 	limits      metric.Int64ObservableGauge
+	breakers    metric.Int64ObservableGauge
 	meter       metric.Meter
 
 	targetOnly []metric.RecordOption // {target}, for pick.wait
@@ -66,12 +67,15 @@ type series struct {
 	recycles    [numReasons][]metric.AddOption
 	conns       [numConnStates][]metric.ObserveOption
 	limit       []metric.ObserveOption
+	breakers    [numBreakerStates][]metric.ObserveOption
 	attempts    atomic.Pointer[map[*method]*codeOpts] // copy-on-write; writers hold Recorder.mu
 
 	// Accumulated by the gauge callback; guarded by Recorder.gaugeMu.
-	connN  [numConnStates]int64
-	limitN int64
-	seen   bool
+	connN    [numConnStates]int64
+	limitN   int64
+	breakerN [numBreakerStates]int64
+	breakerS bool // a breaker state was reported
+	seen     bool
 }
 
 // method holds the cached options of one grpc.method value.
@@ -141,6 +145,7 @@ func New(mp metric.MeterProvider, target string, backendLimit int) (*Recorder, e
 	r.refused = counter(RetryRefusals, "{attempt}", "Retries and hedges the retry budget refused.")
 	r.recycles = counter(Recycles, "{connection}", "Connections retired, by reason.")
 	r.conns = gauge(Connections, "{connection}", "Connections of a backend, by state.")
+	r.breakers = gauge(BreakerStates, "{backend}", "Backends by the state of their circuit breaker: 1 for the state a backend is in (under other: how many are in it).")
 	r.limits = gauge(StreamLimits, "{stream}", "Streams one connection of a backend may carry, configured or learned; absent while unknown.")
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
@@ -185,6 +190,9 @@ func (r *Recorder) newSeries(label string) *series {
 		s.conns[c] = observeOpts(set(s.base, attribute.String(AttrConnState, c.String())))
 	}
 	s.limit = observeOpts(set(s.base))
+	for b := range numBreakerStates {
+		s.breakers[b] = observeOpts(set(s.base, attribute.String(AttrBreakerState, breakerNames[b])))
+	}
 	none := map[*method]*codeOpts{}
 	s.attempts.Store(&none)
 	return s

@@ -66,10 +66,11 @@ func TestEveryInstrument(t *testing.T) {
 		o.Connections(addr2, telemetry.ConnStateOf(connectivity.Connecting, false), 1)
 		o.StreamLimit(addr1, 100)
 		o.StreamLimit(addr2, 0) // unknown: absent
+		o.Breaker(addr2, breaker.StateHalfOpen)
 	}))
 
 	c := collect(t, rd)
-	assert.Len(t, c, 10, "instruments: %v", c)
+	assert.Len(t, c, 11, "instruments: %v", c)
 
 	assert.Equal(t, map[string]hpoint{
 		attrs(tgt, hello, "grpc.status=OK"):          {1, 0.75},
@@ -110,6 +111,11 @@ func TestEveryInstrument(t *testing.T) {
 		attrs(tgt, b2, "grpcpool.connection.state=draining"):          0,
 	}, gauges(t, c, telemetry.Connections, "{connection}"))
 	assert.Equal(t, map[string]int64{attrs(tgt, b1): 100}, gauges(t, c, telemetry.StreamLimits, "{stream}"))
+	assert.Equal(t, map[string]int64{
+		attrs(tgt, b2, "grpcpool.breaker.state=closed"):    0,
+		attrs(tgt, b2, "grpcpool.breaker.state=half_open"): 1,
+		attrs(tgt, b2, "grpcpool.breaker.state=open"):      0,
+	}, gauges(t, c, telemetry.BreakerStates, "{backend}"), "only backends with a reported breaker")
 
 	// A second collection sees the gauges afresh, not added up.
 	c = collect(t, rd)
@@ -127,6 +133,7 @@ func TestBackendLimit(t *testing.T) {
 		for a, l := range limits {
 			o.Connections(a, telemetry.ConnReady, 1)
 			o.StreamLimit(a, l)
+			o.Breaker(a, breaker.StateOpen)
 		}
 	}))
 	c := collect(t, rd)
@@ -140,6 +147,8 @@ func TestBackendLimit(t *testing.T) {
 		"connections of backends under other add up")
 	assert.Equal(t, map[string]int64{attrs(tgt, b1): 50, attrs(tgt, b2): 60, attrs(tgt, other): 30},
 		gauges(t, c, telemetry.StreamLimits, "{stream}"), "other shows the smallest limit")
+	assert.Equal(t, int64(2), gauges(t, c, telemetry.BreakerStates, "{backend}")[attrs(tgt, other, "grpcpool.breaker.state=open")],
+		"under other: how many backends are in the state")
 
 	// Forgetting a backend frees its value for the next new backend;
 	// backends already under other stay there.
