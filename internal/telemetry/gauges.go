@@ -32,24 +32,25 @@ type GaugeObserver interface {
 var ErrGaugesRegistered = errors.New("telemetry: gauges already registered")
 
 // RegisterGauges has f called at every collection to report the
-// connections and stream limits of the pool's backends. At most one
-// callback per Recorder; Close unregisters it. On a nil or no-op
-// Recorder it does nothing.
+// connections, stream limits and breaker states of the pool's backends.
+// f may take the pool's locks; it runs on the SDK's collecting goroutine,
+// one collection at a time. At most one callback per Recorder; Close
+// unregisters it. On a nil or no-op Recorder it does nothing.
 func (r *Recorder) RegisterGauges(f func(GaugeObserver)) error {
 	if r == nil || r.off {
 		return nil
 	}
-	r.gaugeMu.Lock()
-	defer r.gaugeMu.Unlock()
-	if r.reg != nil || r.closed {
+	r.regMu.Lock()
+	defer r.regMu.Unlock()
+	if r.reg != nil || r.closed.Load() {
 		return ErrGaugesRegistered
 	}
 	reg, err := r.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		r.gaugeMu.Lock()
-		defer r.gaugeMu.Unlock()
-		if r.closed {
+		if r.closed.Load() {
 			return nil
 		}
+		r.gaugeMu.Lock()
+		defer r.gaugeMu.Unlock()
 		f(gaugeObserver{r})
 		for _, s := range r.seen {
 			for st, n := range s.connN {
@@ -77,17 +78,15 @@ func (r *Recorder) RegisterGauges(f func(GaugeObserver)) error {
 }
 
 // Close unregisters the gauge callback; the Recorder's other methods
-// keep working. It is idempotent.
+// keep working. It is idempotent. A collection already running may still
+// call the callback once; Close waits for the SDK to finish it, so do not
+// call Close while holding a lock the callback takes.
 func (r *Recorder) Close() error {
-	if r == nil || r.off {
+	if r == nil || r.off || r.closed.Swap(true) {
 		return nil
 	}
-	r.gaugeMu.Lock()
-	defer r.gaugeMu.Unlock()
-	if r.closed {
-		return nil
-	}
-	r.closed = true
+	r.regMu.Lock()
+	defer r.regMu.Unlock()
 	if r.reg == nil {
 		return nil
 	}

@@ -51,10 +51,11 @@ type Recorder struct {
 	other    *series    // the series of every backend over the limit
 	otherM   *method    // the method of every method over MethodLimit
 
-	gaugeMu sync.Mutex // guards reg, closed, seen and every series' gauge fields
+	closed  atomic.Bool // Close was called: the gauge callback reports nothing
+	regMu   sync.Mutex  // guards reg
 	reg     metric.Registration
-	closed  bool
-	seen    []*series // series observed in the running callback
+	gaugeMu sync.Mutex // held by the gauge callback; guards seen and every series' gauge fields
+	seen    []*series  // series observed in the running callback
 }
 
 // series holds the cached measurement options of one grpcpool.backend

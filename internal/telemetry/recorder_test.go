@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 
@@ -277,7 +278,8 @@ func TestConcurrent(t *testing.T) {
 				r.Recycle(a, telemetry.ReasonIdle)
 				r.CallDone(context.Background(), fmt.Sprintf("/s.S/M%d", i%5), codes.OK, time.Millisecond)
 				if i%50 == 0 {
-					collect(t, rd)
+					var rm metricdata.ResourceMetrics
+					assert.NoError(t, rd.Collect(context.Background(), &rm))
 				}
 			}
 		}()
