@@ -12,11 +12,15 @@ import (
 // do. The *grpc.ClientConn passed down is whatever the caller passes
 // (the pool passes nil).
 func chainUnary(ints []grpc.UnaryClientInterceptor, final grpc.UnaryInvoker) grpc.UnaryInvoker {
-	next := final
+	return chain(ints, final, unaryLink)
+}
+
+// chain wraps final in ints, the last innermost, with link.
+func chain[I, F any](ints []I, final F, link func(I, F) F) F {
 	for i := len(ints) - 1; i >= 0; i-- {
-		next = unaryLink(ints[i], next)
+		final = link(ints[i], final)
 	}
-	return next
+	return final
 }
 
 func unaryLink(f grpc.UnaryClientInterceptor, next grpc.UnaryInvoker) grpc.UnaryInvoker {
@@ -27,11 +31,7 @@ func unaryLink(f grpc.UnaryClientInterceptor, next grpc.UnaryInvoker) grpc.Unary
 
 // chainStream is chainUnary for streams.
 func chainStream(ints []grpc.StreamClientInterceptor, final grpc.Streamer) grpc.Streamer {
-	next := final
-	for i := len(ints) - 1; i >= 0; i-- {
-		next = streamLink(ints[i], next)
-	}
-	return next
+	return chain(ints, final, streamLink)
 }
 
 func streamLink(f grpc.StreamClientInterceptor, next grpc.Streamer) grpc.Streamer {

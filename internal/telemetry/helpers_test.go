@@ -72,11 +72,7 @@ func sums(t *testing.T, c collected, name, unit string, monotonic bool) map[stri
 	require.True(t, ok, "%s: got %T, want Sum[int64]", name, m.Data)
 	require.Equal(t, monotonic, d.IsMonotonic, name)
 	require.Equal(t, metricdata.CumulativeTemporality, d.Temporality, name)
-	out := map[string]int64{}
-	for _, p := range d.DataPoints {
-		out[key(p.Attributes)] = p.Value
-	}
-	return out
+	return byAttrs(d.DataPoints)
 }
 
 // gauges returns the points of an int64 gauge, by attributes.
@@ -87,11 +83,7 @@ func gauges(t *testing.T, c collected, name, unit string) map[string]int64 {
 	require.Equal(t, unit, m.Unit, name)
 	d, ok := m.Data.(metricdata.Gauge[int64])
 	require.True(t, ok, "%s: got %T, want Gauge[int64]", name, m.Data)
-	out := map[string]int64{}
-	for _, p := range d.DataPoints {
-		out[key(p.Attributes)] = p.Value
-	}
-	return out
+	return byAttrs(d.DataPoints)
 }
 
 // hpoint is what the tests check of a histogram point.
@@ -113,6 +105,15 @@ func histograms(t *testing.T, c collected, name string) map[string]hpoint {
 	for _, p := range d.DataPoints {
 		require.Equal(t, telemetry.DurationBuckets, p.Bounds, name)
 		out[key(p.Attributes)] = hpoint{p.Count, p.Sum}
+	}
+	return out
+}
+
+// byAttrs returns the points' values by attributes.
+func byAttrs(points []metricdata.DataPoint[int64]) map[string]int64 {
+	out := map[string]int64{}
+	for _, p := range points {
+		out[key(p.Attributes)] = p.Value
 	}
 	return out
 }

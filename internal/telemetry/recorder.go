@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,8 +44,8 @@ type Recorder struct {
 
 	// backends and methods are copy-on-write maps: readers load them
 	// without a lock; writers hold mu, copy, and swap.
-	backends atomic.Pointer[map[string]*series]
-	methods  atomic.Pointer[map[string]*method]
+	backends cowMap[string, *series]
+	methods  cowMap[string, *method]
 	mu       sync.Mutex // guards writes to backends, methods and every series.attempts, and own, nmethods
 	own      int        // backends in the map with their own value
 	nmethods int        // methods in the map with their own value
@@ -69,7 +70,7 @@ type series struct {
 	conns       [numConnStates][]metric.ObserveOption
 	limit       []metric.ObserveOption
 	breakers    [numBreakerStates][]metric.ObserveOption
-	attempts    atomic.Pointer[map[*method]*codeOpts] // copy-on-write; writers hold Recorder.mu
+	attempts    cowMap[*method, *codeOpts] // writers hold Recorder.mu
 
 	// Accumulated by the gauge callback; guarded by Recorder.gaugeMu.
 	connN    [numConnStates]int64
@@ -106,10 +107,6 @@ func New(mp metric.MeterProvider, target string, backendLimit int) (*Recorder, e
 		mp = otel.GetMeterProvider()
 	}
 	r := &Recorder{target: attribute.String(AttrTarget, target), limit: backendLimit}
-	empty := map[string]*series{}
-	r.backends.Store(&empty)
-	noMethods := map[string]*method{}
-	r.methods.Store(&noMethods)
 	switch mp.(type) {
 	case noop.MeterProvider, *noop.MeterProvider:
 		r.off = true
@@ -194,8 +191,6 @@ func (r *Recorder) newSeries(label string) *series {
 	for b := range numBreakerStates {
 		s.breakers[b] = observeOpts(set(s.base, attribute.String(AttrBreakerState, breakerNames[b])))
 	}
-	none := map[*method]*codeOpts{}
-	s.attempts.Store(&none)
 	return s
 }
 
@@ -211,13 +206,12 @@ func (r *Recorder) newMethod(name string) *method {
 
 // series returns the series of addr, adding it if it is new.
 func (r *Recorder) series(addr string) *series {
-	if s, ok := (*r.backends.Load())[addr]; ok {
+	if s, ok := r.backends.get(addr); ok {
 		return s
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := *r.backends.Load()
-	if s, ok := old[addr]; ok {
+	if s, ok := r.backends.get(addr); ok {
 		return s
 	}
 	s := r.other
@@ -225,12 +219,7 @@ func (r *Recorder) series(addr string) *series {
 		s = r.newSeries(addr)
 		r.own++
 	}
-	next := make(map[string]*series, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
-	next[addr] = s
-	r.backends.Store(&next)
+	r.backends.setLocked(addr, s)
 	return s
 }
 
@@ -245,48 +234,35 @@ func (r *Recorder) ForgetBackend(addr string) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := *r.backends.Load()
-	s, ok := old[addr]
+	s, ok := r.backends.get(addr)
 	if !ok {
 		return
 	}
 	if s != r.other {
 		r.own--
 	}
-	next := make(map[string]*series, len(old))
-	for k, v := range old {
-		if k != addr {
-			next[k] = v
-		}
-	}
-	r.backends.Store(&next)
+	r.backends.deleteLocked(addr)
 }
 
 // method returns the method of fullMethod ("/pkg.Service/Method"); its
 // grpc.method value is the name without the leading slash, as in gRFC A66.
 func (r *Recorder) method(fullMethod string) *method {
-	if m, ok := (*r.methods.Load())[fullMethod]; ok {
+	if m, ok := r.methods.get(fullMethod); ok {
 		return m
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := *r.methods.Load()
-	if m, ok := old[fullMethod]; ok {
+	if m, ok := r.methods.get(fullMethod); ok {
 		return m
 	}
 	m := r.otherM
 	if r.nmethods < MethodLimit {
 		m = r.newMethod(strings.TrimPrefix(fullMethod, "/"))
 		r.nmethods++
-	} else if len(old) >= 4*MethodLimit {
+	} else if r.methods.len() >= 4*MethodLimit {
 		return m // do not let the map grow without bound
 	}
-	next := make(map[string]*method, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
-	next[fullMethod] = m
-	r.methods.Store(&next)
+	r.methods.setLocked(fullMethod, m)
 	return m
 }
 
@@ -303,7 +279,7 @@ func (r *Recorder) callOpts(m *method, c codes.Code) []metric.RecordOption {
 
 // attemptOpts returns the options of an attempt.duration sample.
 func (r *Recorder) attemptOpts(s *series, m *method, c codes.Code) []metric.RecordOption {
-	byCode, ok := (*s.attempts.Load())[m]
+	byCode, ok := s.attempts.get(m)
 	if !ok {
 		byCode = r.addAttempts(s, m)
 	}
@@ -319,17 +295,11 @@ func (r *Recorder) attemptOpts(s *series, m *method, c codes.Code) []metric.Reco
 func (r *Recorder) addAttempts(s *series, m *method) *codeOpts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := *s.attempts.Load()
-	if c, ok := old[m]; ok {
+	if c, ok := s.attempts.get(m); ok {
 		return c
 	}
 	c := new(codeOpts)
-	next := make(map[*method]*codeOpts, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
-	next[m] = c
-	s.attempts.Store(&next)
+	s.attempts.setLocked(m, c)
 	return c
 }
 
@@ -419,4 +389,49 @@ func ConnStateOf(s connectivity.State, draining bool) ConnState {
 		return ConnTransientFailure
 	}
 	return ConnConnecting
+}
+
+// cowMap is a map read without a lock and written by copying it: reads
+// load the current map; writes, made with a lock held, copy it, change
+// the copy and publish it. Its zero value is empty.
+type cowMap[K comparable, V any] struct{ p atomic.Pointer[map[K]V] }
+
+func (c *cowMap[K, V]) get(k K) (V, bool) {
+	var zero V
+	m := c.p.Load()
+	if m == nil {
+		return zero, false
+	}
+	v, ok := (*m)[k]
+	return v, ok
+}
+
+func (c *cowMap[K, V]) len() int {
+	if m := c.p.Load(); m != nil {
+		return len(*m)
+	}
+	return 0
+}
+
+// setLocked publishes a copy with k set to v; the caller holds the lock
+// of the writers.
+func (c *cowMap[K, V]) setLocked(k K, v V) {
+	next := make(map[K]V, c.len()+1)
+	if m := c.p.Load(); m != nil {
+		maps.Copy(next, *m)
+	}
+	next[k] = v
+	c.p.Store(&next)
+}
+
+// deleteLocked publishes a copy without k; the caller holds the lock of
+// the writers.
+func (c *cowMap[K, V]) deleteLocked(k K) {
+	m := c.p.Load()
+	if m == nil {
+		return
+	}
+	next := maps.Clone(*m)
+	delete(next, k)
+	c.p.Store(&next)
 }
