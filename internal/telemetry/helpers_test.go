@@ -65,11 +65,7 @@ func attrs(pairs ...string) string {
 // its unit and monotonicity.
 func sums(t *testing.T, c collected, name, unit string, monotonic bool) map[string]int64 {
 	t.Helper()
-	m, ok := c[name]
-	require.True(t, ok, "no instrument %s", name)
-	require.Equal(t, unit, m.Unit, name)
-	d, ok := m.Data.(metricdata.Sum[int64])
-	require.True(t, ok, "%s: got %T, want Sum[int64]", name, m.Data)
+	d := data[metricdata.Sum[int64]](t, c, name, unit)
 	require.Equal(t, monotonic, d.IsMonotonic, name)
 	require.Equal(t, metricdata.CumulativeTemporality, d.Temporality, name)
 	return byAttrs(d.DataPoints)
@@ -78,12 +74,19 @@ func sums(t *testing.T, c collected, name, unit string, monotonic bool) map[stri
 // gauges returns the points of an int64 gauge, by attributes.
 func gauges(t *testing.T, c collected, name, unit string) map[string]int64 {
 	t.Helper()
+	return byAttrs(data[metricdata.Gauge[int64]](t, c, name, unit).DataPoints)
+}
+
+// data returns the data of the instrument name, after checking its unit
+// and its kind.
+func data[T any](t *testing.T, c collected, name, unit string) T {
+	t.Helper()
 	m, ok := c[name]
 	require.True(t, ok, "no instrument %s", name)
 	require.Equal(t, unit, m.Unit, name)
-	d, ok := m.Data.(metricdata.Gauge[int64])
-	require.True(t, ok, "%s: got %T, want Gauge[int64]", name, m.Data)
-	return byAttrs(d.DataPoints)
+	d, ok := m.Data.(T)
+	require.True(t, ok, "%s: got %T, want %T", name, m.Data, d)
+	return d
 }
 
 // hpoint is what the tests check of a histogram point.
@@ -96,11 +99,7 @@ type hpoint struct {
 // attributes, after checking its unit and buckets.
 func histograms(t *testing.T, c collected, name string) map[string]hpoint {
 	t.Helper()
-	m, ok := c[name]
-	require.True(t, ok, "no instrument %s", name)
-	require.Equal(t, "s", m.Unit, name)
-	d, ok := m.Data.(metricdata.Histogram[float64])
-	require.True(t, ok, "%s: got %T, want Histogram[float64]", name, m.Data)
+	d := data[metricdata.Histogram[float64]](t, c, name, "s")
 	out := map[string]hpoint{}
 	for _, p := range d.DataPoints {
 		require.Equal(t, telemetry.DurationBuckets, p.Bounds, name)

@@ -209,18 +209,13 @@ func (r *Recorder) series(addr string) *series {
 	if s, ok := r.backends.get(addr); ok {
 		return s
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if s, ok := r.backends.get(addr); ok {
-		return s
-	}
-	s := r.other
-	if r.own < r.limit {
-		s = r.newSeries(addr)
+	return r.backends.add(&r.mu, addr, func() (*series, bool) {
+		if r.own >= r.limit {
+			return r.other, true
+		}
 		r.own++
-	}
-	r.backends.setLocked(addr, s)
-	return s
+		return r.newSeries(addr), true
+	})
 }
 
 // ForgetBackend releases addr's grpcpool.backend value, so that a later
@@ -250,20 +245,14 @@ func (r *Recorder) method(fullMethod string) *method {
 	if m, ok := r.methods.get(fullMethod); ok {
 		return m
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if m, ok := r.methods.get(fullMethod); ok {
-		return m
-	}
-	m := r.otherM
-	if r.nmethods < MethodLimit {
-		m = r.newMethod(strings.TrimPrefix(fullMethod, "/"))
+	return r.methods.add(&r.mu, fullMethod, func() (*method, bool) {
+		if r.nmethods >= MethodLimit {
+			// Remember it as other, but not without bound.
+			return r.otherM, r.methods.len() < 4*MethodLimit
+		}
 		r.nmethods++
-	} else if r.methods.len() >= 4*MethodLimit {
-		return m // do not let the map grow without bound
-	}
-	r.methods.setLocked(fullMethod, m)
-	return m
+		return r.newMethod(strings.TrimPrefix(fullMethod, "/")), true
+	})
 }
 
 // callOpts returns the options of a call.duration sample.
@@ -281,7 +270,7 @@ func (r *Recorder) callOpts(m *method, c codes.Code) []metric.RecordOption {
 func (r *Recorder) attemptOpts(s *series, m *method, c codes.Code) []metric.RecordOption {
 	byCode, ok := s.attempts.get(m)
 	if !ok {
-		byCode = r.addAttempts(s, m)
+		byCode = s.attempts.add(&r.mu, m, func() (*codeOpts, bool) { return new(codeOpts), true })
 	}
 	i := codeIndex(c)
 	if o := byCode[i].Load(); o != nil {
@@ -290,17 +279,6 @@ func (r *Recorder) attemptOpts(s *series, m *method, c codes.Code) []metric.Reco
 	o := recordOpts(set(s.base, m.attr, attribute.String(AttrStatus, codeNames[i])))
 	byCode[i].CompareAndSwap(nil, &o)
 	return *byCode[i].Load()
-}
-
-func (r *Recorder) addAttempts(s *series, m *method) *codeOpts {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := s.attempts.get(m); ok {
-		return c
-	}
-	c := new(codeOpts)
-	s.attempts.setLocked(m, c)
-	return c
 }
 
 // CallDone records one logical call of fullMethod ("/pkg.Service/Method"),
@@ -404,6 +382,21 @@ func (c *cowMap[K, V]) get(k K) (V, bool) {
 	}
 	v, ok := (*m)[k]
 	return v, ok
+}
+
+// add returns k's value, or, with mu (the lock of the writers) held,
+// the one newV returns, kept when keep is true.
+func (c *cowMap[K, V]) add(mu *sync.Mutex, k K, newV func() (v V, keep bool)) V {
+	mu.Lock()
+	defer mu.Unlock()
+	if v, ok := c.get(k); ok {
+		return v
+	}
+	v, keep := newV()
+	if keep {
+		c.setLocked(k, v)
+	}
+	return v
 }
 
 func (c *cowMap[K, V]) len() int {
