@@ -36,13 +36,15 @@ var statsColumns = []statsColumn{
 		}
 		return "not-serving"
 	}},
+	{"LAST ERROR", func(b BackendStats) string { return b.LastError }},
 }
 
 // String renders the snapshot for people: a line naming the target, the
 // policy and the number of backends, then a table with one line per
 // backend: its address, its connections ready, connecting and draining,
 // the unary calls and streams it carries, the calls and streams started
-// on it and those that failed, its breaker state and its health.
+// on it and those that failed, its breaker state, its health and the last
+// error of one of its connections ("-" when none).
 func (s Stats) String() string {
 	var b strings.Builder
 	state := ""
