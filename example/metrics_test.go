@@ -46,7 +46,7 @@ func TestMetricsScrape(t *testing.T) {
 	r.Recycle(a, telemetry.ReasonMaxAge)
 	require.NoError(t, r.RegisterGauges(func(o telemetry.GaugeObserver) {
 		o.Connections(a, telemetry.ConnReady, 2)
-		o.Connections(b, telemetry.ConnTransientFailure, 1)
+		o.Connections(b, telemetry.ConnFailing, 1)
 		o.StreamLimit(a, 100)
 		o.Breaker(a, breaker.StateClosed)
 		o.Breaker(b, breaker.StateOpen)
@@ -73,7 +73,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"grpcpool_pick_wait_seconds", dto.MetricType_HISTOGRAM, target, 1},
 		{"grpcpool_backend_active", dto.MetricType_GAUGE, with("grpcpool_backend", a, "grpcpool_kind", "stream"), 1},
 		{"grpcpool_backend_connections", dto.MetricType_GAUGE, with("grpcpool_backend", a, "grpcpool_connection_state", "ready"), 2},
-		{"grpcpool_backend_connections", dto.MetricType_GAUGE, with("grpcpool_backend", "other", "grpcpool_connection_state", "transient_failure"), 1},
+		{"grpcpool_backend_connections", dto.MetricType_GAUGE, with("grpcpool_backend", "other", "grpcpool_connection_state", "failing"), 1},
 		{"grpcpool_backend_stream_limit", dto.MetricType_GAUGE, with("grpcpool_backend", a), 100},
 		{"grpcpool_breaker_backends", dto.MetricType_GAUGE, with("grpcpool_backend", "other", "grpcpool_breaker_state", "open"), 1},
 		{"grpcpool_breaker_backends", dto.MetricType_GAUGE, with("grpcpool_backend", a, "grpcpool_breaker_state", "open"), 0},

@@ -106,7 +106,7 @@ func (g gaugeObserver) mark(backend string) *series {
 }
 
 func (g gaugeObserver) Connections(backend string, state ConnState, n int) {
-	g.mark(backend).connN[state%numConnStates] += int64(n)
+	g.mark(backend).connN[connIndex(state)] += int64(n)
 }
 
 func (g gaugeObserver) StreamLimit(backend string, limit int64) {

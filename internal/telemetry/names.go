@@ -158,23 +158,38 @@ func (r Reason) String() string {
 	return reasonNames[r]
 }
 
-// ConnState is a connection's state in grpcpool.connection.state.
+// ConnState is a connection's state in grpcpool.connection.state. Its
+// values and names are those of the pool's effective connection states
+// (internal/balancer.State), in the same order, so ConnState(s) converts
+// one; Closed, and anything past it, counts as draining.
 type ConnState uint8
 
 // The values of grpcpool.connection.state.
 const (
-	// ConnReady: READY and taking calls.
-	ConnReady ConnState = iota
-	// ConnConnecting: CONNECTING or IDLE, on its way to READY.
+	// ConnStarting: its first connection attempt has not ended.
+	ConnStarting ConnState = iota
+	// ConnReady: READY and serving; takes calls.
+	ConnReady
+	// ConnNotServing: READY, but health checking reports it not serving.
+	ConnNotServing
+	// ConnConnecting: connecting again after it was settled once.
 	ConnConnecting
-	// ConnTransientFailure: TRANSIENT_FAILURE, backing off.
-	ConnTransientFailure
+	// ConnFailing: its last connection attempt failed.
+	ConnFailing
 	// ConnDraining: retired, finishing its calls, taking no new ones.
 	ConnDraining
 	numConnStates
 )
 
-var connStateNames = [numConnStates]string{"ready", "connecting", "transient_failure", "draining"}
+var connStateNames = [numConnStates]string{"starting", "ready", "not_serving", "connecting", "failing", "draining"}
 
-// String returns "ready", "connecting", "transient_failure" or "draining".
-func (s ConnState) String() string { return connStateNames[s%numConnStates] }
+// String returns "starting", "ready", "not_serving", "connecting",
+// "failing" or "draining".
+func (s ConnState) String() string { return connStateNames[connIndex(s)] }
+
+func connIndex(s ConnState) ConnState {
+	if s >= numConnStates {
+		return ConnDraining
+	}
+	return s
+}

@@ -15,7 +15,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 
 	"github.com/grpcpool/grpcpool/breaker"
 )
@@ -353,20 +352,6 @@ func (r *Recorder) PickWait(ctx context.Context, d time.Duration) {
 		return
 	}
 	r.pickWait.Record(ctx, d.Seconds(), r.targetOnly...)
-}
-
-// ConnStateOf returns the grpcpool.connection.state of a connection in
-// gRPC state s: draining wins; IDLE and SHUTDOWN count as connecting.
-func ConnStateOf(s connectivity.State, draining bool) ConnState {
-	switch {
-	case draining:
-		return ConnDraining
-	case s == connectivity.Ready:
-		return ConnReady
-	case s == connectivity.TransientFailure:
-		return ConnTransientFailure
-	}
-	return ConnConnecting
 }
 
 // cowMap is a map read without a lock and written by copying it: reads

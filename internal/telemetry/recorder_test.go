@@ -11,9 +11,9 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 
 	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/internal/balancer"
 	"github.com/grpcpool/grpcpool/internal/telemetry"
 )
 
@@ -63,8 +63,9 @@ func TestEveryInstrument(t *testing.T) {
 	require.NoError(t, r.RegisterGauges(func(o telemetry.GaugeObserver) {
 		o.Connections(addr1, telemetry.ConnReady, 2)
 		o.Connections(addr1, telemetry.ConnDraining, 1)
-		o.Connections(addr2, telemetry.ConnStateOf(connectivity.TransientFailure, false), 1)
-		o.Connections(addr2, telemetry.ConnStateOf(connectivity.Connecting, false), 1)
+		o.Connections(addr2, telemetry.ConnFailing, 1)
+		o.Connections(addr2, telemetry.ConnState(balancer.Connecting), 1)
+		o.Connections(addr2, telemetry.ConnState(balancer.Closed), 1) // counts as draining
 		o.StreamLimit(addr1, 100)
 		o.StreamLimit(addr2, 0) // unknown: absent
 		o.Breaker(addr2, breaker.StateHalfOpen)
@@ -102,14 +103,18 @@ func TestEveryInstrument(t *testing.T) {
 		attrs(tgt, b2, "grpcpool.reason=removed"): 1,
 	}, sums(t, c, telemetry.Recycles, "{connection}", true))
 	assert.Equal(t, map[string]int64{
-		attrs(tgt, b1, "grpcpool.connection.state=ready"):             2,
-		attrs(tgt, b1, "grpcpool.connection.state=connecting"):        0,
-		attrs(tgt, b1, "grpcpool.connection.state=transient_failure"): 0,
-		attrs(tgt, b1, "grpcpool.connection.state=draining"):          1,
-		attrs(tgt, b2, "grpcpool.connection.state=ready"):             0,
-		attrs(tgt, b2, "grpcpool.connection.state=connecting"):        1,
-		attrs(tgt, b2, "grpcpool.connection.state=transient_failure"): 1,
-		attrs(tgt, b2, "grpcpool.connection.state=draining"):          0,
+		attrs(tgt, b1, "grpcpool.connection.state=starting"):    0,
+		attrs(tgt, b1, "grpcpool.connection.state=ready"):       2,
+		attrs(tgt, b1, "grpcpool.connection.state=not_serving"): 0,
+		attrs(tgt, b1, "grpcpool.connection.state=connecting"):  0,
+		attrs(tgt, b1, "grpcpool.connection.state=failing"):     0,
+		attrs(tgt, b1, "grpcpool.connection.state=draining"):    1,
+		attrs(tgt, b2, "grpcpool.connection.state=starting"):    0,
+		attrs(tgt, b2, "grpcpool.connection.state=ready"):       0,
+		attrs(tgt, b2, "grpcpool.connection.state=not_serving"): 0,
+		attrs(tgt, b2, "grpcpool.connection.state=connecting"):  1,
+		attrs(tgt, b2, "grpcpool.connection.state=failing"):     1,
+		attrs(tgt, b2, "grpcpool.connection.state=draining"):    1,
 	}, gauges(t, c, telemetry.Connections, "{connection}"))
 	assert.Equal(t, map[string]int64{attrs(tgt, b1): 100}, gauges(t, c, telemetry.StreamLimits, "{stream}"))
 	assert.Equal(t, map[string]int64{
@@ -297,4 +302,13 @@ func TestConcurrent(t *testing.T) {
 		calls += p.Count
 	}
 	assert.Equal(t, uint64(workers*per), calls)
+}
+
+// ConnState converts the pool's connection states by value.
+func TestConnStateNames(t *testing.T) {
+	for s := balancer.Starting; s < balancer.Draining; s++ {
+		assert.Equal(t, s.String(), telemetry.ConnState(s).String(), "state %d", s)
+	}
+	assert.Equal(t, "draining", telemetry.ConnState(balancer.Draining).String())
+	assert.Equal(t, "draining", telemetry.ConnState(balancer.Closed).String())
 }
