@@ -10,7 +10,8 @@ import (
 )
 
 // A GaugeObserver takes the pool's gauge values during a collection.
-// It is only valid inside the callback given to RegisterGauges.
+// It is only valid inside the callback given to RegisterGauges, and only
+// on the goroutine that runs it.
 type GaugeObserver interface {
 	// Connections reports n connections of backend in state. Calls for
 	// the same backend and state add up. Every state of a backend

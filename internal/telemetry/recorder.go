@@ -61,7 +61,6 @@ type Recorder struct {
 // series holds the cached measurement options of one grpcpool.backend
 // value: an address, or Other.
 type series struct {
-	label       string
 	base        []attribute.KeyValue // target, backend
 	active      [numKinds][]metric.AddOption
 	transitions [numBreakerStates][]metric.AddOption
@@ -173,7 +172,7 @@ func set(base []attribute.KeyValue, extra ...attribute.KeyValue) attribute.Set {
 }
 
 func (r *Recorder) newSeries(label string) *series {
-	s := &series{label: label, base: []attribute.KeyValue{r.target, attribute.String(AttrBackend, label)}}
+	s := &series{base: []attribute.KeyValue{r.target, attribute.String(AttrBackend, label)}}
 	for k := range numKinds {
 		s.active[k] = addOpts(set(s.base, attribute.String(AttrKind, k.String())))
 	}
