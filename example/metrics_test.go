@@ -43,7 +43,8 @@ func TestMetricsScrape(t *testing.T) {
 	r.RetryRefused(ctx, m)
 	r.PickWait(ctx, time.Millisecond)
 	r.BreakerTransition(b, breaker.StateOpen)
-	r.Recycle(a, telemetry.ReasonMaxAge)
+	r.Recycle(a, "max_age")
+	r.DrainTimeout(a)
 	require.NoError(t, r.RegisterGauges(func(o telemetry.GaugeObserver) {
 		o.Connections(a, telemetry.ConnReady, 2)
 		o.Connections(b, telemetry.ConnFailing, 1)
@@ -80,6 +81,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"grpcpool_breaker_transitions_total", dto.MetricType_COUNTER, with("grpcpool_backend", "other", "grpcpool_breaker_state", "open"), 1},
 		{"grpcpool_retry_attempts_total", dto.MetricType_COUNTER, with("grpc_method", "echo.Echo/Hello", "grpcpool_retry_kind", "retry"), 1},
 		{"grpcpool_retry_refused_total", dto.MetricType_COUNTER, with("grpc_method", "echo.Echo/Hello"), 1},
+		{"grpcpool_connection_drain_timeouts_total", dto.MetricType_COUNTER, with("grpcpool_backend", a), 1},
 		{"grpcpool_connection_recycles_total", dto.MetricType_COUNTER, with("grpcpool_backend", a, "grpcpool_reason", "max_age"), 1},
 	} {
 		f, ok := fams[tc.family]
@@ -167,7 +169,7 @@ func TestServeMetricsGlobal(t *testing.T) {
 
 	r, err := telemetry.New(nil, "passthrough:///x", 10)
 	require.NoError(t, err)
-	r.Recycle("127.0.0.1:1", telemetry.ReasonIdle)
+	r.Recycle("127.0.0.1:1", "idle")
 	f, ok := scrape(t, url)["grpcpool_connection_recycles_total"]
 	require.True(t, ok, "not exported through the global provider")
 	got, ok := series(f, map[string]string{"grpcpool_target": "passthrough:///x", "grpcpool_reason": "idle"})

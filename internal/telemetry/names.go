@@ -19,6 +19,7 @@ const (
 	RetryAttempts   = "grpcpool.retry.attempts"
 	RetryRefusals   = "grpcpool.retry.refused"
 	Recycles        = "grpcpool.connection.recycles"
+	DrainTimeouts   = "grpcpool.connection.drain_timeouts"
 	StreamLimits    = "grpcpool.backend.stream_limit"
 	PickWaitTime    = "grpcpool.pick.wait"
 
@@ -43,6 +44,9 @@ const (
 	// MethodLimit is the number of distinct methods a Recorder labels
 	// with their own grpc.method value; further methods are Other.
 	MethodLimit = 256
+	// ReasonLimit is the number of distinct grpcpool.reason values a
+	// backend's recycles have; further reasons are Other.
+	ReasonLimit = 32
 )
 
 // DurationBuckets are the explicit histogram bucket boundaries, in
@@ -125,37 +129,6 @@ func breakerIndex(s breaker.State) int {
 		return int(breaker.StateClosed)
 	}
 	return int(s)
-}
-
-// Reason says why a connection was retired, in grpcpool.reason.
-type Reason uint8
-
-// The values of grpcpool.reason.
-const (
-	// ReasonMaxAge: replaced after WithMaxConnAge.
-	ReasonMaxAge Reason = iota
-	// ReasonIdle: above the size floor and idle for WithIdleTimeout.
-	ReasonIdle
-	// ReasonRemoved: its address is no longer resolved.
-	ReasonRemoved
-	// ReasonUnhealthy: its health check reported it not serving.
-	ReasonUnhealthy
-	// ReasonFailed: the connection failed and was replaced.
-	ReasonFailed
-	// ReasonDrainTimeout: its drain ran past WithDrainTimeout and was cut.
-	ReasonDrainTimeout
-	numReasons
-)
-
-var reasonNames = [numReasons]string{"max_age", "idle", "removed", "unhealthy", "failed", "drain_timeout"}
-
-// String returns the grpcpool.reason value: "max_age", "idle", "removed",
-// "unhealthy", "failed" or "drain_timeout".
-func (r Reason) String() string {
-	if r >= numReasons {
-		return Other
-	}
-	return reasonNames[r]
 }
 
 // ConnState is a connection's state in grpcpool.connection.state. Its

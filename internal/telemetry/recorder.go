@@ -34,6 +34,7 @@ type Recorder struct {
 	retries     metric.Int64Counter
 	refused     metric.Int64Counter
 	recycles    metric.Int64Counter
+	drainCuts   metric.Int64Counter
 	conns       metric.Int64ObservableGauge
 	limits      metric.Int64ObservableGauge
 	breakers    metric.Int64ObservableGauge
@@ -64,7 +65,9 @@ type series struct {
 	base        []attribute.KeyValue // target, backend
 	active      [numKinds][]metric.AddOption
 	transitions [numBreakerStates][]metric.AddOption
-	recycles    [numReasons][]metric.AddOption
+	recycles    cowMap[string, []metric.AddOption] // by reason; writers hold Recorder.mu
+	nreasons    int                                // reasons with their own value; guarded by Recorder.mu
+	drainCuts   []metric.AddOption
 	conns       [numConnStates][]metric.ObserveOption
 	limit       []metric.ObserveOption
 	breakers    [numBreakerStates][]metric.ObserveOption
@@ -140,6 +143,7 @@ func New(mp metric.MeterProvider, target string, backendLimit int) (*Recorder, e
 	r.retries = counter(RetryAttempts, "{attempt}", "Attempts beyond a call's first: retries and hedges.")
 	r.refused = counter(RetryRefusals, "{attempt}", "Retries and hedges the retry budget refused.")
 	r.recycles = counter(Recycles, "{connection}", "Connections retired, by reason.")
+	r.drainCuts = counter(DrainTimeouts, "{connection}", "Connections closed by the drain timeout while they still carried calls or streams.")
 	r.conns = gauge(Connections, "{connection}", "Connections of a backend, by state.")
 	r.breakers = gauge(BreakerStates, "{backend}", "Backends by the state of their circuit breaker: 1 for the state a backend is in (under other: how many are in it).")
 	r.limits = gauge(StreamLimits, "{stream}", "Streams one connection of a backend may carry, configured or learned; absent while unknown.")
@@ -179,9 +183,7 @@ func (r *Recorder) newSeries(label string) *series {
 	for b := range numBreakerStates {
 		s.transitions[b] = addOpts(set(s.base, attribute.String(AttrBreakerState, breakerNames[b])))
 	}
-	for why := range numReasons {
-		s.recycles[why] = addOpts(set(s.base, attribute.String(AttrReason, why.String())))
-	}
+	s.drainCuts = addOpts(set(s.base))
 	for c := range numConnStates {
 		s.conns[c] = observeOpts(set(s.base, attribute.String(AttrConnState, c.String())))
 	}
@@ -332,16 +334,37 @@ func (r *Recorder) RetryRefused(ctx context.Context, fullMethod string) {
 	r.refused.Add(ctx, 1, r.method(fullMethod).refused...)
 }
 
-// Recycle records that a connection of backend was retired, and why.
-func (r *Recorder) Recycle(backend string, why Reason) {
+// Recycle records that a connection of backend was retired, and why:
+// the pool's own reason ("max_age", "idle", "removed", "growth_failed",
+// …). A backend's first ReasonLimit distinct reasons get their own
+// value; further ones, and "", are Other.
+func (r *Recorder) Recycle(backend, reason string) {
 	if r == nil || r.off || !r.recycles.Enabled(context.Background()) {
 		return
 	}
 	s := r.series(backend)
-	if why >= numReasons {
-		why = ReasonFailed
+	opts, ok := s.recycles.get(reason)
+	if !ok {
+		opts = s.recycles.add(&r.mu, reason, func() ([]metric.AddOption, bool) {
+			name := reason
+			if name == "" || s.nreasons >= ReasonLimit {
+				name = Other
+			} else {
+				s.nreasons++
+			}
+			return addOpts(set(s.base, attribute.String(AttrReason, name))), s.recycles.len() < 4*ReasonLimit
+		})
 	}
-	r.recycles.Add(context.Background(), 1, s.recycles[why]...)
+	r.recycles.Add(context.Background(), 1, opts...)
+}
+
+// DrainTimeout records that the drain timeout closed a connection of
+// backend while it still carried calls or streams, which then failed.
+func (r *Recorder) DrainTimeout(backend string) {
+	if r == nil || r.off || !r.drainCuts.Enabled(context.Background()) {
+		return
+	}
+	r.drainCuts.Add(context.Background(), 1, r.series(backend).drainCuts...)
 }
 
 // PickWait records how long a call waited for a connection that could

@@ -57,9 +57,10 @@ func TestEveryInstrument(t *testing.T) {
 	r.BreakerTransition(addr2, breaker.StateOpen)
 	r.BreakerTransition(addr2, breaker.StateHalfOpen)
 	r.BreakerTransition(addr2, breaker.StateClosed)
-	r.Recycle(addr1, telemetry.ReasonMaxAge)
-	r.Recycle(addr1, telemetry.ReasonMaxAge)
-	r.Recycle(addr2, telemetry.ReasonRemoved)
+	r.Recycle(addr1, "max_age")
+	r.Recycle(addr1, "max_age")
+	r.Recycle(addr2, "removed")
+	r.DrainTimeout(addr1)
 	require.NoError(t, r.RegisterGauges(func(o telemetry.GaugeObserver) {
 		o.Connections(addr1, telemetry.ConnReady, 2)
 		o.Connections(addr1, telemetry.ConnDraining, 1)
@@ -72,7 +73,7 @@ func TestEveryInstrument(t *testing.T) {
 	}))
 
 	c := collect(t, rd)
-	assert.Len(t, c, 11, "instruments: %v", c)
+	assert.Len(t, c, 12, "instruments: %v", c)
 
 	assert.Equal(t, map[string]hpoint{
 		attrs(tgt, hello, "grpc.status=OK"):          {1, 0.75},
@@ -102,6 +103,7 @@ func TestEveryInstrument(t *testing.T) {
 		attrs(tgt, b1, "grpcpool.reason=max_age"): 2,
 		attrs(tgt, b2, "grpcpool.reason=removed"): 1,
 	}, sums(t, c, telemetry.Recycles, "{connection}", true))
+	assert.Equal(t, map[string]int64{attrs(tgt, b1): 1}, sums(t, c, telemetry.DrainTimeouts, "{connection}", true))
 	assert.Equal(t, map[string]int64{
 		attrs(tgt, b1, "grpcpool.connection.state=starting"):    0,
 		attrs(tgt, b1, "grpcpool.connection.state=ready"):       2,
@@ -130,10 +132,10 @@ func TestEveryInstrument(t *testing.T) {
 
 func TestBackendLimit(t *testing.T) {
 	r, rd := newRecorder(t, "dns:///greeter:50051", 2)
-	r.Recycle(addr1, telemetry.ReasonIdle)
-	r.Recycle(addr2, telemetry.ReasonIdle)
-	r.Recycle(addr3, telemetry.ReasonIdle)
-	r.Recycle("10.0.0.4:50051", telemetry.ReasonIdle)
+	r.Recycle(addr1, "idle")
+	r.Recycle(addr2, "idle")
+	r.Recycle(addr3, "idle")
+	r.Recycle("10.0.0.4:50051", "idle")
 	limits := map[string]int64{addr1: 50, addr2: 60, addr3: 40, "10.0.0.4:50051": 30}
 	require.NoError(t, r.RegisterGauges(func(o telemetry.GaugeObserver) {
 		for a, l := range limits {
@@ -160,8 +162,8 @@ func TestBackendLimit(t *testing.T) {
 	// backends already under other stay there.
 	r.ForgetBackend(addr1)
 	r.ForgetBackend("never.seen:1")
-	r.Recycle(addr3, telemetry.ReasonIdle)
-	r.Recycle("10.0.0.5:50051", telemetry.ReasonIdle)
+	r.Recycle(addr3, "idle")
+	r.Recycle("10.0.0.5:50051", "idle")
 	got := sums(t, collect(t, rd), telemetry.Recycles, "{connection}", true)
 	assert.Equal(t, int64(3), got[attrs(tgt, other, idle)])
 	assert.Equal(t, int64(1), got[attrs(tgt, "grpcpool.backend=10.0.0.5:50051", idle)])
@@ -240,7 +242,8 @@ func TestDisabledCostsNothing(t *testing.T) {
 		allocs := testing.AllocsPerRun(100, func() { hotPath(r) })
 		assert.Zero(t, allocs, "%s: allocations per call", name)
 		r.BreakerTransition(addr1, breaker.StateOpen)
-		r.Recycle(addr1, telemetry.ReasonIdle)
+		r.Recycle(addr1, "idle")
+		r.DrainTimeout(addr1)
 		r.RetryRefused(context.Background(), method)
 		r.ForgetBackend(addr1)
 		require.NoError(t, r.Close(), name)
@@ -280,7 +283,7 @@ func TestConcurrent(t *testing.T) {
 			defer func() { done <- struct{}{} }()
 			for i := range per {
 				a := fmt.Sprintf("10.0.0.%d:1", (w+i)%12)
-				r.Recycle(a, telemetry.ReasonIdle)
+				r.Recycle(a, "idle")
 				r.CallDone(context.Background(), fmt.Sprintf("/s.S/M%d", i%5), codes.OK, time.Millisecond)
 				if i%50 == 0 {
 					var rm metricdata.ResourceMetrics
@@ -311,4 +314,17 @@ func TestConnStateNames(t *testing.T) {
 	}
 	assert.Equal(t, "draining", telemetry.ConnState(balancer.Draining).String())
 	assert.Equal(t, "draining", telemetry.ConnState(balancer.Closed).String())
+}
+
+func TestReasonLimit(t *testing.T) {
+	r, rd := newRecorder(t, "t", 1)
+	for i := range telemetry.ReasonLimit + 3 {
+		r.Recycle(addr1, fmt.Sprintf("why%d", i))
+	}
+	r.Recycle(addr1, "")
+	got := sums(t, collect(t, rd), telemetry.Recycles, "{connection}", true)
+	assert.Len(t, got, telemetry.ReasonLimit+1)
+	be := "grpcpool.backend=" + addr1
+	assert.Equal(t, int64(4), got[attrs("grpcpool.target=t", be, "grpcpool.reason=other")])
+	assert.Equal(t, int64(1), got[attrs("grpcpool.target=t", be, "grpcpool.reason=why0")])
 }
