@@ -119,6 +119,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		dur     = fs.Duration("duration", 0, "scaleup: stream lifetime and max stream age; scaledown: length of each run (0: defaults)")
 		svg     = fs.String("svg", "", "write the scale-up chart (active streams per backend over time) to this SVG file")
 		verbose = fs.Bool("v", false, "log the pools' debug output and every progress line to stderr")
+		metrics = metricsFlag(fs)
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./example [flags]\n\nRuns measured scenarios of grpcpool on loopback and prints a table per scenario.\n\n")
@@ -140,6 +141,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := serveMetrics(*metrics, stderr)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	f := flags{streams: *streams, backends: *nback, duration: *dur, svg: *svg}
 	if *verbose {
 		f.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -27,7 +27,8 @@ var statsColumns = []statsColumn{
 	{"DRAINING", func(b BackendStats) string { return strconv.Itoa(b.Draining) }},
 	{"CALLS", func(b BackendStats) string { return strconv.FormatInt(b.ActiveCalls, 10) }},
 	{"STREAMS", func(b BackendStats) string { return strconv.FormatInt(b.ActiveStreams, 10) }},
-	{"STARTED", func(b BackendStats) string { return strconv.FormatUint(b.Calls, 10) }},
+	{"ENDED", func(b BackendStats) string { return strconv.FormatUint(b.Calls, 10) }},
+	{"ATTEMPTS", func(b BackendStats) string { return strconv.FormatUint(b.Attempts, 10) }},
 	{"FAILED", func(b BackendStats) string { return strconv.FormatUint(b.Failures, 10) }},
 	{"BREAKER", func(b BackendStats) string { return b.Breaker.String() }},
 	{"HEALTH", func(b BackendStats) string {
@@ -42,8 +43,8 @@ var statsColumns = []statsColumn{
 // String renders the snapshot for people: a line naming the target, the
 // policy and the number of backends, then a table with one line per
 // backend: its address, its connections ready, connecting and draining,
-// the unary calls and streams it carries, the calls and streams started
-// on it and those that failed, its breaker state, its health and the last
+// the unary calls and streams it carries, the logical calls it ended
+// (Calls), the attempts placed on it and those that failed, its breaker state, its health and the last
 // error of one of its connections ("-" when none).
 func (s Stats) String() string {
 	var b strings.Builder

@@ -123,7 +123,8 @@ func (c *Conn) Why() string { return c.why }
 type BackendHot struct {
 	Calls    atomic.Int64  // unary calls in flight
 	Streams  atomic.Int64  // streams open
-	Started  atomic.Uint64 // calls and streams started (attempts)
+	Started  atomic.Uint64 // attempts of calls and streams placed on it
+	Ended    atomic.Uint64 // logical calls and streams whose last attempt it took
 	Failures atomic.Uint64 // calls and streams that ended in a backend failure
 	brkState atomic.Int32  // breaker.State the pickers act on
 	growReq  atomic.Bool   // a pick asked the core to grow the backend
@@ -158,6 +159,9 @@ type Backend struct {
 	stallCall  uint64 // the call of that stall
 	limitTimer stopper
 	probeTimer stopper
+
+	warnedAt time.Time // the last warning about its connections
+	unwarned int       // state changes since then not logged at warn level
 
 	pb    *pickBackend // its entry in the pickers; nil when it takes no call
 	dirty bool         // pb is out of date
