@@ -29,6 +29,9 @@ type DirectConfig struct {
 	Calls int
 	// Concurrency is how many unary calls are in flight at once. Default 8.
 	Concurrency int
+	// Rounds splits the unary calls: in each round every client makes
+	// Calls/Rounds of them in turn. Default 5.
+	Rounds int
 	// PoolOptions are added to every pool's options. The tests add
 	// pool.WithStreamStallTimeout(0), so that a stream slowed by a busy
 	// machine is not taken for one stalled at a stream limit and moved.
@@ -51,6 +54,10 @@ func (c DirectConfig) WithDefaults() DirectConfig {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 8
 	}
+	if c.Rounds <= 0 {
+		c.Rounds = 5
+	}
+	c.Rounds = min(c.Rounds, c.Calls)
 	return c
 }
 
@@ -120,10 +127,11 @@ func (r *DirectResult) Table() *Table {
 	}
 	t.Notes = append(t.Notes,
 		"max/mean of the streams and unary calls each backend counted: 1.00 is an even spread, "+fmt.Sprint(cfg.Backends)+".00 all on one backend",
-		fmt.Sprintf("calls/s on loopback, client and servers sharing the machine's cores, measures client overhead: "+
-			"with as many connections as round_robin (WithSize(1)) the pool made %.2f× its calls/s; "+
-			"with its default WithSize(%d) (twice the connections) %.2f×; differences within ±10 %% are noise on a shared machine",
-			r.ratio(DirectPoolRRSize1, DirectRoundRobin), pool.DefaultSize, r.ratio(DirectPoolRR, DirectRoundRobin)),
+		fmt.Sprintf("calls/s on loopback, client and servers sharing the machine's cores, measures client overhead; "+
+			"the clients took turns in %d rounds, so the machine's load fell on all alike. "+
+			"With as many connections as round_robin (WithSize(1)) the pool made %.2f× its calls/s; "+
+			"at its default WithSize(%d), twice the connections on the same cores, %.2f×",
+			cfg.Rounds, r.ratio(DirectPoolRRSize1, DirectRoundRobin), pool.DefaultSize, r.ratio(DirectPoolRR, DirectRoundRobin)),
 		"with every address resolved, round_robin spreads calls as well as the pool; the pool's gain is in the other tables")
 	return t
 }
@@ -145,7 +153,8 @@ func (r *DirectResult) Summary() string {
 // with round_robin, and the pool with RoundRobin (at its default size and
 // at WithSize(1), as many connections as round_robin) and with
 // LeastActive. Each opens long-lived streams (counted per backend on the
-// servers) and then makes unary calls (spread and latency).
+// servers, one client at a time) and makes unary calls (spread, latency,
+// calls/s), the clients taking turns in cfg.Rounds rounds.
 func RunDirect(ctx context.Context, cfg DirectConfig, progress Progress) (*DirectResult, error) {
 	cfg = cfg.WithDefaults()
 	f, err := startFleet(cfg.Backends)
@@ -192,31 +201,79 @@ func RunDirect(ctx context.Context, cfg DirectConfig, progress Progress) (*Direc
 		{DirectPoolRRSize1, n, true, poolClient(1, pool.RoundRobin)},
 		{DirectPoolLA, n * size, true, poolClient(size, pool.LeastActive)},
 	}
+	// Every client is connected and warmed up first; the streams are
+	// counted one client at a time; the unary calls run in rounds, each
+	// client taking its turn in every round, so that a change in the
+	// machine's load falls on all of them alike.
+	type open struct {
+		client
+		cc    grpc.ClientConnInterface
+		close func() error
+		lat   []time.Duration
+		took  time.Duration
+		dc    DirectClient
+	}
+	var opened []*open
+	defer func() {
+		for _, o := range opened {
+			_ = o.close()
+		}
+	}()
 	for _, c := range clients {
 		progress.say("%s: connecting", c.name)
 		cc, closeCC, err := c.open()
 		if err != nil {
 			return nil, fmt.Errorf("scenario: direct: %s: %w", c.name, err)
 		}
-		dc, err := runDirectClient(ctx, cfg, f, cc, c.all, func(format string, args ...any) {
-			progress.say("%s: "+format, append([]any{c.name}, args...)...)
-		})
-		_ = closeCC()
-		if err != nil {
+		o := &open{client: c, cc: cc, close: closeCC}
+		opened = append(opened, o)
+		if err := warmUp(ctx, f, echopb.NewEchoClient(cc), c.all); err != nil {
 			return nil, fmt.Errorf("scenario: direct: %s: %w", c.name, err)
 		}
-		dc.Name, dc.Conns = c.name, c.conns
-		res.Clients = append(res.Clients, dc)
+	}
+	for _, o := range opened {
+		progress.say("%s: opening %d streams", o.name, cfg.Streams)
+		streams, err := measureStreams(ctx, f, o.cc, cfg.Streams)
+		if err != nil {
+			return nil, fmt.Errorf("scenario: direct: %s: %w", o.name, err)
+		}
+		o.dc = DirectClient{Name: o.name, Conns: o.conns, Streams: streams, Unary: make([]int64, cfg.Backends)}
+	}
+	for r := range cfg.Rounds {
+		calls := cfg.Calls / cfg.Rounds
+		if r < cfg.Calls%cfg.Rounds {
+			calls++
+		}
+		progress.say("unary calls, round %d of %d", r+1, cfg.Rounds)
+		for i := range opened {
+			o := opened[(i+r)%len(opened)]
+			before := f.unary()
+			lat, took, err := unaryLoad(ctx, echopb.NewEchoClient(o.cc), calls, cfg.Concurrency)
+			if err != nil {
+				return nil, fmt.Errorf("scenario: direct: %s: %w", o.name, err)
+			}
+			for j, n := range sub(f.unary(), before) {
+				o.dc.Unary[j] += n
+			}
+			o.lat = append(o.lat, lat...)
+			o.took += took
+		}
+	}
+	for _, o := range opened {
+		slices.Sort(o.lat)
+		o.dc.P50, o.dc.P99 = percentile(o.lat, 50), percentile(o.lat, 99)
+		o.dc.CallsPerSec = float64(len(o.lat)) / o.took.Seconds()
+		res.Clients = append(res.Clients, o.dc)
 	}
 	return res, nil
 }
 
-func runDirectClient(ctx context.Context, cfg DirectConfig, f *fleet, cc grpc.ClientConnInterface, all bool, progress Progress) (DirectClient, error) {
-	ec := echopb.NewEchoClient(cc)
-	// Warm up: connect, and for per-call balancers until every backend has
-	// answered, so no client starts on a half-connected set.
+// warmUp makes calls until the client is connected and, for per-call
+// balancers (all), until every backend has answered, so no client starts
+// on a half-connected set.
+func warmUp(ctx context.Context, f *fleet, ec echopb.EchoClient, all bool) error {
 	before := f.unary()
-	err := waitUntil(ctx, 10*time.Second, func() bool {
+	return waitUntil(ctx, 10*time.Second, func() bool {
 		_ = unaryCall(ctx, ec, time.Second)
 		got := sub(f.unary(), before)
 		if !all {
@@ -224,28 +281,21 @@ func runDirectClient(ctx context.Context, cfg DirectConfig, f *fleet, cc grpc.Cl
 		}
 		return !slices.Contains(got, 0)
 	}, func() string { return "warm-up calls per backend: " + counts(sub(f.unary(), before)) })
-	if err != nil {
-		return DirectClient{}, err
-	}
+}
 
-	progress.say("opening %d streams", cfg.Streams)
-	streams, err := measureStreams(ctx, f, cc, cfg.Streams)
-	if err != nil {
-		return DirectClient{}, err
-	}
-
-	progress.say("%d unary calls", cfg.Calls)
-	before = f.unary()
-	lat := make([]time.Duration, cfg.Calls)
+// unaryLoad makes n unary calls, conc at a time, and returns each call's
+// latency and the time all took. Any failed call is an error.
+func unaryLoad(ctx context.Context, ec echopb.EchoClient, n, conc int) ([]time.Duration, time.Duration, error) {
+	lat := make([]time.Duration, n)
 	var next atomic.Int64
 	var errs errCount
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range cfg.Concurrency {
+	for range conc {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= cfg.Calls {
+				if i >= n {
 					return
 				}
 				t0 := time.Now()
@@ -257,17 +307,9 @@ func runDirectClient(ctx context.Context, cfg DirectConfig, f *fleet, cc grpc.Cl
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	took := time.Since(start)
 	if errs.count() > 0 {
-		return DirectClient{}, fmt.Errorf("%d of %d unary calls failed: %v", errs.count(), cfg.Calls, &errs)
+		return nil, 0, fmt.Errorf("%d of %d unary calls failed: %v", errs.count(), n, &errs)
 	}
-	calls := sub(f.unary(), before)
-	slices.Sort(lat)
-	return DirectClient{
-		Streams:     streams,
-		Unary:       calls,
-		P50:         percentile(lat, 50),
-		P99:         percentile(lat, 99),
-		CallsPerSec: float64(cfg.Calls) / elapsed.Seconds(),
-	}, nil
+	return lat, took, nil
 }
