@@ -1,23 +1,17 @@
 package scenario
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/haproxy"
 	"github.com/grpcpool/grpcpool/internal/tcpproxy"
 	"github.com/grpcpool/grpcpool/pool"
 )
@@ -224,7 +218,11 @@ func startL4(ctx context.Context, kind string, backends []string) (l4, error) {
 	case "", "haproxy":
 		bin, err := exec.LookPath("haproxy")
 		if err == nil {
-			return startHAProxy(ctx, bin, backends)
+			h, err := haproxy.Start(ctx, bin, backends)
+			if err != nil {
+				return nil, fmt.Errorf("scenario: %w", err)
+			}
+			return haproxyVIP{h}, nil
 		}
 		if kind == "haproxy" {
 			return nil, fmt.Errorf("scenario: haproxy: %w", err)
@@ -244,148 +242,8 @@ type internalProxy struct{ *tcpproxy.Proxy }
 
 func (internalProxy) Name() string { return "internal/tcpproxy, round-robin per connection" }
 
-// haproxy is an haproxy process in mode tcp, balance roundrobin.
-type haproxy struct {
-	addr string
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	out  *syncBuffer
+// haproxyVIP is an haproxy in mode tcp, balance roundrobin.
+type haproxyVIP struct{ *haproxy.Proxy }
 
-	closeOnce sync.Once
-}
-
-func (h *haproxy) Addr() string { return h.addr }
-func (h *haproxy) Name() string { return "haproxy, mode tcp, balance roundrobin" }
-
-// Close stops haproxy (SIGTERM, then SIGKILL after 2 s) and removes its
-// directory.
-func (h *haproxy) Close() error {
-	h.closeOnce.Do(func() {
-		_ = h.cmd.Process.Signal(syscall.SIGTERM)
-		t := time.NewTimer(2 * time.Second)
-		defer t.Stop()
-		select {
-		case <-h.done:
-		case <-t.C:
-			_ = h.cmd.Process.Kill()
-			<-h.done
-		}
-		_ = os.RemoveAll(h.dir)
-	})
-	return nil
-}
-
-func startHAProxy(ctx context.Context, bin string, backends []string) (*haproxy, error) {
-	var lastErr error
-	for range 3 { // the free port may be taken before haproxy binds it
-		h, err := tryHAProxy(ctx, bin, backends)
-		if err == nil {
-			return h, nil
-		}
-		lastErr = err
-	}
-	return nil, lastErr
-}
-
-func tryHAProxy(ctx context.Context, bin string, backends []string) (*haproxy, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "grpcpool-haproxy")
-	if err != nil {
-		return nil, err
-	}
-	h := &haproxy{addr: net.JoinHostPort("127.0.0.1", fmt.Sprint(port)), dir: dir, done: make(chan struct{}), out: &syncBuffer{}}
-	var b strings.Builder
-	fmt.Fprintf(&b, `global
-  maxconn 4000
-
-defaults
-  mode tcp
-  timeout connect 2s
-  # Streams and idle HTTP/2 connections live long; a VIP does not cut them.
-  timeout client 1h
-  timeout server 1h
-
-frontend fe
-  bind %s
-  default_backend be
-
-backend be
-  balance roundrobin
-`, h.addr)
-	for i, s := range backends {
-		fmt.Fprintf(&b, "  server s%d %s\n", i+1, s)
-	}
-	cfgPath := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	h.cmd = exec.Command(bin, "-f", cfgPath, "-db")
-	h.cmd.Dir = dir
-	h.cmd.Stdout = h.out
-	h.cmd.Stderr = h.out
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := h.cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("scenario: starting haproxy: %w", err)
-	}
-	go func() {
-		_ = h.cmd.Wait()
-		close(h.done)
-	}()
-	err = waitUntil(ctx, 5*time.Second, func() bool {
-		select {
-		case <-h.done:
-			return true // reported below
-		default:
-		}
-		c, err := net.DialTimeout("tcp", h.addr, 100*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		_ = c.Close()
-		return true
-	}, func() string { return "haproxy does not accept connections" })
-	select {
-	case <-h.done:
-		err = errors.New("haproxy exited")
-	default:
-	}
-	if err != nil {
-		_ = h.Close()
-		return nil, fmt.Errorf("scenario: haproxy on %s: %w: %s", h.addr, err, strings.TrimSpace(h.out.String()))
-	}
-	return h, nil
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func (h haproxyVIP) Addr() string { return h.Proxy.Addr }
+func (haproxyVIP) Name() string   { return "haproxy, mode tcp, balance roundrobin" }
