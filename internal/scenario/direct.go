@@ -30,7 +30,7 @@ type DirectConfig struct {
 	// Concurrency is how many unary calls are in flight at once. Default 8.
 	Concurrency int
 	// Rounds splits the unary calls: in each round every client makes
-	// Calls/Rounds of them in turn. Default 5.
+	// Calls/Rounds of them in turn. Default 20.
 	Rounds int
 	// PoolOptions are added to every pool's options. The tests add
 	// pool.WithStreamStallTimeout(0), so that a stream slowed by a busy
@@ -55,7 +55,7 @@ func (c DirectConfig) WithDefaults() DirectConfig {
 		c.Concurrency = 8
 	}
 	if c.Rounds <= 0 {
-		c.Rounds = 5
+		c.Rounds = 20
 	}
 	c.Rounds = min(c.Rounds, c.Calls)
 	return c
@@ -130,7 +130,8 @@ func (r *DirectResult) Table() *Table {
 		fmt.Sprintf("calls/s on loopback, client and servers sharing the machine's cores, measures client overhead; "+
 			"the clients took turns in %d rounds, so the machine's load fell on all alike. "+
 			"With as many connections as round_robin (WithSize(1)) the pool made %.2f× its calls/s; "+
-			"at its default WithSize(%d), twice the connections on the same cores, %.2f×",
+			"at its default WithSize(%d), twice the connections on the same cores, %.2f×. "+
+			"On a busy machine the ratios still move from run to run: compare several runs",
 			cfg.Rounds, r.ratio(DirectPoolRRSize1, DirectRoundRobin), pool.DefaultSize, r.ratio(DirectPoolRR, DirectRoundRobin)),
 		"with every address resolved, round_robin spreads calls as well as the pool; the pool's gain is in the other tables")
 	return t
