@@ -95,7 +95,15 @@ func (r *ScaleDownResult) Table() *Table {
 		"stopped = grpc.Server.GracefulStop: GOAWAY, in-flight calls finish, the listener closes",
 		"\"after removal\": calls the removed server received after its removal, placed before the client saw the new answer")
 	if !cfg.NoBaseline {
-		t.Notes = append(t.Notes, "here the pool only matches grpc round_robin (both fail 0 calls): it shows that its drain and re-resolution cost no call, not a gain")
+		failed := map[bool]int{}
+		for _, rn := range r.Runs {
+			failed[rn.Pool] += rn.Failed
+		}
+		if failed[true] == 0 && failed[false] == 0 {
+			t.Notes = append(t.Notes, "here the pool only matches grpc round_robin (both fail 0 calls): it shows that its drain and re-resolution cost no call, not a gain")
+		} else {
+			t.Notes = append(t.Notes, fmt.Sprintf("the target is 0 failed calls, which grpc round_robin meets too: failed calls pool %d, round_robin %d", failed[true], failed[false]))
+		}
 	}
 	for _, rn := range r.Runs {
 		if rn.Failed > 0 {
