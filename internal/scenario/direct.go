@@ -87,12 +87,7 @@ func (c DirectClient) UnaryMaxOverMean() float64 { return backend.MaxOverMean(c.
 
 // Client returns the client named name, or false.
 func (r *DirectResult) Client(name string) (DirectClient, bool) {
-	for _, c := range r.Clients {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return DirectClient{}, false
+	return byName(r.Clients, func(c DirectClient) string { return c.Name }, name)
 }
 
 // The clients of RunDirect, by name.

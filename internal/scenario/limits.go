@@ -86,12 +86,7 @@ type StreamLimitClient struct {
 
 // Client returns the client named name, or false.
 func (r *StreamLimitResult) Client(name string) (StreamLimitClient, bool) {
-	for _, c := range r.Clients {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return StreamLimitClient{}, false
+	return byName(r.Clients, func(c StreamLimitClient) string { return c.Name }, name)
 }
 
 // The clients of RunStreamLimit, by name.

@@ -86,12 +86,7 @@ type ResilienceClient struct {
 
 // Client returns the client named name, or false.
 func (r *ResilienceResult) Client(name string) (ResilienceClient, bool) {
-	for _, c := range r.Clients {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return ResilienceClient{}, false
+	return byName(r.Clients, func(c ResilienceClient) string { return c.Name }, name)
 }
 
 // The clients of RunSickBackend and RunSlowBackend, by name.

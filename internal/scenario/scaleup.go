@@ -115,12 +115,7 @@ type ScaleUpRun struct {
 
 // Run returns the run named name, or false.
 func (r *ScaleUpResult) Run(name string) (ScaleUpRun, bool) {
-	for _, rn := range r.Runs {
-		if rn.Name == name {
-			return rn, true
-		}
-	}
-	return ScaleUpRun{}, false
+	return byName(r.Runs, func(rn ScaleUpRun) string { return rn.Name }, name)
 }
 
 // Table renders the result.

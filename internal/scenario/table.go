@@ -131,6 +131,17 @@ func wrap(s string, width int, indent string) []string {
 	return append(out, cur)
 }
 
+// byName returns the element of xs whose name is name, or false.
+func byName[T any](xs []T, name func(T) string, want string) (T, bool) {
+	for _, x := range xs {
+		if name(x) == want {
+			return x, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
 // Progress reports what a running scenario is doing; nil is allowed.
 type Progress func(format string, args ...any)
 
