@@ -18,6 +18,7 @@ import (
 // concurrent calls, latency and calls/s depend on timing: they are in the
 // logged table, not asserted.
 func TestDirect(t *testing.T) {
+	t.Parallel()
 	res, err := RunDirect(scenarioContext(t), DirectConfig{Backends: 3, Streams: 90, Calls: 300, PoolOptions: noStallLearning}, t.Logf)
 	require.NoError(t, err)
 	t.Log(res.Table())

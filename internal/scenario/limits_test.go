@@ -22,6 +22,7 @@ var streamLimitFull = flag.Bool("streamlimit.full", false,
 // enforces; the pools get a window far longer than they need (the run ends
 // as soon as every stream is open) and must open all.
 func TestRunStreamLimit(t *testing.T) {
+	t.Parallel()
 	if *streamLimitFull {
 		res, err := RunStreamLimit(scenarioContext(t), StreamLimitConfig{}, t.Logf)
 		require.NoError(t, err)

@@ -14,6 +14,7 @@ import (
 // 100 ms max age) or at the 20 s timeout; the count of failures is what is
 // asserted, whatever the machine's speed.
 func TestRecycle(t *testing.T) {
+	t.Parallel()
 	cfg := RecycleConfig{MaxConnAge: 100 * time.Millisecond, Recycles: 3, Rate: 200, Streams: 4}
 	res, err := RunRecycle(scenarioContext(t), cfg, t.Logf)
 	require.NoError(t, err)

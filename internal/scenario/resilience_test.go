@@ -29,6 +29,7 @@ func resilienceClient(t *testing.T, rows []ResilienceClient, name string) Resili
 // breaker opens after 5 failures in a row and stays open for 10 s, longer
 // than the run, and retries go to the healthy backends.
 func TestResilienceSickBackendSmall(t *testing.T) {
+	t.Parallel()
 	cfg := ResilienceConfig{Calls: 400, Goroutines: 8}.WithDefaults(0, time.Second)
 	rows, err := runResilience(scenarioContext(t), cfg, func(s *backend.Server) { s.SetFail(codes.Unavailable) }, false, t.Logf)
 	require.NoError(t, err)
@@ -49,6 +50,7 @@ func TestResilienceSickBackendSmall(t *testing.T) {
 // one (200 ms) misses it, so the breaker opens after 5 of them (plus what
 // was in flight) while round_robin sends it every 4th call.
 func TestResilienceSlowBackendSmall(t *testing.T) {
+	t.Parallel()
 	cfg := ResilienceConfig{Calls: 160, Goroutines: 8}.WithDefaults(0, 100*time.Millisecond)
 	rows, err := runResilience(scenarioContext(t), cfg, func(s *backend.Server) { s.SetDelay(cfg.SlowDelay) }, false, t.Logf)
 	require.NoError(t, err)

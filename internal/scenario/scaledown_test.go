@@ -11,6 +11,7 @@ import (
 // Removing a backend under load fails no call of the pool, whichever of
 // removal and stop comes first.
 func TestScaleDown(t *testing.T) {
+	t.Parallel()
 	cfg := ScaleDownConfig{Rate: 400, Workers: 4, Duration: 600 * time.Millisecond, StopAfter: 100 * time.Millisecond, NoBaseline: true}
 	res, err := RunScaleDown(scenarioContext(t), cfg, t.Logf)
 	require.NoError(t, err)

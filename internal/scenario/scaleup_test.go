@@ -18,6 +18,7 @@ import (
 // reopened streams, and that nothing moves never-ending streams on
 // round_robin (the added backends end with none).
 func TestScaleUp(t *testing.T) {
+	t.Parallel()
 	var series []Series
 	cfg := ScaleUpConfig{
 		Streams:      120,

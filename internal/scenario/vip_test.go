@@ -19,6 +19,7 @@ import (
 // LeastActive spreads concurrent streams depends on timing, so only "no
 // backend left out" is asserted for it.
 func TestVIP(t *testing.T) {
+	t.Parallel()
 	for _, proxy := range []string{"internal", "haproxy"} {
 		t.Run(proxy, func(t *testing.T) {
 			if proxy == "haproxy" {
