@@ -21,7 +21,7 @@ import (
 // metricsFlag registers -metrics on fs: the address to serve the pools'
 // OpenTelemetry metrics on, in the Prometheus text format at /metrics.
 func metricsFlag(fs *flag.FlagSet) *string {
-	return fs.String("metrics", "", "serve the pools' metrics for Prometheus at http://`ADDR`/metrics while the scenarios run (e.g. 127.0.0.1:9464)")
+	return fs.String("metrics", "", "serve the pools' metrics for Prometheus at http://`ADDR`/metrics (e.g. 127.0.0.1:9464)")
 }
 
 // serveMetrics serves the metrics on addr and installs their provider as
