@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -22,14 +23,14 @@ import (
 // (so it does not watch NewStream to learn it), all to the same loopback
 // server.
 func bothWays(b *testing.B, body func(b *testing.B, c echopb.EchoClient)) {
-	bs := startBackends(b, 1)
-	raw, err := grpc.NewClient("passthrough:///"+bs[0].Addr(), insecureCreds)
+	bs := testutil.StartBackends(b, 1)
+	raw, err := grpc.NewClient("passthrough:///"+bs[0].Addr(), testutil.Insecure)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = raw.Close() })
-	p, _ := readyPool(b, bs, pool.WithSize(1))
-	known, _ := readyPool(b, bs, pool.WithSize(1), pool.WithMaxStreamsPerConn(1000))
+	p, _ := testutil.ReadyPool(b, bs, pool.WithSize(1))
+	known, _ := testutil.ReadyPool(b, bs, pool.WithSize(1), pool.WithMaxStreamsPerConn(1000))
 	for _, tc := range []struct {
 		name string
 		cc   grpc.ClientConnInterface

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 	"github.com/grpcpool/grpcpool/retry"
 )
@@ -43,7 +44,7 @@ func TestMethodPolicyOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := pool.New("127.0.0.1:1", append([]pool.Option{pool.WithDialOptions(insecureCreds)}, tt.opts...)...)
+			p, err := pool.New("127.0.0.1:1", append([]pool.Option{pool.WithDialOptions(testutil.Insecure)}, tt.opts...)...)
 			if tt.wantErr == "" {
 				require.NoError(t, err)
 				require.NoError(t, p.Close())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -103,11 +104,11 @@ func TestStreamAccountingEveryRoute(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bs := startBackends(t, 2)
-			p, _ := readyPool(t, bs)
-			ctx := testContext(t)
+			bs := testutil.StartBackends(t, 2)
+			p, _ := testutil.ReadyPool(t, bs)
+			ctx := testutil.Context(t)
 			tt.run(t, ctx, echopb.NewEchoClient(p), bs, p)
-			waitFor(t, "active streams back to 0", func() bool { return activeStreams(p) == 0 })
+			testutil.WaitFor(t, "active streams back to 0", func() bool { return activeStreams(p) == 0 })
 			for _, b := range p.Stats().Backends {
 				for _, c := range b.Conns {
 					if c.Active != 0 {
@@ -121,7 +122,7 @@ func TestStreamAccountingEveryRoute(t *testing.T) {
 
 func mustBidi(t *testing.T, ctx context.Context, c echopb.EchoClient, p *pool.Pool) grpc.BidiStreamingClient[echopb.EchoRequest, echopb.EchoResponse] {
 	t.Helper()
-	s := openBidi(t, ctx, c, 1)[0]
+	s := testutil.OpenBidi(t, ctx, c, 1)[0]
 	if n := activeStreams(p); n != 1 {
 		t.Fatalf("active streams = %d, want 1", n)
 	}
@@ -129,10 +130,10 @@ func mustBidi(t *testing.T, ctx context.Context, c echopb.EchoClient, p *pool.Po
 }
 
 func TestUnaryAccountingAndCounts(t *testing.T) {
-	bs := startBackends(t, 2)
-	p, _ := readyPool(t, bs)
+	bs := testutil.StartBackends(t, 2)
+	p, _ := testutil.ReadyPool(t, bs)
 	client := echopb.NewEchoClient(p)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	for range 10 {
 		if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil {
 			t.Fatal(err)
@@ -161,10 +162,10 @@ func TestUnaryAccountingAndCounts(t *testing.T) {
 // Round-robin spreads unary calls evenly over backends, and over the
 // connections of each.
 func TestRoundRobinSpreadsUnaryCalls(t *testing.T) {
-	bs := startBackends(t, 3)
-	p, _ := readyPool(t, bs, pool.WithSize(2))
+	bs := testutil.StartBackends(t, 3)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(2))
 	client := echopb.NewEchoClient(p)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	for range 300 {
 		if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil {
 			t.Fatal(err)
@@ -189,11 +190,11 @@ func TestStreamDistribution(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.policy.String(), func(t *testing.T) {
-			bs := startBackends(t, 6)
-			p, _ := readyPool(t, bs, pool.WithPolicy(tt.policy))
-			ctx, cancel := context.WithCancel(testContext(t))
+			bs := testutil.StartBackends(t, 6)
+			p, _ := testutil.ReadyPool(t, bs, pool.WithPolicy(tt.policy))
+			ctx, cancel := context.WithCancel(testutil.Context(t))
 			defer cancel()
-			openBidi(t, ctx, echopb.NewEchoClient(p), 600)
+			testutil.OpenBidi(t, ctx, echopb.NewEchoClient(p), 600)
 			counts := serverStreams(bs)
 			got := backend.MaxOverMean(counts)
 			t.Logf("%v: streams per backend %v, max/mean %.3f", tt.policy, counts, got)
@@ -206,9 +207,9 @@ func TestStreamDistribution(t *testing.T) {
 
 // LeastActive sends new streams to the backend with fewer active ones.
 func TestLeastActiveFillsTheLessLoadedBackend(t *testing.T) {
-	bs := startBackends(t, 2)
-	p, _ := readyPool(t, bs, pool.WithPolicy(pool.LeastActive))
-	ctx := testContext(t)
+	bs := testutil.StartBackends(t, 2)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithPolicy(pool.LeastActive))
+	ctx := testutil.Context(t)
 	client := echopb.NewEchoClient(p)
 	var on0 []grpc.BidiStreamingClient[echopb.EchoRequest, echopb.EchoResponse]
 	for range 10 {
@@ -235,17 +236,17 @@ func TestLeastActiveFillsTheLessLoadedBackend(t *testing.T) {
 			t.Fatalf("Recv = %v, want io.EOF", err)
 		}
 	}
-	waitFor(t, "b0 down to 1 stream", func() bool { return bs[0].ActiveStreams() == 1 })
-	openBidi(t, ctx, client, 4)
+	testutil.WaitFor(t, "b0 down to 1 stream", func() bool { return bs[0].ActiveStreams() == 1 })
+	testutil.OpenBidi(t, ctx, client, 4)
 	if got := serverStreams(bs); got[0] != 5 || got[1] != 5 {
 		t.Fatalf("streams per backend = %v, want [5 5]", got)
 	}
 }
 
 func TestStreamsSurviveAndErrorsPassThrough(t *testing.T) {
-	bs := startBackends(t, 1)
-	p, _ := readyPool(t, bs)
-	ctx := testContext(t)
+	bs := testutil.StartBackends(t, 1)
+	p, _ := testutil.ReadyPool(t, bs)
+	ctx := testutil.Context(t)
 	bs[0].SetFail(codes.NotFound)
 	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
 	if st := status.Convert(err); st.Code() != codes.NotFound {
