@@ -81,6 +81,7 @@ func hcHealthy(p *pool.Pool, addr string) bool {
 // pool has heard (within milliseconds on loopback); SERVING brings it
 // back. For the server as a whole ("") and for one service.
 func TestHealthNotServingTakesNoCalls(t *testing.T) {
+	// Not parallel: it bounds a wall-clock delay (< 1 s).
 	for _, service := range []string{"", echopb.Echo_ServiceDesc.ServiceName} {
 		t.Run(fmt.Sprintf("service=%q", service), func(t *testing.T) {
 			bs := hcBackends(t, 3)
@@ -148,6 +149,7 @@ func TestHealthNotServingTakesNoCalls(t *testing.T) {
 // A server without the health service (Unimplemented) is treated as
 // serving, next to one that has it.
 func TestHealthWithoutHealthServiceIsServing(t *testing.T) {
+	t.Parallel()
 	bs := hcBackends(t, 2, false, true)
 	p := hcPool(t, bs, "")
 	ctx := testutil.Context(t)
@@ -170,6 +172,7 @@ func TestHealthWithoutHealthServiceIsServing(t *testing.T) {
 // and a message that names health checking; a call that asked to wait
 // for ready goes through when one backend serves again.
 func TestHealthAllNotServingFailsUnavailable(t *testing.T) {
+	// Not parallel: it bounds a wall-clock delay (< 1 s).
 	bs := hcBackends(t, 2)
 	p := hcPool(t, bs, "")
 	ctx := testutil.Context(t)
@@ -211,6 +214,7 @@ func TestHealthAllNotServingFailsUnavailable(t *testing.T) {
 // A service the server does not know is SERVICE_UNKNOWN, which is not
 // serving either.
 func TestHealthUnknownServiceIsNotServing(t *testing.T) {
+	t.Parallel()
 	bs := hcBackends(t, 1)
 	r, target := testutil.ManualTarget(testutil.AddrsOf(bs)...)
 	p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithHealthCheck("no.such.Service"))
@@ -231,11 +235,34 @@ type hcLoad struct {
 	firstErr      atomic.Value
 	stop          chan struct{}
 	wg            sync.WaitGroup
+
+	mu       sync.Mutex     // guards next and inflight
+	next     int64          // sequence number of the next call
+	inflight map[int64]bool // calls started and not yet returned
+}
+
+// mark returns the sequence number the next call will have.
+func (l *hcLoad) mark() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.next
+}
+
+// doneBefore reports whether every call numbered below m has returned.
+func (l *hcLoad) doneBefore(m int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id := range l.inflight {
+		if id < m {
+			return false
+		}
+	}
+	return true
 }
 
 // startHCLoad runs workers goroutines, each making one call every period.
 func startHCLoad(ctx context.Context, c echopb.EchoClient, workers int, period time.Duration) *hcLoad {
-	l := &hcLoad{stop: make(chan struct{})}
+	l := &hcLoad{stop: make(chan struct{}), inflight: map[int64]bool{}}
 	for range workers {
 		l.wg.Go(func() {
 			tick := time.NewTicker(period)
@@ -247,7 +274,16 @@ func startHCLoad(ctx context.Context, c echopb.EchoClient, workers int, period t
 				case <-tick.C:
 				}
 				l.calls.Add(1)
-				if _, err := c.Unary(ctx, &echopb.EchoRequest{}); err != nil {
+				l.mu.Lock()
+				id := l.next
+				l.next++
+				l.inflight[id] = true
+				l.mu.Unlock()
+				_, err := c.Unary(ctx, &echopb.EchoRequest{})
+				l.mu.Lock()
+				delete(l.inflight, id)
+				l.mu.Unlock()
+				if err != nil {
 					l.failed.Add(1)
 					l.firstErr.CompareAndSwap(nil, err)
 				}
@@ -372,6 +408,7 @@ func (s *hcStream) run(ctx context.Context, c echopb.EchoClient, period time.Dur
 // reopen them, on other backends; GracefulStop then returns nil, without
 // its hard-stop fallback.
 func TestGracefulShutdownWithHealthCheck(t *testing.T) {
+	t.Parallel()
 	bs := hcBackends(t, 3)
 	p := hcPool(t, bs, "")
 	ctx := testutil.Context(t)
@@ -429,16 +466,12 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 
 	testutil.WaitFor(t, "the pool to see NOT_SERVING", func() bool { return !hcHealthy(p, stopping.Addr()) })
 	learned := time.Since(start)
-	// With ~7 calls per 10 ms arriving at it before, the backend takes no
-	// more unary calls.
-	prev := stopping.Unary()
-	testutil.WaitFor(t, "no more unary calls on the stopping backend", func() bool {
-		time.Sleep(10 * time.Millisecond)
-		cur := stopping.Unary()
-		quiet := cur == prev
-		prev = cur
-		return quiet
-	})
+	// Calls picked before the pool heard may still arrive. The pool
+	// publishes the picker without the backend under the lock Stats takes,
+	// so calls started from now on pick without it: once the earlier calls
+	// have returned, the backend takes no more unary calls.
+	mark := load.mark()
+	testutil.WaitFor(t, "the calls started before the pool saw NOT_SERVING to return", func() bool { return load.doneBefore(mark) })
 	quiet := time.Since(start)
 	unaryAt := stopping.Unary()
 	// New streams after NOT_SERVING go elsewhere.
@@ -558,6 +591,7 @@ func hcPings(ss []*hcStream) int64 {
 // address, takes calls only once that server has said it is serving: the
 // health report of the old process does not carry over.
 func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
+	// Not parallel: it watches a 500 ms wall-clock window.
 	bs := hcBackends(t, 2)
 	p := hcPool(t, bs, "", pool.WithDialOptions(polFastReconnect))
 	ctx := testutil.Context(t)

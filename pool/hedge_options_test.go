@@ -13,6 +13,7 @@ import (
 )
 
 func TestMethodPolicyOptions(t *testing.T) {
+	t.Parallel()
 	const sc = `{"methodConfig": [{"name": [{"service": "pkg.Svc", "method": "Search"}], "hedgingPolicy": {"maxAttempts": 2, "hedgingDelay": "0.01s"}}]}`
 	tests := []struct {
 		name    string

@@ -58,6 +58,7 @@ func (r *pollResolver) set(addrs ...string) {
 func (r *pollResolver) Close() {}
 
 func TestResolveIntervalFollowsAPollingResolver(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 3)
 	r := &pollResolver{scheme: "poll", addrs: []string{bs[0].Addr()}}
 	p := testutil.NewPool(t, "poll:///svc", pool.WithResolvers(r), pool.WithResolveInterval(100*time.Millisecond))
@@ -92,6 +93,7 @@ func TestResolveIntervalFollowsAPollingResolver(t *testing.T) {
 }
 
 func TestRemovedAddressDrainsWithoutFailures(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 3)
 	p, r := testutil.ReadyPool(t, bs)
 	ctx := testutil.Context(t)
@@ -143,6 +145,7 @@ func TestRemovedAddressDrainsWithoutFailures(t *testing.T) {
 }
 
 func TestDrainTimeoutCutsWhatIsLeft(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 2)
 	p, r := testutil.ReadyPool(t, bs, pool.WithDrainTimeout(200*time.Millisecond))
 	ctx := testutil.Context(t)
@@ -170,6 +173,7 @@ func TestDrainTimeoutCutsWhatIsLeft(t *testing.T) {
 }
 
 func TestMaxConnAgeRecyclesWithoutFailures(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 2)
 	const size = 2
 	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(size), pool.WithMaxConnAge(150*time.Millisecond))
@@ -230,6 +234,7 @@ func TestMaxConnAgeRecyclesWithoutFailures(t *testing.T) {
 }
 
 func TestMaxStreamAgeEndsStreamsToRebalance(t *testing.T) {
+	// Not parallel: it bounds the time from the first echo to the end of a 200 ms stream.
 	bs := testutil.StartBackends(t, 1)
 	p, _ := testutil.ReadyPool(t, bs, pool.WithMaxStreamAge(200*time.Millisecond))
 	ctx := testutil.Context(t)
@@ -253,6 +258,7 @@ func TestMaxStreamAgeEndsStreamsToRebalance(t *testing.T) {
 }
 
 func TestStatsAndLogsFollowTheLifecycle(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 2)
 	rec := testutil.NewLogRecorder()
 	p, r := testutil.ReadyPool(t, bs, pool.WithMaxConnAge(100*time.Millisecond), pool.WithLogger(slog.New(rec)))
@@ -269,6 +275,7 @@ func TestStatsAndLogsFollowTheLifecycle(t *testing.T) {
 }
 
 func TestKeepaliveConfigApplies(t *testing.T) {
+	t.Parallel()
 	cfg := keepalive.Config{}
 	s, err := backend.Listen(backend.Options{Name: "ka", ServerOptions: cfg.ServerOptions()})
 	if err != nil {

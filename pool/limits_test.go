@@ -294,6 +294,7 @@ func spreadStreams(t *testing.T, opts ...pool.Option) (*pool.Pool, *limitedServe
 // With WithMaxStreamsPerConn(100) the pool opens connections as the first
 // ones fill, and never puts a 101st stream on one.
 func TestMaxStreamsPerConnConfigured(t *testing.T) {
+	t.Parallel()
 	p, _ := spreadStreams(t, pool.WithMaxStreamsPerConn(serverLimit))
 	if bs, _ := connsOf(t, p); bs.StreamLimit != serverLimit {
 		t.Errorf("StreamLimit = %d, want %d", bs.StreamLimit, serverLimit)
@@ -303,6 +304,7 @@ func TestMaxStreamsPerConnConfigured(t *testing.T) {
 // Without WithMaxStreamsPerConn the pool learns the server's limit from
 // the NewStreams that stall on the first connection.
 func TestStreamLimitLearned(t *testing.T) {
+	t.Parallel()
 	p, _ := spreadStreams(t)
 	bs, cs := connsOf(t, p)
 	if bs.StreamLimit != serverLimit {
@@ -322,6 +324,7 @@ func TestStreamLimitLearned(t *testing.T) {
 // for 300 ms inside NewStream, after the pool placed it, while 300 others
 // are opened.
 func TestStreamLimitLearnedLoneStreamOvertaken(t *testing.T) {
+	t.Parallel()
 	ls := startLimited(t)
 	var first atomic.Bool
 	hold := grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
@@ -360,6 +363,7 @@ func TestStreamLimitLearnedLoneStreamOvertaken(t *testing.T) {
 // Once the streams end, the connections opened for them close after the
 // idle timeout, back to the WithSize floor.
 func TestShrinkAfterStreamsEnd(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		opts []pool.Option
@@ -368,6 +372,7 @@ func TestShrinkAfterStreamsEnd(t *testing.T) {
 		{"learned", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			p, ls := spreadStreams(t, append(tt.opts, pool.WithIdleTimeout(200*time.Millisecond))...)
 			ended := time.Now()
 			testutil.WaitFor(t, "the pool back to 1 connection", func() bool {
@@ -393,6 +398,7 @@ func TestShrinkAfterStreamsEnd(t *testing.T) {
 // streams beyond their 200 are placed on them anyway, where gRPC queues
 // them: none fails, and each opens as soon as an earlier stream ends.
 func TestMaxSizeCapsGrowth(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		opts []pool.Option
@@ -401,6 +407,7 @@ func TestMaxSizeCapsGrowth(t *testing.T) {
 		{"learned", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			ls := startLimited(t)
 			p, _ := testutil.ReadyPool(t, []*backend.Server{ls.Server},
 				append([]pool.Option{pool.WithSize(1), pool.WithMaxSize(2)}, tt.opts...)...)
@@ -442,6 +449,7 @@ func TestMaxSizeCapsGrowth(t *testing.T) {
 // WithMaxSize documents. A limit of 1 stream per connection and 24 streams
 // (on a server without a limit, so every stream opens) shows the ceiling.
 func TestMaxSizeDefault(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 1)
 	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithMaxStreamsPerConn(1))
 	b := openBurst(t, echopb.NewEchoClient(p), 24)
@@ -464,6 +472,7 @@ func TestMaxSizeDefault(t *testing.T) {
 // while that connection is being opened and published; at most 50 are in
 // flight, so it never fills.
 func TestUnaryAvoidsFullConnWithStreamLimit(t *testing.T) {
+	t.Parallel()
 	ls := startLimited(t)
 	p, _ := testutil.ReadyPool(t, []*backend.Server{ls.Server},
 		pool.WithSize(1), pool.WithMaxSize(2), pool.WithMaxStreamsPerConn(serverLimit))
@@ -527,6 +536,7 @@ func TestUnaryAvoidsFullConnWithStreamLimit(t *testing.T) {
 // of the 300 streams open within 2 s; the rest wait in gRPC for the server
 // to admit them.
 func TestSingleClientConnStreamLimitBaseline(t *testing.T) {
+	t.Parallel()
 	ls := startLimited(t)
 	cc, err := grpc.NewClient(ls.Addr(), testutil.Insecure)
 	if err != nil {

@@ -80,6 +80,7 @@ func keyOf(kv ...string) string {
 // counted on the sick backend, the retries that hid them, and its breaker
 // opening.
 func TestMetricsSickBackend(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 2)
 	sick, good := bs[0], bs[1]
 	sick.SetFail(codes.Unavailable)
@@ -114,6 +115,7 @@ func TestMetricsSickBackend(t *testing.T) {
 // Streams count as active while open; a configured stream limit is
 // exported; connections recycled for their age are counted by reason.
 func TestMetricsStreamsLimitsRecycles(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 1)
 	mp, read := metricsReader(t)
 	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithMeterProvider(mp),
@@ -141,6 +143,7 @@ func TestMetricsStreamsLimitsRecycles(t *testing.T) {
 // A hedge sent because the first attempt was slow is counted as a hedge;
 // the call is one call.
 func TestMetricsHedge(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 2)
 	for _, b := range bs {
 		b.SetDelay(300 * time.Millisecond)

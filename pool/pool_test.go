@@ -28,6 +28,7 @@ import (
 )
 
 func TestNewRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		target string
@@ -61,6 +62,7 @@ func TestNewRejectsBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			opts := tt.opts
 			if tt.name != "no transport security" {
 				opts = append([]pool.Option{pool.WithDialOptions(testutil.Insecure)}, opts...)
@@ -78,6 +80,7 @@ func TestNewRejectsBadInput(t *testing.T) {
 }
 
 func TestTargetForms(t *testing.T) {
+	// Not parallel: resolver.Register writes grpc's global resolver registry, which other tests read.
 	bs := testutil.StartBackends(t, 1)
 	addr := bs[0].Addr()
 	_, port, _ := net.SplitHostPort(addr)
@@ -170,6 +173,7 @@ func tlsBackend(t *testing.T, name string) (*backend.Server, <-chan string) {
 }
 
 func TestTLSVerifiesTargetHostNotDialedIP(t *testing.T) {
+	t.Parallel()
 	const name = "svc.test"
 	s, auths := tlsBackend(t, name)
 	cert, roots := testutil.Cert(t, name)
@@ -214,6 +218,7 @@ func TestTLSVerifiesTargetHostNotDialedIP(t *testing.T) {
 // TestAddressServerNameKept shows resolver address attributes reach the
 // connection: the address's ServerName overrides the target's host for TLS.
 func TestAddressServerNameKept(t *testing.T) {
+	t.Parallel()
 	s, _ := tlsBackend(t, "real.test")
 	roots := x509.NewCertPool()
 	roots.AddCert(mustLeaf(t, s))
@@ -242,6 +247,7 @@ func mustLeaf(t *testing.T, s *backend.Server) *x509.Certificate {
 }
 
 func TestCloseIsIdempotentAndCallsFailCanceled(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 2)
 	p, _ := testutil.ReadyPool(t, bs)
 	client := echopb.NewEchoClient(p)
@@ -273,6 +279,7 @@ func TestCloseIsIdempotentAndCallsFailCanceled(t *testing.T) {
 }
 
 func TestFailFastWithoutAddresses(t *testing.T) {
+	t.Parallel()
 	r, target := testutil.ManualTarget()
 	r.InitialState(resolver.State{})
 	p := testutil.NewPool(t, target, pool.WithResolvers(r))
@@ -289,6 +296,7 @@ func TestFailFastWithoutAddresses(t *testing.T) {
 }
 
 func TestFailFastWhenNothingConnects(t *testing.T) {
+	t.Parallel()
 	// Addresses nobody listens on: connections are refused.
 	dead := []string{testutil.DeadAddr(t), testutil.DeadAddr(t)}
 	r, target := testutil.ManualTarget(dead...)
@@ -309,6 +317,7 @@ func TestFailFastWhenNothingConnects(t *testing.T) {
 }
 
 func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
+	t.Parallel()
 	addr := testutil.DeadAddr(t)
 	r, target := testutil.ManualTarget(addr)
 	p := testutil.NewPool(t, target, pool.WithResolvers(r))
@@ -345,6 +354,7 @@ func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
 }
 
 func TestWaitForReady(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 1)
 	r, target := testutil.ManualTarget()
 	r.InitialState(resolver.State{})

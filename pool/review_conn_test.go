@@ -31,6 +31,7 @@ import (
 // another one, so recycling fails no call, and no message names a breaker
 // when none is configured.
 func TestRecyclingBehindOneAddressFailsNoCall(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 1)
 	// A log sink that is slow when a connection starts draining (as one
 	// writing to a remote collector may be) widens the moment in which a
@@ -99,6 +100,7 @@ func rvPoolGoroutines() (int, map[string]int) {
 // its health-watch goroutine behind: the pool's goroutines track its live
 // connections across any number of rolling restarts.
 func TestHealthWatchGoroutinesEndWithTheirConnections(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
 	stable := testutil.StartBackend(t, backend.Options{Health: true})
 	r, target := testutil.ManualTarget(stable.Addr())
 	p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithSize(2), pool.WithHealthCheck(""))
@@ -147,6 +149,7 @@ func waitReadyRV(t testing.TB, ctx context.Context, p *pool.Pool, addr string, n
 // until its deadline while another backend is READY: the pool owns the
 // waiting and the call moves to the ready backend.
 func TestWaitForReadyCallMovesOffADeadConnection(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 2)
 	var victim atomic.Pointer[backend.Server]
 	var killed atomic.Bool
@@ -179,6 +182,7 @@ func TestWaitForReadyCallMovesOffADeadConnection(t *testing.T) {
 // NOT_SERVING server must keep the serving connection: the replacement has
 // to be pickable (ready and serving) before the old one retires.
 func TestRecycleKeepsServingConnectionWhenReplacementNotServing(t *testing.T) {
+	t.Parallel()
 	serving, sick := testutil.StartBackend(t, backend.Options{Health: true}), testutil.StartBackend(t, backend.Options{Health: true})
 	sick.Health().SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	px := rvProxy(t, serving.Addr())
@@ -204,6 +208,7 @@ func TestRecycleKeepsServingConnectionWhenReplacementNotServing(t *testing.T) {
 // Unavailable and the method ran once. Attempts the server answered with a
 // retryable status of its own are retried as before.
 func TestRetryDoesNotResendCallTheServerReceived(t *testing.T) {
+	t.Parallel()
 	servers, received, cut := crashingServers(t)
 	p, _ := testutil.ReadyPool(t, servers, pool.WithSize(1), pool.WithRetry(retry.Policy{}))
 	c := echopb.NewEchoClient(p)
@@ -231,6 +236,7 @@ func TestRetryDoesNotResendCallTheServerReceived(t *testing.T) {
 // wait for it (as gRPC's ring_hash queues the pick) rather than go to
 // another backend.
 func TestConsistentHashWaitsForConnectingOwner(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 2)
 	const key = "user-42"
 	opts := []pool.Option{pool.WithPolicy(pool.ConsistentHash), pool.WithHashKey("k"), pool.WithSize(1)}
@@ -277,6 +283,7 @@ func TestConsistentHashWaitsForConnectingOwner(t *testing.T) {
 // policy, or by a call option) is sent again after the connection broke
 // with its request in the server's hands; NotRetryable on the call wins.
 func TestRetryResendsIdempotentCallTheServerReceived(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		policy   retry.Policy

@@ -29,6 +29,7 @@ import (
 // "latest balancer error" does), counts backends and connections without
 // mixing them, and the debug log records the error.
 func TestConnectionFailureMessageCarriesTheCause(t *testing.T) {
+	t.Parallel()
 	const name = "svc.test"
 	cert, roots := testutil.Cert(t, name)
 	tlsSrv, err := backend.Listen(backend.Options{ServerOptions: []grpc.ServerOption{
@@ -49,6 +50,7 @@ func TestConnectionFailureMessageCarriesTheCause(t *testing.T) {
 		{"refused port", testutil.DeadAddr(t), testutil.Insecure, "connection refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			// What a plain ClientConn says, for reference.
 			cc, err := grpc.NewClient("passthrough:///"+tc.addr, tc.creds)
 			require.NoError(t, err)
@@ -77,6 +79,7 @@ func TestConnectionFailureMessageCarriesTheCause(t *testing.T) {
 // the dialed server's address from the resolver error the pool reports in
 // its Unavailable message.
 func TestDNSTargetWithIPv6ServerDialsPort53(t *testing.T) {
+	t.Parallel()
 	p := testutil.NewPool(t, "dns://[::1]/svc.test:50051")
 	_, err := rvUnary(testutil.ContextFor(t, 15*time.Second), echopb.NewEchoClient(p))
 	msg := status.Convert(err).Message()
@@ -88,6 +91,7 @@ func TestDNSTargetWithIPv6ServerDialsPort53(t *testing.T) {
 // review item 15: a caller's grpc.OnFinish runs once per call, as gRPC
 // documents it, also when WithRetry made a second attempt.
 func TestOnFinishRunsOncePerRetriedCall(t *testing.T) {
+	t.Parallel()
 	p, n := sheddingPool(t)
 	c := echopb.NewEchoClient(p)
 	const calls = 5
@@ -104,6 +108,7 @@ func TestOnFinishRunsOncePerRetriedCall(t *testing.T) {
 // its address is one grpc.NewClient rejects) gets a message that says so,
 // not one that ends in a colon with nothing after it.
 func TestNoConnectionMessageIsNotEmpty(t *testing.T) {
+	t.Parallel()
 	r, target := testutil.ManualTarget("127.0.0.1:1\x7f")
 	p := testutil.NewPool(t, target, pool.WithResolvers(r))
 	_, err := rvUnary(testutil.ContextFor(t, 10*time.Second), echopb.NewEchoClient(p))
@@ -116,6 +121,7 @@ func TestNoConnectionMessageIsNotEmpty(t *testing.T) {
 // of [READY idle, READY idle, failing] above a floor of 2 it must keep both
 // READY ones.
 func TestIdleShrinkDoesNotCountFailingConnections(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 1)
 	var d rvDialer
 	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(2), pool.WithMaxStreamsPerConn(1),
@@ -150,6 +156,7 @@ func TestIdleShrinkDoesNotCountFailingConnections(t *testing.T) {
 // attempt the server sheds and whose retry succeeds are five calls and ten
 // attempts.
 func TestStatsCountsCallsAndAttemptsApart(t *testing.T) {
+	t.Parallel()
 	p, _ := sheddingPool(t)
 	c := echopb.NewEchoClient(p)
 	for i := range 5 {

@@ -44,6 +44,7 @@ func rvBufPool(t *testing.T, bo backend.Options, opts ...pool.Option) (*pool.Poo
 // end) is closed after a finite time, and its removed backend leaves the
 // pool. One hour is far beyond any sensible default.
 func TestDefaultDrainTimeoutIsFinite(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		p, r := rvBufPool(t, backend.Options{}, pool.WithSize(1))
 		c := echopb.NewEchoClient(p)
@@ -67,6 +68,7 @@ func TestDefaultDrainTimeoutIsFinite(t *testing.T) {
 // fail-fast call then fails with Unavailable and a message about health
 // instead of waiting until its deadline (ten minutes here).
 func TestHealthWatchThatNeverAnswersIsBounded(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		mute := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			if info.FullMethod == "/grpc.health.v1.Health/Watch" {

@@ -105,8 +105,10 @@ func (d *rvDialer) dial(ctx context.Context, addr string) (net.Conn, error) {
 // that for a surplus. A backend never has fewer than WithSize ready
 // connections, by any path, and recovers from a connect outage.
 func TestRecycleKeepsSizeFloorDuringIdleShrink(t *testing.T) {
+	t.Parallel()
 	opts := []pool.Option{pool.WithMaxConnAge(200 * time.Millisecond), pool.WithIdleTimeout(50 * time.Millisecond)}
 	t.Run("size 2, replacements slow to connect", func(t *testing.T) {
+		t.Parallel()
 		bs := testutil.StartBackends(t, 1)
 		var d rvDialer
 		p, _ := testutil.ReadyPool(t, bs, append(opts, pool.WithSize(2), d.option())...)
@@ -120,6 +122,7 @@ func TestRecycleKeepsSizeFloorDuringIdleShrink(t *testing.T) {
 		})
 	})
 	t.Run("size 1 through a connect outage", func(t *testing.T) {
+		t.Parallel()
 		bs := testutil.StartBackends(t, 1)
 		var d rvDialer
 		p, _ := testutil.ReadyPool(t, bs, append(opts, pool.WithSize(1), d.option())...)
@@ -166,6 +169,7 @@ func (c *rvSlowCreds) RequireTransportSecurity() bool { return false }
 // no evidence of the server's MAX_CONCURRENT_STREAMS: no limit is learned,
 // the backend does not grow, and the slow stream is the caller's.
 func TestStreamLimitNotLearnedFromSlowCredentialsOrInterceptor(t *testing.T) {
+	t.Parallel()
 	const stall = 100 * time.Millisecond
 	delay := &rvSlowCreds{}
 	slowIntercept := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
@@ -203,8 +207,10 @@ func TestStreamLimitNotLearnedFromSlowCredentialsOrInterceptor(t *testing.T) {
 // consecutive slots; a call is refused only after every distinct pickable
 // backend refused it, and a retry goes to a backend not tried yet.
 func TestWeightedRoundRobinTriesEveryDistinctBackend(t *testing.T) {
+	t.Parallel()
 	const calls = 100
 	t.Run("retry goes to the untried light backend", func(t *testing.T) {
+		t.Parallel()
 		bs := testutil.StartBackends(t, 2)
 		light, heavy := bs[0], bs[1]
 		heavy.SetFail(codes.Unavailable)
@@ -224,6 +230,7 @@ func TestWeightedRoundRobinTriesEveryDistinctBackend(t *testing.T) {
 		require.Zero(t, failed, "%d of %d calls failed though their retry could go to the light backend; first: %v", failed, calls, first)
 	})
 	t.Run("heavy backend half-open with its probe out", func(t *testing.T) {
+		t.Parallel()
 		bs := testutil.StartBackends(t, 2)
 		light, heavy := bs[0], bs[1]
 		r, target := testutil.WeightedTarget(testutil.AddrsOf(bs), []uint32{1, 10})
@@ -283,6 +290,7 @@ func cmpErr(first, err error) error {
 // connection failing to dial, a fail-fast call must not wait on the doomed
 // growth: it overflows onto the least-loaded connection at once.
 func TestFailedGrowthDoesNotStallFailFastCalls(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 1)
 	px := rvProxy(t, bs[0].Addr())
 	r, target := testutil.ManualTarget(px.Addr())
@@ -302,6 +310,7 @@ func TestFailedGrowthDoesNotStallFailFastCalls(t *testing.T) {
 // reports success as soon as the backend answers it, so the breaker closes
 // while the stream stays open.
 func TestStreamProbeClosesBreakerOnFirstResponse(t *testing.T) {
+	// Not parallel: its probe must be picked while a 50 ms breaker is half-open.
 	bs := testutil.StartBackends(t, 1)
 	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1),
 		pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond}))
@@ -332,6 +341,7 @@ func TestStreamProbeClosesBreakerOnFirstResponse(t *testing.T) {
 // caller's own deadline is no backend failure: default breaker settings stay
 // closed and Stats counts no failure.
 func TestStreamsEndingAtCallerDeadlineAreNotFailures(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 1)
 	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithBreaker(breaker.Settings{}))
 	c := echopb.NewEchoClient(p)

@@ -20,6 +20,7 @@ import (
 // Each route by which a stream can end brings the pool's count of active
 // streams back to 0.
 func TestStreamAccountingEveryRoute(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		run  func(t *testing.T, ctx context.Context, c echopb.EchoClient, bs []*backend.Server, p *pool.Pool)
@@ -104,6 +105,7 @@ func TestStreamAccountingEveryRoute(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			bs := testutil.StartBackends(t, 2)
 			p, _ := testutil.ReadyPool(t, bs)
 			ctx := testutil.Context(t)
@@ -130,6 +132,7 @@ func mustBidi(t *testing.T, ctx context.Context, c echopb.EchoClient, p *pool.Po
 }
 
 func TestUnaryAccountingAndCounts(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 2)
 	p, _ := testutil.ReadyPool(t, bs)
 	client := echopb.NewEchoClient(p)
@@ -162,6 +165,7 @@ func TestUnaryAccountingAndCounts(t *testing.T) {
 // Round-robin spreads unary calls evenly over backends, and over the
 // connections of each.
 func TestRoundRobinSpreadsUnaryCalls(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 3)
 	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(2))
 	client := echopb.NewEchoClient(p)
@@ -181,6 +185,7 @@ func TestRoundRobinSpreadsUnaryCalls(t *testing.T) {
 // 600 long-lived streams over 6 backends: the spread counted on the
 // servers, for each policy.
 func TestStreamDistribution(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		policy pool.Policy
 		limit  float64
@@ -190,6 +195,7 @@ func TestStreamDistribution(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.policy.String(), func(t *testing.T) {
+			t.Parallel()
 			bs := testutil.StartBackends(t, 6)
 			p, _ := testutil.ReadyPool(t, bs, pool.WithPolicy(tt.policy))
 			ctx, cancel := context.WithCancel(testutil.Context(t))
@@ -207,6 +213,7 @@ func TestStreamDistribution(t *testing.T) {
 
 // LeastActive sends new streams to the backend with fewer active ones.
 func TestLeastActiveFillsTheLessLoadedBackend(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 2)
 	p, _ := testutil.ReadyPool(t, bs, pool.WithPolicy(pool.LeastActive))
 	ctx := testutil.Context(t)
@@ -244,6 +251,7 @@ func TestLeastActiveFillsTheLessLoadedBackend(t *testing.T) {
 }
 
 func TestStreamsSurviveAndErrorsPassThrough(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 1)
 	p, _ := testutil.ReadyPool(t, bs)
 	ctx := testutil.Context(t)

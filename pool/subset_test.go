@@ -22,6 +22,7 @@ import (
 )
 
 func TestWithSubsetInvalid(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		opt  pool.Option
@@ -45,6 +46,7 @@ func TestWithSubsetInvalid(t *testing.T) {
 }
 
 func TestStaticMembershipWatch(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	var got [][2]int
 	done := make(chan error, 1)
@@ -102,6 +104,7 @@ func (c *connCounter) Open() int {
 // dialer maps to the servers' ports, so the subsets do not depend on the
 // ports the system hands out and the test is the same on every run.
 func TestSubsetSpreadRealServers(t *testing.T) {
+	t.Parallel()
 	const (
 		clients  = 20
 		backends = 100
@@ -194,6 +197,7 @@ func backendAddrs(p *pool.Pool) []string {
 // size backends; when the place arrives and when it changes, the pool moves
 // to the subset of its index, and ignores places out of range.
 func TestSubsetFollowsMembership(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 8)
 	keys := testutil.AddrsOf(bs)
 	want := func(index int) []string {
@@ -231,6 +235,7 @@ func TestSubsetFollowsMembership(t *testing.T) {
 // ready on them; the time, against 50 addresses without a subset, is
 // logged for docs/fleets.md.
 func TestSubsetOfManyAddresses(t *testing.T) {
+	// Not parallel: it logs the ready times docs/fleets.md quotes.
 	servers := testutil.StartBackends(t, 50)
 	real := make(map[string]string)
 	var many []resolver.Address
