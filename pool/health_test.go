@@ -591,7 +591,7 @@ func hcPings(ss []*hcStream) int64 {
 // address, takes calls only once that server has said it is serving: the
 // health report of the old process does not carry over.
 func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
-	// Not parallel: it watches a 500 ms wall-clock window.
+	t.Parallel()
 	bs := hcBackends(t, 2)
 	p := hcPool(t, bs, "", pool.WithDialOptions(polFastReconnect))
 	ctx := testutil.Context(t)

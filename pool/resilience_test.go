@@ -405,7 +405,7 @@ func TestResilienceRetryStorm(t *testing.T) {
 // A backend heals: after OpenTimeout its breaker lets a probe through,
 // closes, and the backend takes its share of calls again.
 func TestResilienceRecovery(t *testing.T) {
-	// Not parallel: it bounds the healed backend's share of a timed load.
+	t.Parallel()
 	const n = 4
 	bs := testutil.StartBackends(t, n)
 	sick := bs[0]
