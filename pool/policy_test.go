@@ -272,38 +272,42 @@ func TestConsistentHashFallbackAndReturn(t *testing.T) {
 		t.Logf("key back %v after SetOK (open timeout %v)", time.Since(start).Round(time.Millisecond), openTimeout)
 		polCheckHome(t, ctx, c, keys, owner)
 	})
+}
 
-	t.Run("restart", func(t *testing.T) {
-		bs := testutil.StartBackends(t, 5)
-		p, _ := testutil.ReadyPool(t, bs, polHashOpts(pool.WithDialOptions(polFastReconnect))...)
-		polWarm(t, p, len(bs))
-		ctx := testutil.Context(t)
-		c := echopb.NewEchoClient(p)
-		keys := polKeys(200, 3)
-		owner := polOwners(t, ctx, c, keys)
-		key, home := keys[0], polIndex(t, bs, owner[0])
-		addr, name := bs[home].Addr(), bs[home].Name()
+// After its backend restarts, a key falls back while the backend is down
+// and comes home when it is back (the restart half of
+// TestConsistentHashFallbackAndReturn, which needs no wall-clock bound).
+func TestConsistentHashFallbackAndReturnAfterRestart(t *testing.T) {
+	t.Parallel()
+	bs := testutil.StartBackends(t, 5)
+	p, _ := testutil.ReadyPool(t, bs, polHashOpts(pool.WithDialOptions(polFastReconnect))...)
+	polWarm(t, p, len(bs))
+	ctx := testutil.Context(t)
+	c := echopb.NewEchoClient(p)
+	keys := polKeys(200, 3)
+	owner := polOwners(t, ctx, c, keys)
+	key, home := keys[0], polIndex(t, bs, owner[0])
+	addr, name := bs[home].Addr(), bs[home].Name()
 
-		bs[home].Stop()
-		// Calls may fail while the pool learns the connections broke; from
-		// the first success elsewhere on, none may.
-		testutil.WaitFor(t, "the key placed elsewhere", func() bool {
-			r, err := c.Unary(polWithKey(ctx, key), &echopb.EchoRequest{})
-			return err == nil && r.Backend != name
-		})
-		polCheckFallback(t, ctx, c, bs, keys, owner, home)
-
-		lis, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Fatalf("listening again on %s: %v", addr, err)
-		}
-		bs[home] = backend.Start(lis, backend.Options{Name: name})
-		t.Cleanup(bs[home].Stop)
-		start := time.Now()
-		testutil.WaitFor(t, "the key back home", func() bool { return polCall(t, polWithKey(ctx, key), c) == name })
-		t.Logf("key back %v after the restart", time.Since(start).Round(time.Millisecond))
-		polCheckHome(t, ctx, c, keys, owner)
+	bs[home].Stop()
+	// Calls may fail while the pool learns the connections broke; from
+	// the first success elsewhere on, none may.
+	testutil.WaitFor(t, "the key placed elsewhere", func() bool {
+		r, err := c.Unary(polWithKey(ctx, key), &echopb.EchoRequest{})
+		return err == nil && r.Backend != name
 	})
+	polCheckFallback(t, ctx, c, bs, keys, owner, home)
+
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listening again on %s: %v", addr, err)
+	}
+	bs[home] = backend.Start(lis, backend.Options{Name: name})
+	t.Cleanup(bs[home].Stop)
+	start := time.Now()
+	testutil.WaitFor(t, "the key back home", func() bool { return polCall(t, polWithKey(ctx, key), c) == name })
+	t.Logf("key back %v after the restart", time.Since(start).Round(time.Millisecond))
+	polCheckHome(t, ctx, c, keys, owner)
 }
 
 // polCheckFallback checks, with backend home unavailable, that keys[0]
