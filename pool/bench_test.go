@@ -123,6 +123,12 @@ func BenchmarkConnCost(b *testing.B) {
 		return backend.Options{Name: fmt.Sprintf("b%d", i), Health: true, ServerOptions: ka.ServerOptions()}
 	})
 	addrs := testutil.AddrsOf(bs)
+	// Warm up, unmeasured: the first ClientConns of a process pay for
+	// grpc's lazy global set-up, which is no connection's cost.
+	connCost(b, backends*size, func() (func() bool, func()) { return openRaw(b, addrs, size, []grpc.DialOption{testutil.Insecure}) })
+	connCost(b, backends*size, func() (func() bool, func()) {
+		return openPool(b, addrs, size, false, []pool.Option{pool.WithSize(size)})
+	})
 	for _, tc := range []struct {
 		name      string
 		health    bool
