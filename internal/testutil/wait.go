@@ -49,7 +49,14 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 // when ctx ends first.
 func WaitCtx(t testing.TB, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
-	tick := time.NewTicker(pollEvery)
+	WaitCtxEvery(t, ctx, pollEvery, what, cond)
+}
+
+// WaitCtxEvery is WaitCtx polling every every, for a cond that costs
+// more than a glance.
+func WaitCtxEvery(t testing.TB, ctx context.Context, every time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for !cond() {
 		select {
