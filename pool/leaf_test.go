@@ -12,7 +12,9 @@ import (
 
 type errPicker struct{ err error }
 
-func (p errPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) { return balancer.PickResult{}, p.err }
+func (p errPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
+	return balancer.PickResult{}, p.err
+}
 
 // Every error a connection's own picker gives — connecting, a failed
 // attempt, a failed attempt whose error carries a status of its own — is a

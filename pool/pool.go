@@ -227,9 +227,10 @@ func (p *Pool) coreConfig() balancer.Config {
 	if o.breaker != nil {
 		cfg.NewBreaker = func(b *balancer.Backend) *breaker.Breaker {
 			brk, err := breaker.New(b.Key, *o.breaker, func(_ string, from, to breaker.State) {
+				b.StoreBreakerState(to)
 				p.log.Info("grpcpool: circuit breaker", "target", p.target, "addr", b.Addr(), "from", from.String(), "to", to.String())
 				p.rec.BreakerTransition(b.Addr(), to)
-				p.events.push(func(now time.Time) { p.core.BreakerChanged(now, b, to) })
+				p.events.push(func(now time.Time) { p.core.BreakerChanged(now, b) })
 			})
 			if err != nil { // validated in New; keep the backend usable anyway
 				p.log.Error("grpcpool: breaker", "target", p.target, "addr", b.Key, "err", err)

@@ -35,7 +35,7 @@ type BackendStats struct {
 	Attempts      uint64 // attempts placed on it: first tries, retries, hedges and re-placements
 	Failures      uint64 // calls and streams that ended in a failure (see breaker.DefaultClassifier)
 
-	Breaker     breaker.State // breaker.StateClosed without WithBreaker
+	Breaker     breaker.State // the state the pickers act on; breaker.StateClosed without WithBreaker
 	Healthy     bool          // a connection that is not draining has no NOT_SERVING health report
 	StreamLimit int64         // the stream limit per connection, configured or learned; 0: none known
 	LastError   string        // the last connection error of one of its connections; "" if none
@@ -82,9 +82,6 @@ func (p *Pool) Stats() Stats {
 		}
 		if bs.StreamLimit == 0 {
 			bs.StreamLimit = int64(p.o.maxStreams)
-		}
-		if b.Breaker != nil {
-			bs.Breaker = b.Breaker.State()
 		}
 		for _, c := range b.Conns() {
 			cs := ConnStats{

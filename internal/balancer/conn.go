@@ -136,6 +136,12 @@ func (h *BackendHot) Load() int64 { return h.Calls.Load() + h.Streams.Load() }
 // BreakerState returns the breaker state the pickers act on.
 func (h *BackendHot) BreakerState() breaker.State { return breaker.State(h.brkState.Load()) }
 
+// StoreBreakerState records the state the backend's breaker entered. The
+// breaker's change callback calls it at once, on the call's goroutine, so
+// Stats and the next pick agree with the breaker before Core.BreakerChanged
+// (queued) rebuilds the pickers and arms the probe timer.
+func (h *BackendHot) StoreBreakerState(s breaker.State) { h.brkState.Store(int32(s)) }
+
 // A Backend is one resolved address (or endpoint) and its connections.
 // Key, Addrs and Breaker do not change after it is created; Weight and the
 // unexported fields belong to the Core.

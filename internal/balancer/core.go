@@ -802,16 +802,17 @@ func (k *Core) Stalled(now time.Time, c *Conn, n int64, call uint64) bool {
 	return true
 }
 
-// BreakerChanged records b's breaker entering state to: an open breaker
-// takes b out of the pickers until its open timeout, when it is offered
+// BreakerChanged reports that b's breaker changed state; the state it is
+// in now was stored with BackendHot.StoreBreakerState when it changed (so
+// a change reported late never undoes a later one). An open breaker takes
+// b out of the pickers until its open timeout, when it is offered
 // half-open (gobreaker moves to half-open only when asked, and a backend
 // the pickers skip is never asked).
-func (k *Core) BreakerChanged(now time.Time, b *Backend, to breaker.State) {
+func (k *Core) BreakerChanged(now time.Time, b *Backend) {
 	k.at = now
-	b.brkState.Store(int32(to))
 	b.probeTimer.stop()
 	k.touch(b)
-	if to == breaker.StateOpen && !b.removed && !k.closed && b.Breaker != nil {
+	if b.BreakerState() == breaker.StateOpen && !b.removed && !k.closed && b.Breaker != nil {
 		b.probeTimer = k.seam.After(max(b.Breaker.OpenUntil().Sub(now), 0), Timer{Kind: ProbeTimer, Backend: b})
 	}
 	k.publish()

@@ -79,7 +79,8 @@ func TestWeightedRoundRobinTriesEveryDistinctBackend(t *testing.T) {
 		f.readyAll()
 		heavy := f.backend("heavy")
 		// Hold the heavy backend's breaker half-open with its probe out.
-		f.do(func(k *Core, now time.Time) { k.BreakerChanged(now, heavy, breaker.StateHalfOpen) })
+		heavy.StoreBreakerState(breaker.StateHalfOpen)
+		f.do(func(k *Core, now time.Time) { k.BreakerChanged(now, heavy) })
 		light := 0
 		for range 100 {
 			r, o := f.picker().Pick(PickInfo{})
@@ -133,5 +134,26 @@ func TestConsistentHashWaitsForStartingOwner(t *testing.T) {
 		r, o := f.picker().Pick(PickInfo{Key: key, HasKey: true})
 		require.Equal(t, Picked, o)
 		require.Equal(t, "b", r.Conn.Backend.Key)
+	})
+}
+
+// A breaker change the core hears of late never undoes a later one: the
+// pickers act on the state stored when the breaker changed.
+func TestLateBreakerReportDoesNotUndoALaterChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, NewBreaker: func(b *Backend) *breaker.Breaker {
+			brk, err := breaker.New(b.Key, breaker.Settings{}, nil)
+			require.NoError(t, err)
+			return brk
+		}})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a")) })
+		f.readyAll()
+		a := f.backend("a")
+		a.StoreBreakerState(breaker.StateOpen)
+		a.StoreBreakerState(breaker.StateClosed) // it closed again before the core heard it opened
+		f.do(func(k *Core, now time.Time) { k.BreakerChanged(now, a) })
+		r, o := f.picker().Pick(PickInfo{})
+		require.Equal(t, Picked, o)
+		require.Equal(t, "a", r.Conn.Backend.Key)
 	})
 }
