@@ -57,7 +57,7 @@ func BenchmarkPick(b *testing.B) {
 }
 
 func policyName(p Policy) string {
-	return [...]string{"round_robin", "least_active", "consistent_hash"}[p]
+	return [...]string{"round_robin", "least_active", "consistent_hash", "peak_ewma"}[p]
 }
 
 // BenchmarkReady is the core's work for a fleet of 1,000 backends × 2

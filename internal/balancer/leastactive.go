@@ -1,37 +1,92 @@
 package balancer
 
-// exactScan is the most backends LeastActive compares on every pick;
-// above it, it takes the best of leastSamples random ones.
+import "sync/atomic"
+
+// exactScan is the most backends LeastActive compares on every pick.
+// Above it, a fleet of equal weights is picked from exactly by the load
+// floor (see pickFloor); otherwise (unequal weights, slow start, a retry
+// passing over tried backends) it takes the best of leastSamples random
+// ones.
 const (
 	exactScan    = 64
 	leastSamples = 8
 )
 
+// leastShared is what LeastActive's pickers share across a Core's
+// lifetime: a lower bound on the load of every backend that takes calls,
+// and the backend that last lowered it.
+//
+// The floor holds when every backend carries at least floor: the Core
+// sets it to the exact minimum with every picker it builds, a release
+// that leaves its backend below it lowers it (Conn.Release), and a pick
+// raises it only after a scan of every backend found none at it. A pick
+// therefore takes any backend at the floor and it is one of the least
+// loaded; it finds one by scanning from its P's cursor, which walks the
+// fleet, so a fleet filling up level by level costs about one backend
+// read per pick.
+type leastShared struct {
+	floor atomic.Int64
+	hint  atomic.Pointer[Backend] // the backend that last lowered the floor
+}
+
+// released is called after a call on b ended and left b's load.
+func (b *Backend) released() {
+	ls := b.least
+	if ls == nil {
+		return
+	}
+	l := b.Load()
+	for {
+		f := ls.floor.Load()
+		if l >= f {
+			return
+		}
+		if ls.floor.CompareAndSwap(f, l) {
+			ls.hint.Store(b)
+			return
+		}
+	}
+}
+
 // pickLeast takes the backend with the fewest active calls and streams per
 // unit of weight — exactly, by a scan, for fleets of up to exactScan
-// backends — then its least active connection. Ties go to the backend
-// after a rotating start, so equal backends share the calls. Tried
-// backends are passed over while an untried one is left.
+// backends, and by the load floor above it when weights are equal — then
+// its least active connection. Ties go to the backend after a rotating
+// start, so equal backends share the calls. Tried backends are passed
+// over while an untried one is left.
 func (p *Picker) pickLeast(tr *Tried) (Result, bool) {
 	n := len(p.backends)
 	if n == 1 {
 		return p.take(p.backends[0])
 	}
 	skip := skipTried(tr, n)
+	if n > exactScan && p.least != nil && !skip && !p.ramping {
+		return p.pickFloor()
+	}
+	var now int64
+	if p.ramping {
+		now = p.clock.now()
+	}
 	var best *pickBackend
+	var bestW int64
 	consider := func(pb *pickBackend) {
 		if skip && tr.Has(pb.b) || allFull(pb) {
 			return
 		}
-		if best == nil || lessLoaded(pb, best) {
-			best = pb
+		w := p.effWeight(pb, now)
+		if best == nil || pb.b.Load()*bestW < best.b.Load()*w {
+			best, bestW = pb, w
 		}
 	}
 	r := p.rand()
 	if n <= exactScan {
 		start := int(r % uint64(n))
 		for k := range n {
-			consider(p.backends[(start+k)%n])
+			i := start + k
+			if i >= n {
+				i -= n
+			}
+			consider(p.backends[i])
 		}
 	} else {
 		for range leastSamples {
@@ -43,13 +98,61 @@ func (p *Picker) pickLeast(tr *Tried) (Result, bool) {
 	if best == nil {
 		return Result{}, false
 	}
-	if res, ok := p.take(best); ok {
-		return res, true
-	}
-	return Result{}, false // leave it to the round-robin fallback
+	return p.take(best) // on refusal: the round-robin fallback
 }
 
-// lessLoaded reports whether a carries less than b per unit of weight.
-func lessLoaded(a, b *pickBackend) bool {
-	return a.b.Load()*b.weight < b.b.Load()*a.weight
+// pickFloor takes a backend at the load floor: the one that last lowered
+// it, else the first at it from this P's cursor. A scan that goes round
+// the whole fleet without finding one has seen the true minimum: it
+// raises the floor to it and takes that backend.
+func (p *Picker) pickFloor() (Result, bool) {
+	ls := p.least
+	floor := ls.floor.Load()
+	if h := ls.hint.Load(); h != nil {
+		if pb := h.entry.Load(); pb != nil && pb.b.Load() <= floor && !allFull(pb) && ls.hint.CompareAndSwap(h, nil) {
+			if r, ok := p.take(pb); ok {
+				// It was the backend below the rest; others that were
+				// lowered with it are still taken when the scan reaches
+				// them, so the spread stays within one call.
+				ls.floor.CompareAndSwap(floor, floor+1)
+				return r, true
+			}
+		}
+	}
+	s := p.ctr.pin()
+	cur := s.cursor.Load()
+	unpin()
+	bs := p.backends
+	n := len(bs)
+	start := int(cur % uint64(n))
+	var best *pickBackend
+	bestI, bestL := -1, int64(0)
+	for k := range n {
+		i := start + k
+		if i >= n {
+			i -= n
+		}
+		pb := bs[i]
+		l := pb.b.Load()
+		if l <= floor {
+			if !allFull(pb) {
+				best, bestI = pb, i
+				break
+			}
+			continue
+		}
+		if (best == nil || l < bestL) && !allFull(pb) {
+			best, bestI, bestL = pb, i, l
+		}
+		if k == n-1 && best != nil {
+			ls.floor.CompareAndSwap(floor, bestL)
+		}
+	}
+	if best == nil {
+		return Result{}, false
+	}
+	s = p.ctr.pin()
+	s.cursor.Store(uint64(bestI + 1))
+	unpin()
+	return p.take(best)
 }
