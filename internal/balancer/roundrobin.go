@@ -1,23 +1,23 @@
 package balancer
 
 // pickRoundRobin takes backends in turn (by the smooth weighted schedule
-// when weights differ), then the chosen backend's connections in turn. The
-// turn is a ticket from the calling P's block (see counters): no pick
-// writes a cache line another core writes. A backend in slow start takes
-// the call with probability its ramp factor; otherwise the call goes to a
-// random backend that is not ramping. A backend that refuses is followed
+// when weights differ), then the chosen backend's connections in turn.
+// The turn is a ticket from the global counter while picks do not
+// collide, from the calling P's block when they do (see counters). A
+// backend in slow start takes the call with probability its ramp factor;
+// otherwise the call goes to a random backend that is not ramping. A backend that refuses is followed
 // by every other distinct backend before the pick gives up, and tried
 // backends are passed over while an untried one is left.
 func (p *Picker) pickRoundRobin(tr *Tried) (Result, bool) {
 	n := len(p.backends)
-	size := n
+	cycle := n
 	if p.sched != nil {
-		size = p.sched.Len()
+		cycle = p.sched.Len()
 	}
 	s := p.ctr.pin()
-	t := p.ctr.ticket(s, uint64(size))
+	t := p.ctr.ticket(s, uint64(cycle))
 	unpin()
-	round := uint32(t / uint64(size))
+	round := uint32(t / uint64(cycle))
 	skip := skipTried(tr, n)
 	first := -1
 	if p.sched != nil {

@@ -23,31 +23,38 @@ func procUnpin()
 // sees the hand-over from one goroutine to the next on the same P.
 type shard struct {
 	next, end atomic.Uint64 // round-robin tickets this P holds: [next, end)
+	hot       atomic.Uint32 // blocks to take before trying single tickets again
 	local     atomic.Uint64 // this P's own counter: connection rotation
 	cursor    atomic.Uint64 // LeastActive's scan position (large fleets)
-	_         [32]byte
+	_         [24]byte
 }
 
 // counters is the pickers' shared pick state, carried from picker to
-// picker: a ticket dispenser for round-robin and one shard per P. A pick
-// writes only its own P's shard, so picks on different cores share no
-// written cache line; the global counter is written once per block of
-// tickets.
+// picker: a ticket dispenser for round-robin and one shard per P.
 //
-// Round-robin tickets are handed out in blocks of one whole cycle (the
-// number of backends, or the weighted schedule's length): a P walks its
-// block before it takes the next one, so every block gives every backend
-// its share exactly. At any moment at most one block per P is partly
-// used, so over any number of picks a backend's count is within one per P
-// of its exact share, and within one for callers on one P.
+// Round-robin takes ticket t to backend t mod cycle. Uncontended, a pick
+// takes the next ticket from the global counter by compare-and-swap, so
+// one caller, on whichever P it runs, walks the cycle exactly. When the
+// swap fails (another core picked at the same instant), the P takes a
+// block of tickets (whole cycles, at least blockMin) and picks from it
+// without writing shared memory, for hotBlocks blocks, before it tries
+// single tickets again. Tickets in a block are consecutive, so a partly
+// used block gives every backend its share within one: over any number of
+// picks a backend's count is within one per partly used block — at most
+// one per P — of its exact share, and exact while picks do not collide.
 type counters struct {
 	global atomic.Uint64
 	shards []shard
 }
 
+const (
+	blockMin  = 64
+	hotBlocks = 16
+)
+
 func newCounters(seed uint64) *counters {
 	c := &counters{shards: make([]shard, max(runtime.GOMAXPROCS(0), 1))}
-	c.global.Store(seed)
+	c.global.Store(seed >> 1)
 	for i := range c.shards {
 		c.shards[i].local.Store(seed + uint64(i)*0x9E3779B97F4A7C15)
 		c.shards[i].cursor.Store(seed >> 1)
@@ -62,16 +69,26 @@ func (c *counters) pin() *shard {
 
 func unpin() { procUnpin() }
 
-// ticket returns the next round-robin ticket of s, taking a new block of
-// size tickets when s's is used up.
-func (c *counters) ticket(s *shard, size uint64) uint64 {
-	v, end := s.next.Load(), s.end.Load()
-	if v >= end || end-v > size {
-		v = c.global.Add(size) - size
-		end = v + size
-		s.end.Store(end)
+// ticket returns the next round-robin ticket for s's P, for a cycle of
+// the given length.
+func (c *counters) ticket(s *shard, cycle uint64) uint64 {
+	if v, end := s.next.Load(), s.end.Load(); v < end {
+		s.next.Store(v + 1)
+		return v
 	}
+	if h := s.hot.Load(); h == 0 {
+		v := c.global.Load()
+		if c.global.CompareAndSwap(v, v+1) {
+			return v
+		}
+		s.hot.Store(hotBlocks)
+	} else {
+		s.hot.Store(h - 1)
+	}
+	size := cycle * ((blockMin + cycle - 1) / cycle)
+	v := c.global.Add(size) - size
 	s.next.Store(v + 1)
+	s.end.Store(v + size)
 	return v
 }
 
