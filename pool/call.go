@@ -109,7 +109,9 @@ func (p *Pool) invoke(ctx context.Context, pk balancer.Result, method string, ar
 	b := c.Backend
 	b.Started.Add(1)
 	b.Calls.Add(1)
+	fb, opts := p.feedback(b, opts)
 	err := handle(c).cc.Invoke(ctx, method, args, reply, opts...)
+	fb.done(err)
 	b.Calls.Add(-1)
 	p.release(c)
 	p.finish(b, pk.Done, err, a != nil && a.received.Load())
@@ -274,6 +276,7 @@ type stream struct {
 	finRan  atomic.Bool
 	endErr  atomic.Pointer[error]
 	optsBuf [4]grpc.CallOption
+	fb      *feedback // PeakEWMA: latency to the first answer
 }
 
 // stallCall is what the stall handling of one NewStream call carries from
@@ -285,7 +288,7 @@ type stallCall struct {
 
 func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.StreamDesc, method string, opts []grpc.CallOption, fin []func(error), sc *stallCall) (grpc.ClientStream, error) {
 	c := pk.Conn
-	st := &stream{p: p, c: c, done: pk.Done, fin: fin}
+	st := &stream{p: p, c: c, done: pk.Done, fin: fin, fb: p.streamFeedback(c.Backend)}
 	o := append(st.optsBuf[:0], opts...)
 	o = append(o, grpc.OnFinish(st.finish))
 	b := c.Backend
@@ -366,6 +369,9 @@ func (st *stream) finish(err error) {
 		st.cancel()
 	}
 	answered := st.answered.Load()
+	if !answered {
+		st.fb.done(err)
+	}
 	if st.reported.CompareAndSwap(false, true) {
 		st.p.finish(b, st.done, err, answered)
 	} else {
@@ -403,6 +409,7 @@ func (st *stream) answer() {
 	if st.answered.Load() || !st.answered.CompareAndSwap(false, true) {
 		return
 	}
+	st.fb.done(nil)
 	if st.reported.CompareAndSwap(false, true) && st.done != nil {
 		st.done(nil)
 	}

@@ -204,6 +204,7 @@ func (p *Pool) coreConfig() balancer.Config {
 		HealthCheck:   o.healthService != nil,
 		HealthTimeout: DefaultHealthTimeout,
 		Policy:        balancer.Policy(o.policy),
+		SlowStart:     o.slowStart,
 		Log:           p.log,
 	}
 	if o.breaker != nil {

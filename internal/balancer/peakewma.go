@@ -97,17 +97,48 @@ func (e *latency) estimate(now int64) float64 {
 	return v * math.Exp(-float64(max(now-e.at.Load(), 0))/e.cfg.tau)
 }
 
-// costOf is PeakEWMA's cost of pb at now: the latency estimate (plus a
-// microsecond, so load counts before any latency is known) times the
-// calls and streams it carries plus one, per unit of weight and of slow
-// start.
+// latencyFloor is added to every estimate in the cost: latencies that
+// differ by less than about a millisecond are not told apart, so load
+// decides between them. Without it a backend whose first samples happened
+// to be 50 µs against others' 2 ms would take 40 times their calls in
+// flight before its cost caught up — all of them, if it has turned slow
+// and none of its calls has finished yet to say so.
+const latencyFloor = float64(time.Millisecond)
+
+// costOf is PeakEWMA's cost of pb at now: the latency estimate plus
+// latencyFloor, times the calls and streams it carries plus one, per unit
+// of weight and of slow start.
 func (p *Picker) costOf(pb *pickBackend, now int64) float64 {
 	b := pb.b
-	c := (b.ewma.estimate(now) + 1e3) * float64(b.Load()+1) / float64(pb.weight)
+	c := (b.ewma.estimate(now) + latencyFloor) * float64(b.Load()+1) / float64(pb.weight)
 	if pb.rampAt != 0 {
 		c /= p.ss.factor(pb.rampAt, now)
 	}
 	return c
+}
+
+// Outliers: a backend whose latency estimate is more than outlierRatio
+// times the other candidate's plus outlierSlack loses to it whatever the
+// loads (after Bigtable's pool, which scores a backend at 3× its cohort's
+// median latency an outlier). Without it a backend 50 ms slower wins
+// whenever est × (active + 1) of a fast one climbs past 50 ms, which 32
+// callers on three backends with a few milliseconds of peak do.
+const (
+	outlierRatio = 3
+	outlierSlack = float64(2 * time.Millisecond)
+)
+
+// cheaper reports whether a costs less than b at now: the latency
+// outlier loses whatever the loads, else the lower cost wins.
+func (p *Picker) cheaper(a, b *pickBackend, now int64) bool {
+	ea, eb := a.b.ewma.estimate(now), b.b.ewma.estimate(now)
+	switch {
+	case ea > outlierRatio*eb+outlierSlack:
+		return false
+	case eb > outlierRatio*ea+outlierSlack:
+		return true
+	}
+	return p.costOf(a, now) < p.costOf(b, now)
 }
 
 // pickEWMA takes the cheaper of two distinct random backends (power of
@@ -142,7 +173,7 @@ func (p *Picker) pickEWMA(tr *Tried) (Result, bool) {
 			a, b = b, a
 		}
 		best = a
-		if !allFull(b) && p.costOf(b, now) < p.costOf(a, now) {
+		if !allFull(b) && p.cheaper(b, a, now) {
 			best = b
 		}
 		if allFull(best) {

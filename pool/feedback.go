@@ -1,0 +1,78 @@
+package pool
+
+import (
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/internal/balancer"
+)
+
+// pushbackKey is the trailer a server sets to ask clients to back off
+// (gRFC A6): milliseconds, or a negative value for "do not retry".
+const pushbackKey = "grpc-retry-pushback-ms"
+
+// feedback tells PeakEWMA how one attempt went: its latency, or its
+// failure with the server's pushback. A nil *feedback (other policies)
+// does nothing.
+type feedback struct {
+	p       *Pool
+	b       *balancer.Backend
+	start   time.Time
+	trailer metadata.MD
+}
+
+// feedback starts the feedback of an attempt on b. With PeakEWMA it adds
+// a grpc.Trailer option to opts so the attempt's trailer, and any pushback
+// in it, can be read; otherwise it returns nil and opts unchanged.
+func (p *Pool) feedback(b *balancer.Backend, opts []grpc.CallOption) (*feedback, []grpc.CallOption) {
+	if p.o.policy != PeakEWMA {
+		return nil, opts
+	}
+	f := &feedback{p: p, b: b, start: time.Now()}
+	return f, append(opts[:len(opts):len(opts)], grpc.Trailer(&f.trailer))
+}
+
+// streamFeedback is feedback for a stream, whose trailer comes only at
+// its end: its latency is the time to its first answer, and a failure
+// before one counts with the failure penalty.
+func (p *Pool) streamFeedback(b *balancer.Backend) *feedback {
+	if p.o.policy != PeakEWMA {
+		return nil
+	}
+	return &feedback{p: p, b: b, start: time.Now()}
+}
+
+// done records how the attempt ended: its latency when it succeeded, a
+// failure when the pool's classifier says the backend failed; calls the
+// classifier ignores (the caller's cancellation) teach nothing.
+func (f *feedback) done(err error) {
+	if f == nil {
+		return
+	}
+	d := time.Since(f.start)
+	switch {
+	case err == nil:
+		f.b.Observe(d, false, 0)
+	case f.p.classify(err) == breaker.Failure:
+		f.b.Observe(d, true, pushback(f.trailer))
+	}
+}
+
+// pushback returns the server's pushback in md, 0 when it sent none (or
+// asked for no retry at all, a negative value: the failure penalty then
+// applies).
+func pushback(md metadata.MD) time.Duration {
+	v := md.Get(pushbackKey)
+	if len(v) == 0 {
+		return 0
+	}
+	ms, err := strconv.ParseInt(v[0], 10, 64)
+	if err != nil || ms < 0 {
+		return 0
+	}
+	return time.Duration(ms) * time.Millisecond
+}
