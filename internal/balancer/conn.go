@@ -137,9 +137,9 @@ type BackendHot struct {
 	brkState atomic.Int32  // breaker.State the pickers act on
 	growReq  atomic.Bool   // a pick asked the core to grow the backend
 
-	least *leastShared                 // LeastActive: the fleet's load floor; nil otherwise
+	least *leastShared                // LeastActive: the fleet's load floor; nil otherwise
 	entry atomic.Pointer[pickBackend] // its entry in the newest picker; nil when none
-	ewma  latency                      // PeakEWMA: the latency estimate
+	ewma  latency                     // PeakEWMA: the latency estimate
 }
 
 // Load returns the calls and streams the backend carries.
