@@ -14,6 +14,7 @@ import (
 
 	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/retry"
 )
 
 // errStalled: NewStream waited on a connection the server would admit no
@@ -61,7 +62,11 @@ func (p *Pool) Invoke(ctx context.Context, method string, args, reply any, opts 
 }
 
 func (p *Pool) invokeCall(ctx context.Context, method string, args, reply any, opts []grpc.CallOption) error {
-	pol := p.o.retry
+	mc := p.o.methods.ForCall(method, opts)
+	if mc.Hedging != nil {
+		return p.invokeHedged(ctx, mc, method, args, reply, opts)
+	}
+	pol := mc.Retry
 	if pol != nil {
 		p.budget.Deposit()
 	}
@@ -96,7 +101,7 @@ func (p *Pool) invokeCall(ctx context.Context, method string, args, reply any, o
 			return err
 		}
 		var again bool
-		if again, err = p.retryAfter(ctx, n, err, method, opts, a); !again {
+		if again, err = p.retryAfter(ctx, pol, n, err, mc.Idempotent, a); !again {
 			return err
 		}
 		last = err
@@ -162,8 +167,7 @@ func (p *Pool) classify(err error) breaker.Outcome {
 // acted on it. It returns the error the call ends with when it is not
 // retried: err, or the caller's context error when the context ended during
 // the backoff.
-func (p *Pool) retryAfter(ctx context.Context, attempt int, err error, method string, opts []grpc.CallOption, a *attempt) (bool, error) {
-	pol := p.o.retry
+func (p *Pool) retryAfter(ctx context.Context, pol *retry.Policy, attempt int, err error, idempotent bool, a *attempt) (bool, error) {
 	if err == nil || pol == nil || attempt >= pol.MaxAttempts || ctx.Err() != nil {
 		return false, err
 	}
@@ -171,7 +175,7 @@ func (p *Pool) retryAfter(ctx context.Context, attempt int, err error, method st
 	if !ok || !pol.Retryable(st.Code()) || st.Message() == msgClosed {
 		return false, err
 	}
-	if a != nil && a.sent.Load() && !a.received.Load() && !p.idempotent(method, opts) {
+	if a != nil && a.sent.Load() && !a.received.Load() && !idempotent {
 		return false, err
 	}
 	d := pol.Backoff(attempt)
@@ -196,12 +200,6 @@ func (p *Pool) retryAfter(ctx context.Context, attempt int, err error, method st
 	}
 }
 
-// idempotent reports whether a call of method may be sent again after its
-// request may have reached the server.
-func (p *Pool) idempotent(method string, opts []grpc.CallOption) bool {
-	return false
-}
-
 // NewStream begins a stream on one of the pool's connections. The stream
 // counts as active on its backend until it ends by any route: an error,
 // io.EOF, the caller's context, or the pool closing. With WithRetry, a
@@ -210,7 +208,8 @@ func (p *Pool) idempotent(method string, opts []grpc.CallOption) bool {
 func (p *Pool) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	opts, fin := splitOnFinish(opts)
 	var tr balancer.Tried
-	if p.o.retry != nil {
+	pol := p.o.methods.ForCall(method, opts).Retry
+	if pol != nil {
 		p.budget.Deposit()
 	}
 	sc := stallCall{id: p.calls.Add(1)}
@@ -237,7 +236,7 @@ func (p *Pool) NewStream(ctx context.Context, desc *grpc.StreamDesc, method stri
 		}
 		tr.Add(pk.Conn.Backend)
 		var again bool
-		if again, err = p.retryAfter(ctx, attempt, err, method, opts, nil); !again {
+		if again, err = p.retryAfter(ctx, pol, attempt, err, false, nil); !again {
 			runFinish(fin, err)
 			return nil, err
 		}
@@ -270,6 +269,7 @@ type stream struct {
 	cancel   context.CancelFunc // with WithMaxStreamAge or stall learning
 	timer    *time.Timer        // with WithMaxStreamAge
 	aged     atomic.Bool        // the max stream age ended it
+	stalled  atomic.Bool        // the stall timer gave its NewStream up
 
 	fin     []func(error) // the caller's OnFinish, run once when final
 	final   atomic.Bool   // the caller holds this stream
@@ -313,6 +313,7 @@ func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.Str
 			if n == 0 || !st.state.CompareAndSwap(streamInNew, streamStalled) {
 				return
 			}
+			st.stalled.Store(true)
 			p.events.push(func(now time.Time) { p.core.Stalled(now, c, n, sc.id) })
 			st.cancel()
 		})
@@ -321,24 +322,23 @@ func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.Str
 	if stall != nil {
 		stall.Stop()
 	}
+	c.StreamOpened()
 	if !st.state.CompareAndSwap(streamInNew, streamOpen) {
-		// The stall timer gave this stream up first: headers never went
-		// out while it waited for the server's stream quota, and the caller
-		// has not seen it.
-		if err == nil {
-			st.cancel()
+		c.StreamEnded() // not counted: it stalled, or already ended
+		if st.stalled.Load() {
+			// The stall timer gave this stream up first: headers never went
+			// out while it waited for the server's stream quota, and the
+			// caller has not seen it.
+			if err == nil {
+				st.cancel()
+			}
+			st.finish(balancer.ErrNotSent)
+			return nil, errStalled
 		}
-		st.finish(balancer.ErrNotSent)
-		return nil, errStalled
 	}
 	if err != nil {
 		st.finish(err) // in case an interceptor failed before gRPC saw the stream
 		return nil, err
-	}
-	c.StreamOpened()
-	if st.state.Load() == streamEnded {
-		// It ended between NewStream and the count above.
-		c.StreamEnded()
 	}
 	st.ClientStream = cs
 	if p.o.maxStreamAge > 0 {

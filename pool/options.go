@@ -114,7 +114,6 @@ type options struct {
 	drainTimeout     time.Duration
 	maxStreamAge     time.Duration
 	breaker          *breaker.Settings
-	retry            *retry.Policy
 	keepalive        *keepalive.Config
 	logger           *slog.Logger
 	hashKey          string
@@ -123,6 +122,15 @@ type options struct {
 	errs             []error
 	learnStreamLimit time.Duration
 	slowStart        time.Duration
+
+	// Retry and hedging per method: WithRetry, WithHedging and
+	// WithServiceConfig add to the lists; validate builds methods from
+	// them (nil if none was given) and sets retry to the default policy.
+	retries  []retry.Policy
+	hedgings []retry.Hedging
+	methods  *retry.Resolver
+
+	subset *subsetter // nil without WithSubset
 }
 
 func defaultOptions() options {
@@ -148,6 +156,7 @@ func (o *options) validate() error {
 	if o.maxSize < o.size {
 		o.fail("WithMaxSize(%d) is below WithSize(%d)", o.maxSize, o.size)
 	}
+	o.validateMethods()
 	return errors.Join(o.errs...)
 }
 
@@ -337,14 +346,21 @@ func WithBreaker(s breaker.Settings) Option {
 // WithRetry retries failed calls on other backends under the policy and a
 // retry budget shared by the pool. The zero Policy means retry's documented
 // defaults. Without this option the pool does not retry.
+//
+// It may be given several times, once per set of methods: a Policy with
+// Methods applies to those methods (an exact method beats its service,
+// which beats the default), one without Methods is the default for every
+// other method. Two defaults, a method named twice (also by WithHedging or
+// WithServiceConfig), or Budget set on a policy with Methods make New
+// fail. The pool's budget is the default policy's Budget. See
+// retry.NewResolver.
 func WithRetry(p retry.Policy) Option {
 	return optionFunc(func(o *options) {
 		if err := p.Validate(); err != nil {
 			o.fail("WithRetry: %v", err)
 			return
 		}
-		p = p.WithDefaults()
-		o.retry = &p
+		o.retries = append(o.retries, p.WithDefaults())
 	})
 }
 
@@ -430,6 +446,106 @@ func WithStreamStallTimeout(d time.Duration) Option {
 			return
 		}
 		o.learnStreamLimit = d
+	})
+}
+
+// Per-method retry and hedging.
+
+// validateMethods builds o.methods from the retry policies and hedgings
+// given.
+func (o *options) validateMethods() {
+	if len(o.retries) == 0 && len(o.hedgings) == 0 {
+		return
+	}
+	r, err := retry.NewResolver(o.retries, o.hedgings)
+	if err != nil {
+		o.fail("WithRetry, WithHedging, WithServiceConfig: %v", err)
+		return
+	}
+	o.methods = r
+}
+
+// WithHedging hedges the unary calls of the methods h names: when a call
+// has no answer after h's delay, the same request is sent to another
+// backend (never one the call already tried), up to h.MaxAttempts
+// attempts in flight; the first answer wins and the other attempts are
+// cancelled. Every hedge spends one retry of the pool's retry budget (see
+// WithRetry; the budget's defaults without one), and a call gets no hedge
+// the budget refuses. Streams are never hedged, nor calls made with
+// retry.NotRetryable(), nor calls whose reply is not a proto.Message.
+//
+// Hedge only methods that may run twice: both requests may complete.
+// Hedged methods are not retried (the hedging takes the place of their
+// retry policy, streams of a hedged service included); an attempt that
+// fails with a code in h.NonFatalCodes is followed by the next hedge at
+// once instead.
+//
+// It may be given several times, once per set of methods; a Hedging
+// without Methods hedges every method no other WithHedging or WithRetry
+// names. Invalid settings, or a method named twice (also by WithRetry or
+// WithServiceConfig), make New fail. Default: no hedging.
+func WithHedging(h retry.Hedging) Option {
+	return optionFunc(func(o *options) {
+		if err := h.Validate(); err != nil {
+			o.fail("WithHedging: %v", err)
+			return
+		}
+		o.hedgings = append(o.hedgings, h.WithDefaults())
+	})
+}
+
+// WithServiceConfig reads per-method retry and hedging policies from a
+// gRPC service config (JSON: the methodConfig list with retryPolicy and
+// hedgingPolicy, as gRFC A6 defines them; see retry.ParseServiceConfig),
+// as if each entry were given with WithRetry or WithHedging. Unknown
+// fields, invalid values, fields the pool does not apply, and a method
+// also named by another option make New fail; nothing is silently
+// ignored. It may be given more than once. The config is not passed to
+// the pool's connections: to configure grpc-go itself on every
+// connection, use WithDialOptions(grpc.WithDefaultServiceConfig(...)).
+// Default: none.
+func WithServiceConfig(json string) Option {
+	return optionFunc(func(o *options) {
+		c, err := retry.ParseServiceConfig(json)
+		if err != nil {
+			o.fail("WithServiceConfig: %v", err)
+			return
+		}
+		o.retries = append(o.retries, c.Retry...)
+		o.hedgings = append(o.hedgings, c.Hedging...)
+	})
+}
+
+// WithSubset makes the pool connect to size of the resolved backends
+// instead of all of them, chosen from the client's place in its fleet as m
+// reports it, so that a fleet of clients spreads its connections evenly
+// over the backends and each client's costs stay flat as the fleet grows
+// (see docs/fleets.md). WithSize then counts connections per chosen
+// backend. When the resolver reports at most size backends, the pool uses
+// them all. Until m reports the client's place, the pool uses a random
+// subset of size backends; when the place changes, it moves to the new
+// subset (connecting to the new backends, draining the ones it left). All
+// clients of a fleet must use the same size and see the same addresses.
+//
+// Default: no subset, every resolved backend is used. size < 1, a nil m
+// or a StaticMembership out of range make New fail.
+func WithSubset(size int, m Membership) Option {
+	return optionFunc(func(o *options) {
+		switch {
+		case size < 1:
+			o.fail("WithSubset(%d): size must be at least 1", size)
+			return
+		case m == nil:
+			o.fail("WithSubset(%d): nil Membership", size)
+			return
+		}
+		if sm, ok := m.(staticMembership); ok {
+			if err := sm.validate(); err != nil {
+				o.fail("WithSubset: %v", err)
+				return
+			}
+		}
+		o.subset = newSubsetter(size, m)
 	})
 }
 

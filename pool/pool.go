@@ -154,8 +154,8 @@ func New(target string, opts ...Option) (*Pool, error) {
 		return nil, fmt.Errorf("%w: dial options: %v", ErrInvalidOption, err)
 	}
 	_ = probe.Close()
-	if o.retry != nil {
-		p.budget = retry.NewBudget(o.retry.Budget)
+	if o.methods != nil {
+		p.budget = retry.NewBudget(o.methods.Budget())
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.events = events{wake: make(chan struct{}, 1), poolMu: &p.mu, flush: func() { p.core.Flush() }}
@@ -186,6 +186,7 @@ func New(target string, opts ...Option) (*Pool, error) {
 		p.wg.Add(1)
 		go p.resolveLoop()
 	}
+	p.startSubset()
 	p.log.Debug("grpcpool: pool created", "target", target, "size", o.size, "policy", o.policy.String())
 	return p, nil
 }

@@ -69,11 +69,15 @@ func addrKey(a resolver.Address) string {
 // updateState applies a resolver update: new addresses get connections,
 // removed ones are drained.
 func (p *Pool) updateState(s resolver.State) error {
-	gs := groups(s)
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.updateStateLocked(s)
+}
+
+func (p *Pool) updateStateLocked(s resolver.State) error {
+	gs := p.subsetLocked(s, groups(s))
 	p.core.Resolved(time.Now(), gs)
 	p.core.Flush()
-	p.mu.Unlock()
 	if len(gs) == 0 {
 		return errNoAddresses
 	}

@@ -226,25 +226,7 @@ func TestRecycleKeepsServingConnectionWhenReplacementNotServing(t *testing.T) {
 // Unavailable and the method ran once. Attempts the server answered with a
 // retryable status of its own are retried as before.
 func TestRetryDoesNotResendCallTheServerReceived(t *testing.T) {
-	var received atomic.Int64
-	var cut atomic.Bool
-	servers := make([]*backend.Server, 2)
-	for i := range servers {
-		intercept := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			received.Add(1)
-			if cut.CompareAndSwap(true, false) {
-				// The server crashes with the request in hand.
-				go servers[i].Stop()
-				<-ctx.Done()
-				return nil, ctx.Err()
-			}
-			return h(ctx, req)
-		}
-		s, err := backend.Listen(backend.Options{Name: fmt.Sprintf("b%d", i), ServerOptions: []grpc.ServerOption{grpc.UnaryInterceptor(intercept)}})
-		require.NoError(t, err)
-		t.Cleanup(s.Stop)
-		servers[i] = s
-	}
+	servers, received, cut := crashingServers(t)
 	p, _ := readyPool(t, servers, pool.WithSize(1), pool.WithRetry(retry.Policy{}))
 	c := echopb.NewEchoClient(p)
 
@@ -311,4 +293,55 @@ func TestConsistentHashWaitsForConnectingOwner(t *testing.T) {
 		require.NoError(t, err, "call %d", i)
 		require.Equal(t, owner, got, "call %d with key %q right after start went to another backend than its owner", i, key)
 	}
+}
+
+// review item 11, the idempotent half: a method marked idempotent (in the
+// policy, or by a call option) is sent again after the connection broke
+// with its request in the server's hands; NotRetryable on the call wins.
+func TestRetryResendsIdempotentCallTheServerReceived(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		policy   retry.Policy
+		opts     []grpc.CallOption
+		received int64
+		code     codes.Code
+	}{
+		{"method in Policy.Idempotent", retry.Policy{Idempotent: []string{"/" + echopb.Echo_ServiceDesc.ServiceName + "/"}}, nil, 2, codes.OK},
+		{"retry.Idempotent on the call", retry.Policy{}, []grpc.CallOption{retry.Idempotent()}, 2, codes.OK},
+		{"retry.NotRetryable on the call", retry.Policy{Idempotent: []string{"/" + echopb.Echo_ServiceDesc.ServiceName + "/"}}, []grpc.CallOption{retry.NotRetryable()}, 1, codes.Unavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			servers, received, cut := crashingServers(t)
+			p, _ := readyPool(t, servers, pool.WithSize(1), pool.WithRetry(tc.policy))
+			cut.Store(true)
+			_, err := rvUnary(rvCtx(t, 5*time.Second), echopb.NewEchoClient(p), tc.opts...)
+			require.Equal(t, tc.received, received.Load(), "requests the servers received (caller got %v)", err)
+			require.Equal(t, tc.code, status.Code(err), "%v", err)
+		})
+	}
+}
+
+// crashingServers starts two backends that count the requests they
+// receive; while cut is set, the next one to receive a request crashes
+// with it in hand (it stops without answering).
+func crashingServers(t *testing.T) ([]*backend.Server, *atomic.Int64, *atomic.Bool) {
+	t.Helper()
+	received, cut := new(atomic.Int64), new(atomic.Bool)
+	servers := make([]*backend.Server, 2)
+	for i := range servers {
+		intercept := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			received.Add(1)
+			if cut.CompareAndSwap(true, false) {
+				go servers[i].Stop()
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			return h(ctx, req)
+		}
+		s, err := backend.Listen(backend.Options{Name: fmt.Sprintf("b%d", i), ServerOptions: []grpc.ServerOption{grpc.UnaryInterceptor(intercept)}})
+		require.NoError(t, err)
+		t.Cleanup(s.Stop)
+		servers[i] = s
+	}
+	return servers, received, cut
 }

@@ -22,6 +22,16 @@
 //		sleep(ctx, wait)
 //	}
 //
-// Values here are plain data and pure functions; nothing in this package
-// starts a goroutine or a timer.
+// Per method: a Policy with Methods applies to those methods, one without
+// is the default; [Hedging] says which unary calls are hedged (sent to a
+// second backend when the first is slow). [NewResolver] builds, once, the
+// lookup from a method to what applies to it ([Resolver.Lookup],
+// [Resolver.ForCall]: exact method, then service, then default), and
+// [ParseServiceConfig] reads the same from a gRPC service config
+// (methodConfig, gRFC A6). The call options [Idempotent] and
+// [NotRetryable] mark one call; [FromCallOptions] reads them.
+//
+// Values here are plain data and pure functions, except the Budget and
+// the latencies a Resolver keeps for adaptive hedging delays; nothing in
+// this package starts a goroutine or a timer.
 package retry

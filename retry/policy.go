@@ -68,9 +68,31 @@ type Policy struct {
 	// turn retries off, set MaxAttempts to 1.
 	Codes []codes.Code
 
-	// Budget bounds the retries of all calls of a pool together; its
-	// zero value means the documented defaults (see [BudgetConfig]).
+	// Budget bounds the retries (and hedges) of all calls of a pool
+	// together; its zero value means the documented defaults (see
+	// [BudgetConfig]). A pool has one budget, so only the default policy
+	// (empty Methods) may set it: a policy with Methods and a non-zero
+	// Budget is invalid.
 	Budget BudgetConfig
+
+	// Methods are the methods this policy applies to: full method names
+	// ("/pkg.Service/Method") or whole services ("/pkg.Service/"). Nil or
+	// empty means this is the default policy, for every method no other
+	// policy names. A more specific name wins: an exact method beats its
+	// service, which beats the default (see [NewResolver]). Names that
+	// are not of these two forms, and duplicates, are invalid.
+	Methods []string
+
+	// Idempotent are the methods, in the form of Methods, that may be
+	// retried also after their request may have reached the server: the
+	// request went out, then the connection broke and no status came
+	// back, so the server may have acted on it. Other methods are retried
+	// only when the attempt never reached a server, or the server itself
+	// answered with a code in Codes. Nil or empty means no method is
+	// idempotent unless a call says so (see [Idempotent]). A method is
+	// idempotent if any policy of the pool lists it (or its service),
+	// whichever policy applies to it; hedged methods are idempotent too.
+	Idempotent []string
 }
 
 // Validate reports whether p can be used, returning an error wrapping
@@ -97,20 +119,27 @@ func (p Policy) Validate() error {
 		bad("Multiplier must be at least 1 and finite, got %v", p.Multiplier)
 	}
 	for _, c := range p.Codes {
-		if c == codes.OK || c > codes.Unauthenticated {
+		if !failureCode(c) {
 			bad("code %v cannot be retried", c)
 		}
 	}
 	if err := p.Budget.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if len(p.Methods) > 0 && p.Budget != (BudgetConfig{}) {
+		bad("Budget is the pool's and may be set only on the default policy (no Methods), got %+v on a policy for %v", p.Budget, p.Methods)
+	}
+	errs = append(errs, validateMethods("Methods", p.Methods)...)
+	errs = append(errs, validateMethods("Idempotent", p.Idempotent)...)
 	return errors.Join(errs...)
 }
 
 // WithDefaults returns p with every zero field replaced by its default
-// (Budget included, see [BudgetConfig.WithDefaults]). Its Codes is a copy
-// that does not share memory with p.Codes. Invalid values are left as
-// they are; call [Policy.Validate] to find them.
+// (Budget included, see [BudgetConfig.WithDefaults], except on a policy
+// with Methods, whose Budget stays zero: the pool's budget is the default
+// policy's). Its Codes, Methods and Idempotent are copies that do not
+// share memory with p's. Invalid values are left as they are; call
+// [Policy.Validate] to find them.
 func (p Policy) WithDefaults() Policy {
 	if p.MaxAttempts == 0 {
 		p.MaxAttempts = DefaultMaxAttempts
@@ -121,7 +150,11 @@ func (p Policy) WithDefaults() Policy {
 	} else {
 		p.Codes = slices.Clone(p.Codes)
 	}
-	p.Budget = p.Budget.WithDefaults()
+	if len(p.Methods) == 0 {
+		p.Budget = p.Budget.WithDefaults()
+	}
+	p.Methods = slices.Clone(p.Methods)
+	p.Idempotent = slices.Clone(p.Idempotent)
 	return p
 }
 
@@ -158,4 +191,10 @@ func (p Policy) Retryable(c codes.Code) bool {
 		return c == codes.Unavailable
 	}
 	return slices.Contains(p.Codes, c)
+}
+
+// failureCode reports whether c is a code a call can fail with: defined
+// by gRPC and not OK.
+func failureCode(c codes.Code) bool {
+	return c != codes.OK && c <= codes.Unauthenticated
 }

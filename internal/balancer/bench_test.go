@@ -16,7 +16,7 @@ func benchCore(tb testing.TB, policy Policy, n, size int) *fakeSeam {
 	f.k = New(Config{Size: size, Policy: policy, Target: "bench"}, f)
 	keys := make([]string, n)
 	for i := range keys {
-		keys[i] = fmt.Sprintf("10.0.%d.%d:443", i/250, i%250)
+		keys[i] = fmt.Sprintf("10.%d.%d.%d:443", i/62500, i/250%250, i%250)
 	}
 	now := time.Now()
 	f.k.Resolved(now, groupsOf(keys...))
@@ -32,7 +32,7 @@ func benchCore(tb testing.TB, policy Policy, n, size int) *fakeSeam {
 // BenchmarkPick is one pick and release per op, from every P at once
 // (run it with -cpu 1,2 to see contention).
 func BenchmarkPick(b *testing.B) {
-	for _, n := range []int{6, 1000} {
+	for _, n := range []int{6, 1000, 10000} {
 		for _, policy := range []Policy{RoundRobin, LeastActive, ConsistentHash, PeakEWMA} {
 			b.Run(fmt.Sprintf("%s/backends=%d", policyName(policy), n), func(b *testing.B) {
 				p := benchCore(b, policy, n, 2).k.Picker()
@@ -112,6 +112,38 @@ func BenchmarkReady(b *testing.B) {
 					f.k.ConnState(now, c, connectivity.Ready, nil)
 					f.k.Flush()
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkPickSaturated is a pick when every connection carries its
+// stream limit and every backend is at its maximum size: the call
+// overflows onto the least-loaded connection, still without a lock.
+func BenchmarkPickSaturated(b *testing.B) {
+	for _, n := range []int{6, 1000} {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			f := &fakeSeam{}
+			f.k = New(Config{Size: 1, MaxSize: 1, MaxStreams: 1, Target: "bench"}, f)
+			keys := make([]string, n)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("10.0.%d.%d:443", i/250, i%250)
+			}
+			now := time.Now()
+			f.k.Resolved(now, groupsOf(keys...))
+			for _, c := range f.dials {
+				f.k.ConnState(now, c, connectivity.Ready, nil)
+				c.Acquire() // full
+			}
+			f.k.Flush()
+			p := f.k.Picker()
+			b.ReportAllocs()
+			for b.Loop() {
+				r, o := p.Pick(PickInfo{})
+				if o != Picked || !r.Overflow {
+					b.Fatalf("outcome %v, overflow %v", o, r.Overflow)
+				}
+				r.Conn.Release()
 			}
 		})
 	}

@@ -1,0 +1,196 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/grpcpool/grpcpool/retry"
+)
+
+// errNoHedgeTarget is what a hedgeCall's attempt returns, at once and
+// without sending anything, when attempt n > 1 finds no backend the call
+// has not tried yet: the call makes no more hedges, and this is never the
+// call's error.
+var errNoHedgeTarget = errors.New("grpcpool: no untried backend to hedge to")
+
+// hedgeCall is one hedged unary call: what the pool's Invoke gives the
+// hedging engine. The engine knows nothing of backends or connections;
+// attempt does.
+type hedgeCall struct {
+	// mc is the method's configuration; mc.Hedging nil means one attempt.
+	mc retry.MethodConfig
+	// budget is the pool's retry budget; every hedge withdraws from it.
+	// Nil means no hedge at all (one attempt).
+	budget *retry.Budget
+	// attempt makes attempt n (1 for the first) of the call into reply,
+	// on a backend the call has not tried yet, and returns its error. It
+	// is called from goroutines of their own, up to Hedging.MaxAttempts at
+	// once, so whatever it shares between attempts (the backends tried)
+	// must be safe for concurrent use. It must return soon after ctx ends
+	// and not touch reply once it has returned. For n > 1 with no untried
+	// backend it returns errNoHedgeTarget.
+	attempt func(ctx context.Context, n int, reply any) error
+	// onHedge, if not nil, is told of every hedge: sent, or refused by
+	// the budget (for the grpcpool.retry.attempts and .refused counters).
+	onHedge func(refused bool)
+}
+
+// hedgeResult is how one attempt ended.
+type hedgeResult struct {
+	n     int
+	reply any
+	err   error
+	took  time.Duration
+}
+
+// hedge makes the call c, hedged: attempt 1 at once into reply; each time
+// the method's hedging delay passes without an answer, or an attempt
+// fails with a non-fatal code, one more attempt into a new reply of the
+// same type, as long as Hedging.MaxAttempts, the budget (one Withdraw per
+// hedge) and the backends allow. The first success wins: the other
+// attempts are cancelled, hedge waits for them to return, and the
+// winner's reply is copied into reply (proto.Reset, then proto.Merge)
+// unless it was attempt 1's. A fatal failure ends the call with its error
+// and cancels the others; when every attempt failed non-fatally, the call
+// ends with the last error; when ctx ends first, with ctx's status.
+//
+// Without hedging for the method, without a budget, or when reply is not
+// a proto.Message (a reply of another type cannot be made anew and
+// copied), hedge makes one attempt, in the caller's goroutine.
+//
+// For an adaptive delay hedge records the latency of attempt 1: when it
+// succeeded, or when a hedge won while it was still running (its time so
+// far); not when it failed.
+func hedge(ctx context.Context, c hedgeCall, reply any) error {
+	h := c.mc.Hedging
+	pm, ok := reply.(proto.Message)
+	if h == nil || h.MaxAttempts < 2 || c.budget == nil || !ok {
+		start := time.Now()
+		err := c.attempt(ctx, 1, reply)
+		if err == nil {
+			c.mc.ObserveLatency(time.Since(start))
+		}
+		return err
+	}
+
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hr := &hedgeRun{
+		c:       c,
+		h:       h,
+		ctx:     actx,
+		results: make(chan hedgeResult, h.MaxAttempts), // never blocks a sender
+		delay:   c.mc.HedgingDelay(),
+	}
+	hr.timer = time.NewTimer(hr.delay)
+	defer hr.timer.Stop()
+	start := time.Now()
+	hr.start(1, reply)
+
+	var win hedgeResult
+	won, firstDone := false, false // firstDone: attempt 1 has returned
+	var last error
+loop:
+	for hr.inFlight > 0 {
+		select {
+		case r := <-hr.results:
+			hr.inFlight--
+			if r.n == 1 {
+				firstDone = true
+			}
+			if r.err == nil {
+				win, won = r, true
+				break loop
+			}
+			if r.n > 1 && errors.Is(r.err, errNoHedgeTarget) {
+				hr.stopped = true
+				continue
+			}
+			last = r.err
+			if !h.NonFatal(status.Code(r.err)) {
+				break loop
+			}
+			hr.hedge(pm)
+		case <-hr.timer.C:
+			hr.hedge(pm)
+		case <-actx.Done():
+			last = status.FromContextError(ctx.Err()).Err()
+			break loop
+		}
+	}
+	switch {
+	case won && win.n == 1:
+		c.mc.ObserveLatency(win.took)
+	case won && !firstDone:
+		c.mc.ObserveLatency(time.Since(start))
+	}
+
+	// Cancel the attempts still in flight and wait for them: they return
+	// soon once cancelled, and attempt 1 writes into reply.
+	cancel()
+	for ; hr.inFlight > 0; hr.inFlight-- {
+		<-hr.results
+	}
+	if !won {
+		if last == nil { // every hedge found no backend: cannot happen, attempt 1 always reports
+			last = status.Error(codes.Unavailable, "grpcpool: hedged call made no attempt")
+		}
+		return last
+	}
+	if win.n != 1 {
+		proto.Reset(pm)
+		proto.Merge(pm, win.reply.(proto.Message))
+	}
+	return nil
+}
+
+// hedgeRun is the state of one hedged call, owned by hedge's goroutine
+// (the attempts' goroutines only send on results).
+type hedgeRun struct {
+	c       hedgeCall
+	h       *retry.Hedging
+	ctx     context.Context // the attempts'; cancelled when the call ends
+	results chan hedgeResult
+	delay   time.Duration
+	timer   *time.Timer
+
+	sent, inFlight int
+	stopped        bool // the budget refused, or no backend was left
+}
+
+// start runs attempt n into r in a goroutine of its own.
+func (hr *hedgeRun) start(n int, r any) {
+	hr.sent++
+	hr.inFlight++
+	go hr.run(n, r)
+}
+
+func (hr *hedgeRun) run(n int, r any) {
+	t0 := time.Now()
+	err := hr.c.attempt(hr.ctx, n, r)
+	hr.results <- hedgeResult{n: n, reply: r, err: err, took: time.Since(t0)}
+}
+
+// hedge sends the next hedge, into a new message of pm's type, if
+// attempts, the budget and the call's context allow, and restarts the
+// delay.
+func (hr *hedgeRun) hedge(pm proto.Message) {
+	if hr.stopped || hr.sent >= hr.h.MaxAttempts || hr.ctx.Err() != nil {
+		return
+	}
+	ok := hr.c.budget.Withdraw()
+	if hr.c.onHedge != nil {
+		hr.c.onHedge(!ok)
+	}
+	if !ok {
+		hr.stopped = true
+		return
+	}
+	hr.start(hr.sent+1, pm.ProtoReflect().New().Interface())
+	hr.timer.Reset(hr.delay)
+}

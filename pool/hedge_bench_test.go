@@ -1,0 +1,42 @@
+package pool
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/grpcpool/grpcpool/retry"
+)
+
+// BenchmarkHedgeOverhead is the cost the hedging engine adds to a call
+// whose first attempt answers before the delay (no hedge sent), against
+// calling the attempt directly, in the same run:
+//
+//	go test -run '^$' -bench HedgeOverhead -benchmem ./pool/
+func BenchmarkHedgeOverhead(b *testing.B) {
+	res, err := retry.NewResolver(nil, []retry.Hedging{{Delay: time.Second, Methods: []string{"/svc/"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	attempt := func(ctx context.Context, n int, reply any) error {
+		reply.(*wrapperspb.StringValue).Value = "ok"
+		return nil
+	}
+	reply := &wrapperspb.StringValue{}
+	ctx := context.Background()
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = attempt(ctx, 1, reply)
+		}
+	})
+	b.Run("hedged", func(b *testing.B) {
+		call := hedgeCall{mc: res.Lookup("/svc/M"), budget: retry.NewBudget(retry.BudgetConfig{}), attempt: attempt}
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = hedge(ctx, call, reply)
+		}
+	})
+}

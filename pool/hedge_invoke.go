@@ -1,0 +1,61 @@
+package pool
+
+import (
+	"context"
+	"sync"
+
+	"google.golang.org/grpc"
+
+	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/retry"
+)
+
+// invokeHedged makes a unary call of a hedged method (mc.Hedging not nil)
+// through the hedging engine: each attempt picks a backend the call has
+// not tried, and a hedge that finds none is not sent. It is one logical
+// call: Invoke runs the caller's grpc.OnFinish once around it (opts has
+// them taken out), and it deposits into the budget once.
+func (p *Pool) invokeHedged(ctx context.Context, mc retry.MethodConfig, method string, args, reply any, opts []grpc.CallOption) error {
+	p.budget.Deposit()
+	var (
+		mu sync.Mutex     // guards tr: attempts pick from goroutines of their own
+		tr balancer.Tried // the backends the call's attempts went to
+	)
+	return hedge(ctx, hedgeCall{
+		mc:     mc,
+		budget: p.budget,
+		attempt: func(ctx context.Context, n int, reply any) error {
+			for {
+				mu.Lock()
+				pk, s, err := p.pick(ctx, method, opts, &tr)
+				if err == nil && n > 1 && tr.Has(pk.Conn.Backend) {
+					// Every backend was tried: a hedge there would only add
+					// load where the call already waits.
+					p.release(pk.Conn)
+					if pk.Done != nil {
+						pk.Done(balancer.ErrNotSent)
+					}
+					err = errNoHedgeTarget
+				}
+				if err == nil {
+					tr.Add(pk.Conn.Backend)
+				}
+				mu.Unlock()
+				if err != nil {
+					if n > 1 {
+						return errNoHedgeTarget
+					}
+					return err
+				}
+				err = p.invoke(ctx, pk, method, args, reply, opts, nil)
+				if notSent(err) && ctx.Err() == nil {
+					// The connection left READY under the pick: nothing was
+					// sent. Place the attempt again, on the next picker.
+					awaitChange(ctx, s)
+					continue
+				}
+				return err
+			}
+		},
+	}, reply)
+}

@@ -1,0 +1,107 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+
+	"github.com/grpcpool/grpcpool/example/echopb"
+	echobackend "github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/retry"
+)
+
+// The glue between the pool's picker and the hedging engine, on real
+// backends: with one backend black-holed, every hedged call is answered
+// by the other one (its first attempt or its hedge), the black-holed
+// attempts are cancelled, and a call never hedges onto a backend it
+// already tried.
+func TestInvokeHedged(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	bs := make([]*echobackend.Server, 2)
+	for i := range bs {
+		s, err := echobackend.Listen(echobackend.Options{Name: fmt.Sprintf("b%d", i)})
+		require.NoError(t, err)
+		t.Cleanup(s.Stop)
+		bs[i] = s
+	}
+	method := echopb.Echo_Unary_FullMethodName
+	p := newHedgePool(ctx, t, addrsOf(bs),
+		WithRetry(retry.Policy{}),
+		WithHedging(retry.Hedging{Delay: 5 * time.Millisecond, MaxAttempts: 3, Methods: []string{method}}))
+
+	mc := p.o.methods.ForCall(method, nil)
+	require.NotNil(t, mc.Hedging)
+	bs[0].SetBlackHole()
+	const calls = 20
+	for i := range calls {
+		reply := &echopb.EchoResponse{}
+		err := p.invokeHedged(ctx, mc, method, &echopb.EchoRequest{Message: "x"}, reply, nil)
+		require.NoError(t, err, "call %d", i)
+		assert.Equal(t, "b1", reply.GetBackend(), "call %d", i)
+	}
+	assert.Positive(t, bs[0].Unary(), "no first attempt went to the black-holed backend")
+	// A call that started on b1 answers before the delay, or hedges to
+	// b0 and is still answered by b1: b1 gets every call, b0 no more
+	// attempts than calls (MaxAttempts 3, but only 2 backends to try).
+	assert.EqualValues(t, calls, bs[1].Unary())
+	assert.LessOrEqual(t, bs[0].Unary(), int64(calls))
+	for _, b := range p.Stats().Backends {
+		assert.Zero(t, b.ActiveCalls, "calls left on %s: the losers were not cancelled", b.Addr)
+	}
+}
+
+// newHedgePool returns a ready pool of one connection per address.
+func newHedgePool(ctx context.Context, t *testing.T, addrs []string, opts ...Option) *Pool {
+	t.Helper()
+	r := manual.NewBuilderWithScheme(fmt.Sprintf("hedgetest%d", hedgeSchemes.Add(1)))
+	var st resolver.State
+	for _, a := range addrs {
+		st.Addresses = append(st.Addresses, resolver.Address{Addr: a})
+	}
+	r.InitialState(st)
+	opts = append([]Option{WithResolvers(r), WithSize(1),
+		WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()))}, opts...)
+	p, err := New(r.Scheme()+":///echo", opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	for !allReady(p.Stats(), len(addrs)) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("connections not ready: %+v", p.Stats())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return p
+}
+
+var hedgeSchemes atomic.Int64
+
+func addrsOf(bs []*echobackend.Server) []string {
+	var out []string
+	for _, b := range bs {
+		out = append(out, b.Addr())
+	}
+	return out
+}
+
+func allReady(st Stats, n int) bool {
+	if len(st.Backends) != n {
+		return false
+	}
+	for _, b := range st.Backends {
+		if b.Ready == 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,360 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/grpcpool/grpcpool/retry"
+)
+
+// fakeStep is how one fake attempt behaves: it answers after `after`
+// with err, or with a reply holding "attempt n".
+type fakeStep struct {
+	after time.Duration
+	err   error
+}
+
+// attemptLog is what a fake attempt saw: when it started (time since the
+// test's start), when it returned, and whether it was cancelled.
+type attemptLog struct {
+	n               int
+	start, end      time.Duration
+	cancelled       bool
+	replyWasCallers bool
+}
+
+// fakeAttempts returns an attempt function playing steps (attempt n
+// plays steps[n-1]; beyond them: errNoHedgeTarget) and the log it fills.
+type fakeAttempts struct {
+	t0     time.Time
+	steps  []fakeStep
+	caller any
+
+	mu   sync.Mutex
+	logs []attemptLog
+}
+
+func (f *fakeAttempts) attempt(ctx context.Context, n int, reply any) error {
+	if n > len(f.steps) {
+		return errNoHedgeTarget
+	}
+	l := attemptLog{n: n, start: time.Since(f.t0), replyWasCallers: reply == f.caller}
+	s := f.steps[n-1]
+	var err error
+	t := time.NewTimer(s.after)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		err = s.err
+		if err == nil {
+			reply.(*wrapperspb.StringValue).Value = fmt.Sprintf("attempt %d", n)
+		}
+	case <-ctx.Done():
+		l.cancelled = true
+		err = status.FromContextError(ctx.Err()).Err()
+	}
+	l.end = time.Since(f.t0)
+	f.mu.Lock()
+	f.logs = append(f.logs, l)
+	f.mu.Unlock()
+	return err
+}
+
+// sorted returns the logs by attempt number.
+func (f *fakeAttempts) sorted() []attemptLog {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]attemptLog, len(f.logs))
+	for _, l := range f.logs {
+		out[l.n-1] = l
+	}
+	return out
+}
+
+// hedgeCase is one run of hedge in a synctest bubble.
+type hedgeCase struct {
+	h       retry.Hedging
+	steps   []fakeStep
+	budget  *retry.Budget // nil: a disabled (unbounded) budget
+	timeout time.Duration // of the caller's context; 0: a minute
+
+	err     error
+	reply   *wrapperspb.StringValue
+	took    time.Duration
+	logs    []attemptLog
+	hedges  int // sent, per onHedge
+	refused int // per onHedge
+}
+
+func (r *hedgeCase) do(t *testing.T) {
+	t.Helper()
+	res, err := retry.NewResolver(nil, []retry.Hedging{r.h})
+	require.NoError(t, err)
+	if r.budget == nil {
+		r.budget = retry.NewBudget(retry.BudgetConfig{Disabled: true})
+	}
+	r.reply = &wrapperspb.StringValue{Value: "stale"}
+	f := &fakeAttempts{t0: time.Now(), steps: r.steps, caller: r.reply}
+	ctx, cancel := context.WithTimeout(t.Context(), cmpOr(r.timeout, time.Minute))
+	defer cancel()
+	call := hedgeCall{
+		mc:      res.Lookup("/svc/M"),
+		budget:  r.budget,
+		attempt: f.attempt,
+		onHedge: func(refused bool) {
+			if refused {
+				r.refused++
+			} else {
+				r.hedges++
+			}
+		},
+	}
+	r.err = hedge(ctx, call, r.reply)
+	r.took = time.Since(f.t0)
+	r.logs = f.sorted()
+	// Every attempt has returned by the time hedge does.
+	for _, l := range r.logs {
+		assert.LessOrEqual(t, l.end, r.took, "attempt %d returned after hedge", l.n)
+	}
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+const ms = time.Millisecond
+
+func TestHedgeFirstAnswersBeforeDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := hedgeCase{h: retry.Hedging{Delay: 10 * ms}, steps: []fakeStep{{after: 5 * ms}, {after: ms}}}
+		r.do(t)
+		require.NoError(t, r.err)
+		assert.Equal(t, "attempt 1", r.reply.Value)
+		assert.Equal(t, 5*ms, r.took)
+		require.Len(t, r.logs, 1, "no hedge before the delay")
+		assert.True(t, r.logs[0].replyWasCallers, "attempt 1 writes into the caller's reply")
+		assert.Zero(t, r.hedges)
+	})
+}
+
+func TestHedgeTiming(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := hedgeCase{
+			h:     retry.Hedging{Delay: 10 * ms, MaxAttempts: 3},
+			steps: []fakeStep{{after: 100 * ms}, {after: 100 * ms}, {after: 5 * ms}},
+		}
+		r.do(t)
+		require.NoError(t, r.err)
+		assert.Equal(t, "attempt 3", r.reply.Value, "the winner's reply, copied over the caller's")
+		assert.Equal(t, 25*ms, r.took)
+		require.Len(t, r.logs, 3)
+		for i, want := range []time.Duration{0, 10 * ms, 20 * ms} {
+			assert.Equal(t, want, r.logs[i].start, "attempt %d start", i+1)
+		}
+		assert.True(t, r.logs[0].cancelled, "loser 1 cancelled")
+		assert.True(t, r.logs[1].cancelled, "loser 2 cancelled")
+		assert.Equal(t, 25*ms, r.logs[0].end, "losers end when the winner answers")
+		assert.False(t, r.logs[2].cancelled)
+		assert.False(t, r.logs[1].replyWasCallers, "hedges write into replies of their own")
+		assert.Equal(t, 2, r.hedges)
+	})
+}
+
+func TestHedgeMaxAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := hedgeCase{
+			h:     retry.Hedging{Delay: 10 * ms, MaxAttempts: 2},
+			steps: []fakeStep{{after: 100 * ms}, {after: 100 * ms}, {after: ms}, {after: ms}},
+		}
+		r.do(t)
+		require.NoError(t, r.err)
+		assert.Equal(t, "attempt 1", r.reply.Value)
+		assert.Equal(t, 100*ms, r.took)
+		assert.Len(t, r.logs, 2, "no third attempt with MaxAttempts 2")
+		assert.True(t, r.logs[1].cancelled)
+	})
+}
+
+func TestHedgeBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A floor of one retry per second and (almost) no ratio: the first
+		// call gets its hedge, the second does not.
+		b := retry.NewBudget(retry.BudgetConfig{Ratio: 1e-9, MinPerSecond: 1, Window: time.Second})
+		steps := []fakeStep{{after: 100 * ms}, {after: 5 * ms}}
+
+		r := hedgeCase{h: retry.Hedging{Delay: 10 * ms}, steps: steps, budget: b}
+		r.do(t)
+		require.NoError(t, r.err)
+		assert.Equal(t, "attempt 2", r.reply.Value)
+		assert.Equal(t, 1, r.hedges)
+
+		r = hedgeCase{h: retry.Hedging{Delay: 10 * ms}, steps: steps, budget: b}
+		r.do(t)
+		require.NoError(t, r.err)
+		assert.Equal(t, "attempt 1", r.reply.Value)
+		assert.Equal(t, 100*ms, r.took, "no hedge: the budget refused it")
+		assert.Len(t, r.logs, 1)
+		assert.Equal(t, 1, r.refused)
+
+		// The floor comes back with the window.
+		time.Sleep(time.Second)
+		r = hedgeCase{h: retry.Hedging{Delay: 10 * ms}, steps: steps, budget: b}
+		r.do(t)
+		assert.Equal(t, "attempt 2", r.reply.Value)
+	})
+}
+
+func TestHedgeFatalStops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Attempt 1 fails fatally before the delay: no hedge.
+		r := hedgeCase{
+			h:     retry.Hedging{Delay: 10 * ms, MaxAttempts: 3},
+			steps: []fakeStep{{after: 5 * ms, err: status.Error(codes.InvalidArgument, "bad")}, {after: ms}},
+		}
+		r.do(t)
+		assert.Equal(t, codes.InvalidArgument, status.Code(r.err))
+		assert.Equal(t, 5*ms, r.took)
+		assert.Len(t, r.logs, 1)
+
+		// A hedge fails fatally: the call ends with its error, attempt 1
+		// is cancelled, no third attempt is sent.
+		r = hedgeCase{
+			h:     retry.Hedging{Delay: 10 * ms, MaxAttempts: 3, NonFatalCodes: []codes.Code{codes.Unavailable}},
+			steps: []fakeStep{{after: 100 * ms}, {after: 2 * ms, err: status.Error(codes.Internal, "boom")}, {after: ms}},
+		}
+		r.do(t)
+		assert.Equal(t, codes.Internal, status.Code(r.err))
+		assert.Equal(t, 12*ms, r.took)
+		require.Len(t, r.logs, 2)
+		assert.True(t, r.logs[0].cancelled)
+	})
+}
+
+func TestHedgeNonFatalHedgesAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		unavailable := status.Error(codes.Unavailable, "down")
+		r := hedgeCase{
+			h:     retry.Hedging{Delay: 10 * ms, MaxAttempts: 3, NonFatalCodes: []codes.Code{codes.Unavailable}},
+			steps: []fakeStep{{after: 2 * ms, err: unavailable}, {after: 100 * ms}, {after: ms}},
+		}
+		r.do(t)
+		require.NoError(t, r.err)
+		require.Len(t, r.logs, 3)
+		assert.Equal(t, 2*ms, r.logs[1].start, "a non-fatal failure sends the next hedge at once")
+		assert.Equal(t, 12*ms, r.logs[2].start, "and the delay runs from that hedge")
+		assert.Equal(t, "attempt 3", r.reply.Value)
+
+		// Every attempt fails non-fatally: the last error.
+		r = hedgeCase{
+			h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 2, NonFatalCodes: []codes.Code{codes.Unavailable}},
+			steps: []fakeStep{{after: 2 * ms, err: unavailable},
+				{after: 3 * ms, err: status.Error(codes.Unavailable, "also down")}},
+		}
+		r.do(t)
+		assert.Equal(t, "also down", status.Convert(r.err).Message())
+		assert.Equal(t, 5*ms, r.took)
+	})
+}
+
+func TestHedgeNoTarget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// One backend only: the hedge finds nothing to go to, and the call
+		// waits for attempt 1.
+		r := hedgeCase{h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 3}, steps: []fakeStep{{after: 50 * ms}}}
+		r.do(t)
+		require.NoError(t, r.err)
+		assert.Equal(t, "attempt 1", r.reply.Value)
+		assert.Equal(t, 50*ms, r.took)
+		assert.Equal(t, 1, r.hedges, "one hedge tried, none after it found no backend")
+	})
+}
+
+func TestHedgeContextEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := hedgeCase{
+			h:       retry.Hedging{Delay: 10 * ms, MaxAttempts: 3},
+			steps:   []fakeStep{{after: time.Second}, {after: time.Second}, {after: time.Second}},
+			timeout: 25 * ms,
+		}
+		r.do(t)
+		assert.Equal(t, codes.DeadlineExceeded, status.Code(r.err))
+		assert.Equal(t, 25*ms, r.took)
+		require.Len(t, r.logs, 3)
+		for _, l := range r.logs {
+			assert.True(t, l.cancelled, "attempt %d cancelled", l.n)
+		}
+	})
+}
+
+func TestHedgeOneAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		steps := []fakeStep{{after: 100 * ms}, {after: ms}}
+		// Not a proto.Message: one attempt, into the caller's reply.
+		res, err := retry.NewResolver(nil, []retry.Hedging{{Delay: 10 * ms}})
+		require.NoError(t, err)
+		var got []int
+		var reply struct{ v string }
+		err = hedge(t.Context(), hedgeCall{
+			mc:     res.Lookup("/svc/M"),
+			budget: retry.NewBudget(retry.BudgetConfig{}),
+			attempt: func(ctx context.Context, n int, r any) error {
+				got = append(got, n)
+				assert.Same(t, &reply, r)
+				return nil
+			},
+		}, &reply)
+		require.NoError(t, err)
+		assert.Equal(t, []int{1}, got)
+
+		// No budget: no hedge.
+		f := &fakeAttempts{t0: time.Now(), steps: steps}
+		err = hedge(t.Context(), hedgeCall{mc: res.Lookup("/svc/M"), attempt: f.attempt}, &wrapperspb.StringValue{})
+		require.NoError(t, err)
+		assert.Len(t, f.sorted(), 1)
+
+		// Not hedged.
+		f = &fakeAttempts{t0: time.Now(), steps: steps}
+		err = hedge(t.Context(), hedgeCall{budget: retry.NewBudget(retry.BudgetConfig{}), attempt: f.attempt}, &wrapperspb.StringValue{})
+		require.NoError(t, err)
+		assert.Len(t, f.sorted(), 1)
+	})
+}
+
+// With an adaptive delay, the engine feeds the method's latencies: after
+// enough calls whose first attempt took 4ms, the delay is 4ms; a first
+// attempt cancelled by a winning hedge counts with the time it ran.
+func TestHedgeAdaptiveDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		res, err := retry.NewResolver(nil, []retry.Hedging{{MaxDelay: time.Second}})
+		require.NoError(t, err)
+		mc := res.Lookup("/svc/M")
+		call := func(steps ...fakeStep) []attemptLog {
+			f := &fakeAttempts{t0: time.Now(), steps: steps}
+			c := hedgeCall{mc: mc, budget: retry.NewBudget(retry.BudgetConfig{Disabled: true}), attempt: f.attempt}
+			require.NoError(t, hedge(t.Context(), c, &wrapperspb.StringValue{}))
+			return f.sorted()
+		}
+		assert.Equal(t, time.Second, mc.HedgingDelay())
+		for range 64 {
+			call(fakeStep{after: 4 * ms})
+		}
+		assert.Equal(t, 4*ms, mc.HedgingDelay())
+
+		logs := call(fakeStep{after: time.Second}, fakeStep{after: ms})
+		require.Len(t, logs, 2)
+		assert.Equal(t, 4*ms, logs[1].start, "the hedge goes out at the 95th percentile")
+	})
+}
