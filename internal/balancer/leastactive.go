@@ -60,8 +60,13 @@ func (p *Picker) pickLeast(tr *Tried) (Result, bool) {
 		return p.take(p.backends[0])
 	}
 	skip := skipTried(tr, n)
-	if n > exactScan && p.least != nil && !skip && !p.ramping {
-		return p.pickFloor()
+	if !skip && !p.ramping {
+		if n > exactScan && p.least != nil {
+			return p.pickFloor()
+		}
+		if n <= exactScan {
+			return p.pickScan()
+		}
 	}
 	var now int64
 	if p.ramping {
@@ -99,6 +104,32 @@ func (p *Picker) pickLeast(tr *Tried) (Result, bool) {
 		return Result{}, false
 	}
 	return p.take(best) // on refusal: the round-robin fallback
+}
+
+// pickScan is the exact scan of a small fleet: every backend's load per
+// unit of weight, from a random start; a backend's connections are read
+// only when it would win.
+func (p *Picker) pickScan() (Result, bool) {
+	bs := p.backends
+	n := len(bs)
+	i := int(p.rand() % uint64(n))
+	var best *pickBackend
+	var bl, bw int64
+	for range n {
+		pb := bs[i]
+		if i++; i == n {
+			i = 0
+		}
+		l := pb.b.Load()
+		if best != nil && l*bw >= bl*pb.weight || allFull(pb) {
+			continue
+		}
+		best, bl, bw = pb, l, pb.weight
+	}
+	if best == nil {
+		return Result{}, false
+	}
+	return p.take(best)
 }
 
 // pickFloor takes a backend at the load floor: the one that last lowered

@@ -105,12 +105,11 @@ func (e *latency) estimate(now int64) float64 {
 // and none of its calls has finished yet to say so.
 const latencyFloor = float64(time.Millisecond)
 
-// costOf is PeakEWMA's cost of pb at now: the latency estimate plus
-// latencyFloor, times the calls and streams it carries plus one, per unit
-// of weight and of slow start.
-func (p *Picker) costOf(pb *pickBackend, now int64) float64 {
-	b := pb.b
-	c := (b.ewma.estimate(now) + latencyFloor) * float64(b.Load()+1) / float64(pb.weight)
+// costOf is PeakEWMA's cost of pb at now, whose latency estimate is est:
+// the estimate plus latencyFloor, times the calls and streams it carries
+// plus one, per unit of weight and of slow start.
+func (p *Picker) costOf(pb *pickBackend, est float64, now int64) float64 {
+	c := (est + latencyFloor) * float64(pb.b.Load()+1) / float64(pb.weight)
 	if pb.rampAt != 0 {
 		c /= p.ss.factor(pb.rampAt, now)
 	}
@@ -138,7 +137,7 @@ func (p *Picker) cheaper(a, b *pickBackend, now int64) bool {
 	case eb > outlierRatio*ea+outlierSlack:
 		return true
 	}
-	return p.costOf(a, now) < p.costOf(b, now)
+	return p.costOf(a, ea, now) < p.costOf(b, eb, now)
 }
 
 // pickEWMA takes the cheaper of two distinct random backends (power of
@@ -157,7 +156,7 @@ func (p *Picker) pickEWMA(tr *Tried) (Result, bool) {
 			if tr.Has(pb.b) || allFull(pb) {
 				continue
 			}
-			if c := p.costOf(pb, now); best == nil || c < bc {
+			if c := p.costOf(pb, pb.b.ewma.estimate(now), now); best == nil || c < bc {
 				best, bc = pb, c
 			}
 		}

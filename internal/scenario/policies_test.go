@@ -1,7 +1,9 @@
 package scenario
 
 import (
+	"context"
 	"testing"
+	"time"
 )
 
 func policyRowOf(t *testing.T, rows []PolicyRow, cas, client string) PolicyRow {
@@ -32,5 +34,21 @@ func TestPoliciesSmall(t *testing.T) {
 	c := policyRowOf(t, rows, "(c)", "pool PeakEWMA")
 	if share := float64(c.Failed) / float64(c.Calls); share > 0.05 {
 		t.Errorf("(c) PeakEWMA failed %.1f%% of its calls, want at most 5%%", 100*share)
+	}
+}
+
+// BenchmarkPolicies runs RunPolicies at its documented sizes once and
+// logs the table docs/policies.md records:
+//
+//	go test -run '^$' -bench Policies -benchtime 1x -v ./internal/scenario/
+func BenchmarkPolicies(b *testing.B) {
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		tab, _, err := RunPolicies(ctx, PoliciesConfig{}, nil)
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Log("\n" + resilienceText(tab))
 	}
 }
