@@ -17,6 +17,23 @@ func manyKeys(n int) []string {
 	return keys
 }
 
+// resolvedFake is newFake with keys resolved and every connection READY.
+func resolvedFake(t *testing.T, cfg Config, keys ...string) *fakeSeam {
+	t.Helper()
+	f := newFake(t, cfg)
+	f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(keys...)) })
+	f.readyAll()
+	return f
+}
+
+// requireLoads asserts that every backend of keys carries want streams.
+func requireLoads(t *testing.T, f *fakeSeam, want int64, keys ...string) {
+	t.Helper()
+	for i, l := range loads(f, keys...) {
+		require.EqualValues(t, want, l, "backend %d", i)
+	}
+}
+
 func maxOverMean(ls []int64) float64 {
 	var sum, top int64
 	for _, l := range ls {
@@ -30,16 +47,12 @@ func maxOverMean(ls []int64) float64 {
 // backends with 10 never-ending streams each end at 10 each.
 func TestLeastActiveIsExactOverTwoHundredBackends(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1, Policy: LeastActive})
 		keys := manyKeys(200)
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(keys...)) })
-		f.readyAll()
+		f := resolvedFake(t, Config{Size: 1, Policy: LeastActive}, keys...)
 		openStreams(t, f, 2000)
 		ls := loads(f, keys...)
 		require.LessOrEqual(t, maxOverMean(ls), 1.05, "%v", ls)
-		for i, l := range ls {
-			require.EqualValues(t, 10, l, "backend %d", i)
-		}
+		requireLoads(t, f, 10, keys...)
 	})
 }
 
@@ -47,17 +60,13 @@ func TestLeastActiveIsExactOverTwoHundredBackends(t *testing.T) {
 // the next 1,000 streams all go to the new ones.
 func TestLeastActiveFillsNewBackendsAtScale(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1, Policy: LeastActive})
 		keys := manyKeys(200)
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(keys[:100]...)) })
-		f.readyAll()
+		f := resolvedFake(t, Config{Size: 1, Policy: LeastActive}, keys[:100]...)
 		openStreams(t, f, 1000)
 		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(keys...)) })
 		f.readyAll()
 		openStreams(t, f, 1000)
-		for i, l := range loads(f, keys...) {
-			require.EqualValues(t, 10, l, "backend %d", i)
-		}
+		requireLoads(t, f, 10, keys...)
 	})
 }
 
@@ -65,10 +74,8 @@ func TestLeastActiveFillsNewBackendsAtScale(t *testing.T) {
 // backend it left, though every other backend is at the same level.
 func TestLeastActiveRefillsWhereAStreamEnded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1, Policy: LeastActive})
 		keys := manyKeys(100)
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(keys...)) })
-		f.readyAll()
+		f := resolvedFake(t, Config{Size: 1, Policy: LeastActive}, keys...)
 		var held []*Conn
 		for range 500 {
 			r, o := f.picker().Pick(PickInfo{})
@@ -85,8 +92,6 @@ func TestLeastActiveRefillsWhereAStreamEnded(t *testing.T) {
 			require.Same(t, c.Backend, r.Conn.Backend, "end %d: the new stream goes where one ended", i)
 			r.Conn.Backend.Streams.Add(1)
 		}
-		for i, l := range loads(f, keys...) {
-			require.EqualValues(t, 5, l, "backend %d", i)
-		}
+		requireLoads(t, f, 5, keys...)
 	})
 }

@@ -39,41 +39,37 @@ func ewmaFleet(t *testing.T) *fakeSeam {
 }
 
 // One sequential caller sees no load anywhere, but the backend 20 ms
-// slower than the others gets at most 5 % of the calls.
-func TestPeakEWMAAvoidsASlowBackend(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := ewmaFleet(t)
-		const calls = 3000
-		got := ewmaRun(t, f, calls, func(key string) (time.Duration, bool) {
-			if key == "slow" {
-				return 21 * time.Millisecond, false
-			}
-			return time.Millisecond, false
+// slower than the others gets at most 5 % of the calls; a backend that
+// fails fast (Unavailable in 100 µs), which looks idle to LeastActive,
+// gets at most 1 %: each failure counts as the penalty latency.
+func TestPeakEWMAAvoidsABadBackend(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		lat      time.Duration
+		failed   bool
+		maxShare float64
+	}{
+		{"slow", 21 * time.Millisecond, false, 0.05},
+		{"failing fast", 100 * time.Microsecond, true, 0.01},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := ewmaFleet(t)
+				const calls = 3000
+				got := ewmaRun(t, f, calls, func(key string) (time.Duration, bool) {
+					if key == "slow" {
+						return tt.lat, tt.failed
+					}
+					return time.Millisecond, false
+				})
+				t.Logf("calls per backend: %v", got)
+				require.LessOrEqual(t, float64(got["slow"])/calls, tt.maxShare, "%v", got)
+				for _, k := range []string{"a", "b", "c"} {
+					require.Greater(t, got[k], calls/5, "the good backends share the calls: %v", got)
+				}
+			})
 		})
-		t.Logf("calls per backend: %v", got)
-		require.LessOrEqual(t, float64(got["slow"])/calls, 0.05, "%v", got)
-		for _, k := range []string{"a", "b", "c"} {
-			require.Greater(t, got[k], calls/5, "the fast backends share the calls: %v", got)
-		}
-	})
-}
-
-// A backend that fails fast (Unavailable in 100 µs) looks idle to
-// LeastActive; PeakEWMA records each failure as the penalty latency, and
-// at most 1 % of the calls fail.
-func TestPeakEWMAAvoidsAFastFailingBackend(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := ewmaFleet(t)
-		const calls = 3000
-		got := ewmaRun(t, f, calls, func(key string) (time.Duration, bool) {
-			if key == "slow" {
-				return 100 * time.Microsecond, true
-			}
-			return time.Millisecond, false
-		})
-		t.Logf("calls per backend: %v", got)
-		require.LessOrEqual(t, float64(got["slow"])/calls, 0.01, "%v", got)
-	})
+	}
 }
 
 // A failure with the server's pushback is recorded as the pushback; the
