@@ -14,31 +14,41 @@ const (
 
 // leastShared is what LeastActive's pickers share across a Core's
 // lifetime: a lower bound on the load of every backend that takes calls,
-// and the backend that last lowered it.
+// and a backend a release left at it.
 //
 // The floor holds when every backend carries at least floor: the Core
 // sets it to the exact minimum with every picker it builds, a release
 // that leaves its backend below it lowers it (Conn.Release), and a pick
 // raises it only after a scan of every backend found none at it. A pick
 // therefore takes any backend at the floor and it is one of the least
-// loaded; it finds one by scanning from its P's cursor, which walks the
-// fleet, so a fleet filling up level by level costs about one backend
-// read per pick.
+// loaded: the hint if it is still there, else the first from its P's
+// cursor, which walks the fleet, so a fleet filling up level by level
+// costs about one backend read per pick, and a stream that ends is
+// replaced on its backend at the cost of one.
 type leastShared struct {
 	floor atomic.Int64
-	hint  atomic.Pointer[Backend] // the backend that last lowered the floor
+	hint  atomic.Pointer[Backend] // a backend a release left at the floor
+	large atomic.Bool             // the fleet is above exactScan: the floor is in use
 }
 
-// released is called after a call on b ended and left b's load.
+// released is called after a call on b ended and left b's load. With the
+// floor in use, a backend left below it lowers it, and one left at it is
+// the hint when there is none.
 func (b *Backend) released() {
 	ls := b.least
-	if ls == nil {
+	if ls == nil || !ls.large.Load() {
 		return
 	}
 	l := b.Load()
 	for {
 		f := ls.floor.Load()
-		if l >= f {
+		switch {
+		case l > f:
+			return
+		case l == f:
+			if ls.hint.Load() == nil {
+				ls.hint.Store(b)
+			}
 			return
 		}
 		if ls.floor.CompareAndSwap(f, l) {
@@ -132,20 +142,16 @@ func (p *Picker) pickScan() (Result, bool) {
 	return p.take(best)
 }
 
-// pickFloor takes a backend at the load floor: the one that last lowered
-// it, else the first at it from this P's cursor. A scan that goes round
-// the whole fleet without finding one has seen the true minimum: it
-// raises the floor to it and takes that backend.
+// pickFloor takes a backend at the load floor: the hint, else the first
+// at it from this P's cursor. A scan that goes round the whole fleet
+// without finding one has seen the true minimum: it raises the floor to
+// it and takes that backend.
 func (p *Picker) pickFloor() (Result, bool) {
 	ls := p.least
 	floor := ls.floor.Load()
 	if h := ls.hint.Load(); h != nil {
 		if pb := h.entry.Load(); pb != nil && pb.b.Load() <= floor && !allFull(pb) && ls.hint.CompareAndSwap(h, nil) {
 			if r, ok := p.take(pb); ok {
-				// It was the backend below the rest; others that were
-				// lowered with it are still taken when the scan reaches
-				// them, so the spread stays within one call.
-				ls.floor.CompareAndSwap(floor, floor+1)
 				return r, true
 			}
 		}

@@ -127,6 +127,7 @@ func (k *Core) Flush() {
 	}
 	if k.least != nil {
 		k.least.floor.Store(max(floor, 0))
+		k.least.large.Store(len(q.backends) > exactScan)
 	}
 	q = prev.next(q)
 	if prev != nil {
