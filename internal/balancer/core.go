@@ -183,6 +183,7 @@ type Core struct {
 	clock    *clock
 	least    *leastShared // LeastActive's load floor; nil for other policies
 	ew       *ewmaCfg     // PeakEWMA's configuration; nil for other policies
+	ctr      *counters    // the pickers' counters
 }
 
 // New returns a Core that acts through seam. It publishes a first picker
@@ -211,7 +212,7 @@ func New(cfg Config, seam Seam) *Core {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	k := &Core{cfg: cfg, seam: seam, log: log, backends: make(map[string]*Backend), clock: newClock()}
+	k := &Core{cfg: cfg, seam: seam, log: log, backends: make(map[string]*Backend), clock: newClock(), ctr: newCounters(cfg.Rand())}
 	k.initPolicy()
 	if cfg.IdleTimeout > 0 && cfg.MaxSize > cfg.Size {
 		k.idle = seam.After(k.idleEvery(), Timer{Kind: IdleTimer})

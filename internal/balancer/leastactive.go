@@ -14,7 +14,7 @@ const (
 
 // leastShared is what LeastActive's pickers share across a Core's
 // lifetime: a lower bound on the load of every backend that takes calls,
-// and a backend a release left at it.
+// and per P a backend a release left at it.
 //
 // The floor holds when every backend carries at least floor: the Core
 // sets it to the exact minimum with every picker it builds, a release
@@ -27,13 +27,14 @@ const (
 // replaced on its backend at the cost of one.
 type leastShared struct {
 	floor atomic.Int64
-	hint  atomic.Pointer[Backend] // a backend a release left at the floor
-	large atomic.Bool             // the fleet is above exactScan: the floor is in use
+	large atomic.Bool // the fleet is above exactScan: the floor is in use
+	ctr   *counters   // the pickers' shards, which hold the hints
 }
 
 // released is called after a call on b ended and left b's load. With the
-// floor in use, a backend left below it lowers it, and one left at it is
-// the hint when there is none.
+// floor in use, a backend left below it lowers it, and one left at or
+// below it becomes the hint of the releasing P (a per-P slot, so that
+// releases write no shared memory).
 func (b *Backend) released() {
 	ls := b.least
 	if ls == nil || !ls.large.Load() {
@@ -42,20 +43,16 @@ func (b *Backend) released() {
 	l := b.Load()
 	for {
 		f := ls.floor.Load()
-		switch {
-		case l > f:
-			return
-		case l == f:
-			if ls.hint.Load() == nil {
-				ls.hint.Store(b)
-			}
+		if l > f {
 			return
 		}
-		if ls.floor.CompareAndSwap(f, l) {
-			ls.hint.Store(b)
-			return
+		if l == f || ls.floor.CompareAndSwap(f, l) {
+			break
 		}
 	}
+	s := ls.ctr.pin()
+	s.hint.Store(b)
+	unpin()
 }
 
 // pickLeast takes the backend with the fewest active calls and streams per
@@ -149,16 +146,20 @@ func (p *Picker) pickScan() (Result, bool) {
 func (p *Picker) pickFloor() (Result, bool) {
 	ls := p.least
 	floor := ls.floor.Load()
-	if h := ls.hint.Load(); h != nil {
-		if pb := h.entry.Load(); pb != nil && pb.b.Load() <= floor && !allFull(pb) && ls.hint.CompareAndSwap(h, nil) {
+	s := p.ctr.pin()
+	h := s.hint.Load()
+	if h != nil {
+		s.hint.Store(nil)
+	}
+	cur := s.cursor.Load()
+	unpin()
+	if h != nil {
+		if pb := h.entry.Load(); pb != nil && pb.b.Load() <= floor && !allFull(pb) {
 			if r, ok := p.take(pb); ok {
 				return r, true
 			}
 		}
 	}
-	s := p.ctr.pin()
-	cur := s.cursor.Load()
-	unpin()
 	bs := p.backends
 	n := len(bs)
 	start := int(cur % uint64(n))

@@ -36,7 +36,7 @@ type latency struct {
 func (k *Core) initPolicy() {
 	switch k.cfg.Policy {
 	case LeastActive:
-		k.least = &leastShared{}
+		k.least = &leastShared{ctr: k.ctr}
 	case PeakEWMA:
 		tau := k.cfg.EWMADecay
 		if tau <= 0 {

@@ -104,7 +104,7 @@ func (k *Core) Flush() {
 	prev := k.picker
 	q := &Picker{}
 	if prev == nil {
-		q.policy, q.rand, q.ctr = k.cfg.Policy, k.cfg.Rand, newCounters(k.cfg.Rand())
+		q.policy, q.rand, q.ctr = k.cfg.Policy, k.cfg.Rand, k.ctr
 		q.least, q.clock, q.ss = k.least, k.clock, k.slowStart()
 	}
 	k.eject()

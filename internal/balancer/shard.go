@@ -22,11 +22,12 @@ func procUnpin()
 // contended: they are loads and stores, there only so the race detector
 // sees the hand-over from one goroutine to the next on the same P.
 type shard struct {
-	next, end atomic.Uint64 // round-robin tickets this P holds: [next, end)
-	hot       atomic.Uint32 // blocks to take before trying single tickets again
-	local     atomic.Uint64 // this P's own counter: connection rotation
-	cursor    atomic.Uint64 // LeastActive's scan position (large fleets)
-	_         [24]byte
+	next, end atomic.Uint64           // round-robin tickets this P holds: [next, end)
+	hot       atomic.Uint32           // blocks to take before trying single tickets again
+	local     atomic.Uint64           // this P's own counter: connection rotation
+	cursor    atomic.Uint64           // LeastActive's scan position (large fleets)
+	hint      atomic.Pointer[Backend] // LeastActive: a backend this P's last release left at the floor
+	_         [16]byte
 }
 
 // counters is the pickers' shared pick state, carried from picker to
