@@ -89,13 +89,13 @@ func (p *Picker) FailErr() error {
 
 // take places the call on one of pb's connections, if its breaker lets it
 // and a connection has room. Connections are taken in turn by the calling
-// P's own counter.
+// P's own counter (see counters.turn).
 func (p *Picker) take(pb *pickBackend) (Result, bool) {
 	if len(pb.conns) == 1 {
 		return p.takeAt(pb, 0)
 	}
 	s := p.ctr.pin()
-	t := tick(s)
+	t := p.ctr.turn(s)
 	unpin()
 	return p.takeAt(pb, uint32(t))
 }

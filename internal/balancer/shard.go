@@ -24,6 +24,7 @@ func procUnpin()
 type shard struct {
 	next, end atomic.Uint64           // round-robin tickets this P holds: [next, end)
 	hot       atomic.Uint32           // blocks to take before trying single tickets again
+	idx       uint32                  // its index in counters.shards
 	local     atomic.Uint64           // this P's own counter: connection rotation
 	cursor    atomic.Uint64           // LeastActive's scan position (large fleets)
 	hint      atomic.Pointer[Backend] // LeastActive: a backend this P's last release left at the floor
@@ -57,7 +58,8 @@ func newCounters(seed uint64) *counters {
 	c := &counters{shards: make([]shard, max(runtime.GOMAXPROCS(0), 1))}
 	c.global.Store(seed >> 1)
 	for i := range c.shards {
-		c.shards[i].local.Store(seed + uint64(i)*0x9E3779B97F4A7C15)
+		c.shards[i].idx = uint32(i)
+		c.shards[i].local.Store(seed >> 3)
 		c.shards[i].cursor.Store(seed >> 1)
 	}
 	return c
@@ -93,9 +95,13 @@ func (c *counters) ticket(s *shard, cycle uint64) uint64 {
 	return v
 }
 
-// tick advances s's own counter.
-func tick(s *shard) uint64 {
+// turn advances s's own counter and returns the connection turn of its
+// P: P i of n takes turns i, i+n, i+2n, …, so with at least as many
+// connections as Ps no two Ps take the same connection at the same turn
+// (and with fewer, they share them evenly), and calls from different
+// cores rarely write the same connection's counters.
+func (c *counters) turn(s *shard) uint64 {
 	v := s.local.Load() + 1
 	s.local.Store(v)
-	return v
+	return v*uint64(len(c.shards)) + uint64(s.idx)
 }
