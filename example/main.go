@@ -21,15 +21,24 @@
 //   - streamlimit: a server's MAX_CONCURRENT_STREAMS — one ClientConn
 //     queues the streams beyond it, the pool opens more connections.
 //
-// Run all of them (well under a minute):
+// Run all of them (about a minute), each printing a table, then a summary
+// of one line per scenario:
 //
 //	go run ./example
 //
-// or some, with other sizes, and the scale-up chart as SVG:
+// or some, with other sizes, and the scale-up chart as SVG (the one in
+// docs/img/scaleup.svg is made by the second command):
 //
-//	go run ./example -scenarios vip,scaleup -streams 600 -svg scaleup.svg
+//	go run ./example -scenarios vip,scaleup -streams 600
+//	go run ./example -scenarios scaleup -svg docs/img/scaleup.svg
 //
-// Progress goes to stderr, tables to stdout.
+// With -metrics, the pools' OpenTelemetry metrics are served for
+// Prometheus while the scenarios run:
+//
+//	go run ./example -scenarios sick,recycle -metrics 127.0.0.1:9464
+//
+// "go run ./example -h" lists the scenarios with the sizes they use.
+// Progress goes to stderr, tables to stdout; every line fits 100 columns.
 package main
 
 import (
@@ -62,40 +71,82 @@ type flags struct {
 
 // entry is one scenario the program can run.
 type entry struct {
-	name string
-	run  func(ctx context.Context, f flags, progress scenario.Progress) (*scenario.Table, error)
+	name     string
+	desc     string        // what it shows, in one line
+	defaults func() string // the sizes it uses when no flag sets them
+	run      func(ctx context.Context, f flags, progress scenario.Progress) (scenario.Result, error)
 }
 
 // scenarios lists every scenario in the order they run.
 var scenarios = []entry{
-	{"vip", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
-		return scenario.RunVIP(ctx, scenario.VIPConfig{Backends: f.backends, Streams: f.streams, Logger: f.logger}, p)
-	}},
-	{"direct", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
-		return scenario.RunDirect(ctx, scenario.DirectConfig{Backends: f.backends, Streams: f.streams, Logger: f.logger}, p)
-	}},
-	{"scaleup", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
-		cfg := scenario.ScaleUpConfig{Backends: f.backends, Streams: f.streams, Lifetime: f.duration, MaxStreamAge: f.duration, Logger: f.logger}
-		if f.series != nil {
-			cfg.OnSeries = func(s scenario.Series) { *f.series = append(*f.series, s) }
-		}
-		return scenario.RunScaleUp(ctx, cfg, p)
-	}},
-	{"scaledown", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
-		return scenario.RunScaleDown(ctx, scenario.ScaleDownConfig{Backends: f.backends, Duration: f.duration, Logger: f.logger}, p)
-	}},
-	{"recycle", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
-		return scenario.RunRecycle(ctx, scenario.RecycleConfig{Backends: f.backends, Logger: f.logger}, p)
-	}},
-	{"sick", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
-		return scenario.RunSickBackend(ctx, scenario.ResilienceConfig{Backends: f.backends, Logger: f.logger}, p)
-	}},
-	{"slow", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
-		return scenario.RunSlowBackend(ctx, scenario.ResilienceConfig{Backends: f.backends, Logger: f.logger}, p)
-	}},
-	{"streamlimit", func(ctx context.Context, f flags, p scenario.Progress) (*scenario.Table, error) {
-		return scenario.RunStreamLimit(ctx, scenario.StreamLimitConfig{Streams: f.streams, Logger: f.logger}, p)
-	}},
+	{"vip", "long-lived streams behind an L4 proxy: one ClientConn vs pools",
+		func() string {
+			c := scenario.VIPConfig{}.WithDefaults()
+			return fmt.Sprintf("%d backends, %d streams, pool WithSize(%d)", c.Backends, c.Streams, c.Size)
+		},
+		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
+			return scenario.RunVIP(ctx, scenario.VIPConfig{Backends: f.backends, Streams: f.streams, Logger: f.logger}, p)
+		}},
+	{"direct", "every address resolved: pick_first, round_robin and the pool",
+		func() string {
+			c := scenario.DirectConfig{}.WithDefaults()
+			return fmt.Sprintf("%d backends, %d streams, %d unary calls", c.Backends, c.Streams, c.Calls)
+		},
+		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
+			return scenario.RunDirect(ctx, scenario.DirectConfig{Backends: f.backends, Streams: f.streams, Logger: f.logger}, p)
+		}},
+	{"scaleup", "backends added while streams are open: time until they are spread",
+		func() string {
+			c := scenario.ScaleUpConfig{}.WithDefaults()
+			return fmt.Sprintf("%d+%d backends, %d streams, -duration %v", c.Backends, c.Backends, c.Streams, c.Lifetime)
+		},
+		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
+			cfg := scenario.ScaleUpConfig{Backends: f.backends, Streams: f.streams, Lifetime: f.duration, MaxStreamAge: f.duration, Logger: f.logger}
+			if f.series != nil {
+				cfg.OnSeries = func(s scenario.Series) { *f.series = append(*f.series, s) }
+			}
+			return scenario.RunScaleUp(ctx, cfg, p)
+		}},
+	{"scaledown", "a backend removed (and stopped) under load: failed calls",
+		func() string {
+			c := scenario.ScaleDownConfig{}.WithDefaults()
+			return fmt.Sprintf("%d backends, %d calls/s, -duration %v", c.Backends, c.Rate, c.Duration)
+		},
+		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
+			return scenario.RunScaleDown(ctx, scenario.ScaleDownConfig{Backends: f.backends, Duration: f.duration, Logger: f.logger}, p)
+		}},
+	{"recycle", "WithMaxConnAge replacing every connection under load: failed calls",
+		func() string {
+			c := scenario.RecycleConfig{}.WithDefaults()
+			return fmt.Sprintf("%d backends, max age %v, %d recycles", c.Backends, c.MaxConnAge, c.Recycles)
+		},
+		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
+			return scenario.RunRecycle(ctx, scenario.RecycleConfig{Backends: f.backends, Logger: f.logger}, p)
+		}},
+	{"sick", "one backend fails every call: grpc-go vs the pool's breaker and retry",
+		func() string {
+			c := scenario.ResilienceConfig{}.WithDefaults(3000, time.Second)
+			return fmt.Sprintf("%d backends, %d calls", c.Backends, c.Calls)
+		},
+		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
+			return scenario.RunSickBackend(ctx, scenario.ResilienceConfig{Backends: f.backends, Logger: f.logger}, p)
+		}},
+	{"slow", "one backend answers past the deadline: grpc-go vs the pool's breaker",
+		func() string {
+			c := scenario.ResilienceConfig{}.WithDefaults(800, 100*time.Millisecond)
+			return fmt.Sprintf("%d backends, %d calls, %v deadline", c.Backends, c.Calls, c.CallTimeout)
+		},
+		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
+			return scenario.RunSlowBackend(ctx, scenario.ResilienceConfig{Backends: f.backends, Logger: f.logger}, p)
+		}},
+	{"streamlimit", "a server's MAX_CONCURRENT_STREAMS: queued streams vs more connections",
+		func() string {
+			c := scenario.StreamLimitConfig{}.WithDefaults()
+			return fmt.Sprintf("%d streams, limit %d", c.Streams, c.ServerLimit)
+		},
+		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
+			return scenario.RunStreamLimit(ctx, scenario.StreamLimitConfig{Streams: f.streams, Logger: f.logger}, p)
+		}},
 }
 
 func main() {
@@ -103,6 +154,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "example:", err)
 		os.Exit(1)
 	}
+}
+
+// usage writes the -h text: what the program does, each scenario in one
+// line with the sizes it uses, and the flags.
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintf(w, `usage: go run ./example [flags]
+
+Runs measured scenarios of grpcpool against real gRPC servers on loopback, prints a table
+per scenario and a closing summary (tables to stdout, progress to stderr).
+
+Scenarios, in the order they run:
+`)
+	for _, e := range scenarios {
+		fmt.Fprintf(w, "  %-12s %s\n  %-12s   defaults: %s\n", e.name, e.desc, "", e.defaults())
+	}
+	fmt.Fprintf(w, "\nFlags (unset: each scenario's default above):\n")
+	fs.PrintDefaults()
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -113,17 +182,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		names[i] = e.name
 	}
 	var (
-		which   = fs.String("scenarios", "all", "comma-separated scenarios to run: "+strings.Join(names, ",")+", or all")
-		streams = fs.Int("streams", 0, "streams per client in vip, direct, scaleup and streamlimit (0: each scenario's default)")
-		nback   = fs.Int("backends", 0, "backends in every scenario but streamlimit; scaleup adds as many again (0: each scenario's default)")
-		dur     = fs.Duration("duration", 0, "scaleup: stream lifetime and max stream age; scaledown: length of each run (0: defaults)")
-		svg     = fs.String("svg", "", "write the scale-up chart (active streams per backend over time) to this SVG file")
+		which   = fs.String("scenarios", "all", "comma-separated scenarios to run, or all")
+		streams = fs.Int("streams", 0, "streams per client in vip, direct, scaleup and streamlimit")
+		nback   = fs.Int("backends", 0, "backends in every scenario but streamlimit; scaleup adds as many again")
+		dur     = fs.Duration("duration", 0, "scaleup: stream lifetime and max stream age; scaledown: length of each run")
+		svg     = fs.String("svg", "", "write the scale-up chart (active streams per backend over time) to this SVG `file`")
 		verbose = fs.Bool("v", false, "log the pools' debug output and every progress line to stderr")
+		metrics = metricsFlag(fs)
 	)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: go run ./example [flags]\n\nRuns measured scenarios of grpcpool on loopback and prints a table per scenario.\n\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -140,6 +207,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := serveMetrics(*metrics, stderr)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	f := flags{streams: *streams, backends: *nback, duration: *dur, svg: *svg}
 	if *verbose {
 		f.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -156,24 +228,30 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	pr := newProgress(stderr, *verbose)
 	start := time.Now()
-	var failed []string
+	var failed, summary []string
 	for _, e := range selected {
 		t0 := time.Now()
 		pr.begin(e.name)
-		t, err := e.run(ctx, f, pr.say)
+		res, err := e.run(ctx, f, pr.say)
 		pr.end()
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", e.name, err)
 			failed = append(failed, e.name)
+			summary = append(summary, e.name+": FAILED: "+err.Error())
 			if ctx.Err() != nil {
 				break
 			}
 			continue
 		}
-		t.Fprint(stdout)
+		res.Table().Fprint(stdout)
 		fmt.Fprintf(stdout, "  (%s took %v)\n", e.name, time.Since(t0).Round(10*time.Millisecond))
+		summary = append(summary, res.Summary())
 	}
-	fmt.Fprintf(stdout, "\ntotal %v\n", time.Since(start).Round(10*time.Millisecond))
+	fmt.Fprintf(stdout, "\n== Summary ==\n")
+	for _, l := range summary {
+		fmt.Fprintln(stdout, l)
+	}
+	fmt.Fprintf(stdout, "total %v\n", time.Since(start).Round(10*time.Millisecond))
 	if *svg != "" && len(series) > 0 {
 		if err := writeSVG(*svg, series); err != nil {
 			return err

@@ -5,20 +5,45 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/grpcpool/grpcpool/internal/scenario"
 )
 
 func TestRunVIPSmall(t *testing.T) {
 	var out, errb bytes.Buffer
-	if err := run([]string{"-scenarios", "vip", "-streams", "30"}, &out, &errb); err != nil {
-		t.Fatalf("run: %v\nstderr:\n%s", err, errb.String())
+	err := run([]string{"-scenarios", "vip", "-streams", "30"}, &out, &errb)
+	require.NoError(t, err, "stderr:\n%s", errb.String())
+	for _, want := range []string{"== VIP: 30 long-lived streams", "grpc.ClientConn", "3.00",
+		"== Summary ==", "vip: streams max/mean behind an L4 proxy: ClientConn 3.00 → pool RoundRobin", "total "} {
+		assert.Contains(t, out.String(), want)
 	}
-	for _, want := range []string{"== VIP: 30 long-lived streams", "grpc.ClientConn", "3.00", "total "} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
+	for _, l := range strings.Split(out.String(), "\n") {
+		assert.LessOrEqual(t, utf8.RuneCountInString(l), scenario.MaxWidth, "line %q", l)
 	}
-	if !strings.Contains(errb.String(), "[vip") {
-		t.Errorf("no progress on stderr:\n%s", errb.String())
+	assert.Contains(t, errb.String(), "[vip", "progress on stderr")
+}
+
+// -h names every scenario with one line of description and the sizes it
+// uses, taken from the scenario package's defaults.
+func TestUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	require.NoError(t, run([]string{"-h"}, &out, &errb))
+	help := errb.String()
+	for _, e := range scenarios {
+		assert.Contains(t, help, "  "+e.name+" ", "scenario %s", e.name)
+		assert.Contains(t, help, e.desc)
+		assert.Contains(t, help, "defaults: "+e.defaults())
+	}
+	vip := scenario.VIPConfig{}.WithDefaults()
+	assert.Contains(t, help, "defaults: 3 backends, 300 streams, pool WithSize(6)")
+	assert.Equal(t, 300, vip.Streams)
+	assert.NotContains(t, help, "0: each scenario's default")
+	for _, l := range strings.Split(help, "\n") {
+		assert.LessOrEqual(t, utf8.RuneCountInString(l), scenario.MaxWidth, "line %q", l)
 	}
 }
 
@@ -31,8 +56,6 @@ func TestRunBadFlags(t *testing.T) {
 		{"extra"},
 	} {
 		var out, errb bytes.Buffer
-		if err := run(args, &out, &errb); err == nil {
-			t.Errorf("run(%q): got nil error", args)
-		}
+		assert.Error(t, run(args, &out, &errb), "run(%q)", args)
 	}
 }

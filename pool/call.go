@@ -14,6 +14,7 @@ import (
 
 	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/telemetry"
 	"github.com/grpcpool/grpcpool/retry"
 )
 
@@ -55,8 +56,16 @@ func runFinish(fs []func(error), err error) {
 // after the response is received into reply. With WithRetry, a failed
 // attempt is retried on another backend under the retry policy.
 func (p *Pool) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	return p.unary(ctx, method, args, reply, nil, opts...)
+}
+
+// logicalInvoke is Invoke inside the pool-level interceptors: a
+// grpc.UnaryInvoker.
+func (p *Pool) logicalInvoke(ctx context.Context, method string, args, reply any, _ *grpc.ClientConn, opts ...grpc.CallOption) error {
 	opts, fin := splitOnFinish(opts)
+	start := time.Now()
 	err := p.invokeCall(ctx, method, args, reply, opts)
+	p.rec.CallDone(ctx, method, status.Code(err), time.Since(start))
 	runFinish(fin, err)
 	return err
 }
@@ -88,6 +97,7 @@ func (p *Pool) invokeCall(ctx context.Context, method string, args, reply any, o
 		}
 		err = p.invoke(actx, pk, method, args, reply, opts, a)
 		if err == nil {
+			pk.Conn.Backend.Ended.Add(1)
 			return nil
 		}
 		if notSent(err) && ctx.Err() == nil {
@@ -97,11 +107,9 @@ func (p *Pool) invokeCall(ctx context.Context, method string, args, reply any, o
 			continue
 		}
 		tr.Add(pk.Conn.Backend)
-		if pol == nil {
-			return err
-		}
 		var again bool
-		if again, err = p.retryAfter(ctx, pol, n, err, mc.Idempotent, a); !again {
+		if again, err = p.retryAfter(ctx, method, pol, n, err, mc.Idempotent, a); !again {
+			pk.Conn.Backend.Ended.Add(1)
 			return err
 		}
 		last = err
@@ -114,9 +122,14 @@ func (p *Pool) invoke(ctx context.Context, pk balancer.Result, method string, ar
 	b := c.Backend
 	b.Started.Add(1)
 	b.Calls.Add(1)
+	addr := b.Addr()
+	p.rec.Active(addr, telemetry.KindUnary, 1)
+	start := time.Now()
 	fb, opts := p.feedback(b, opts)
 	err := handle(c).cc.Invoke(ctx, method, args, reply, opts...)
 	fb.done(err)
+	p.rec.AttemptDone(ctx, method, status.Code(err), addr, time.Since(start))
+	p.rec.Active(addr, telemetry.KindUnary, -1)
 	b.Calls.Add(-1)
 	p.release(c)
 	p.finish(b, pk.Done, err, a != nil && a.received.Load())
@@ -167,7 +180,7 @@ func (p *Pool) classify(err error) breaker.Outcome {
 // acted on it. It returns the error the call ends with when it is not
 // retried: err, or the caller's context error when the context ended during
 // the backoff.
-func (p *Pool) retryAfter(ctx context.Context, pol *retry.Policy, attempt int, err error, idempotent bool, a *attempt) (bool, error) {
+func (p *Pool) retryAfter(ctx context.Context, method string, pol *retry.Policy, attempt int, err error, idempotent bool, a *attempt) (bool, error) {
 	if err == nil || pol == nil || attempt >= pol.MaxAttempts || ctx.Err() != nil {
 		return false, err
 	}
@@ -183,8 +196,10 @@ func (p *Pool) retryAfter(ctx context.Context, pol *retry.Policy, attempt int, e
 		return false, err
 	}
 	if !p.budget.Withdraw() {
+		p.rec.RetryRefused(ctx, method)
 		return false, err
 	}
+	p.rec.RetryAttempt(ctx, method, telemetry.Retry)
 	if d <= 0 {
 		return true, err
 	}
@@ -206,23 +221,31 @@ func (p *Pool) retryAfter(ctx context.Context, pol *retry.Policy, attempt int, e
 // stream whose NewStream failed (nothing reached a server) is begun again on
 // another backend; once begun it is never retried.
 func (p *Pool) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return p.streamer(ctx, desc, nil, method, opts...)
+}
+
+// logicalStream is NewStream inside the pool-level interceptors: a
+// grpc.Streamer.
+func (p *Pool) logicalStream(ctx context.Context, desc *grpc.StreamDesc, _ *grpc.ClientConn, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	opts, fin := splitOnFinish(opts)
 	var tr balancer.Tried
 	pol := p.o.methods.ForCall(method, opts).Retry
 	if pol != nil {
 		p.budget.Deposit()
 	}
-	sc := stallCall{id: p.calls.Add(1)}
+	sc := stallCall{id: p.calls.Add(1), start: time.Now()}
 	var last error // the error of the last attempt made
 	for attempt := 1; ; {
 		pk, s, err := p.pick(ctx, method, opts, &tr)
 		if err != nil {
 			err = cmp.Or(last, err) // as in Invoke: nothing to pick fails at once
+			p.rec.CallDone(ctx, method, status.Code(err), time.Since(sc.start))
 			runFinish(fin, err)
 			return nil, err
 		}
 		cs, err := p.newStream(ctx, pk, desc, method, opts, fin, &sc)
 		if err == nil {
+			pk.Conn.Backend.Ended.Add(1)
 			return cs, nil
 		}
 		if (err == errStalled || notSent(err)) && ctx.Err() == nil {
@@ -236,7 +259,9 @@ func (p *Pool) NewStream(ctx context.Context, desc *grpc.StreamDesc, method stri
 		}
 		tr.Add(pk.Conn.Backend)
 		var again bool
-		if again, err = p.retryAfter(ctx, pol, attempt, err, false, nil); !again {
+		if again, err = p.retryAfter(ctx, method, pol, attempt, err, false, nil); !again {
+			pk.Conn.Backend.Ended.Add(1)
+			p.rec.CallDone(ctx, method, status.Code(err), time.Since(sc.start))
 			runFinish(fin, err)
 			return nil, err
 		}
@@ -259,17 +284,20 @@ const (
 // once on every route.
 type stream struct {
 	grpc.ClientStream
-	p        *Pool
-	c        *balancer.Conn
-	done     func(error)
-	reported atomic.Bool // the breaker has been told
-	answered atomic.Bool // the server sent headers or a message
-	ended    atomic.Bool
-	state    atomic.Int32
-	cancel   context.CancelFunc // with WithMaxStreamAge or stall learning
-	timer    *time.Timer        // with WithMaxStreamAge
-	aged     atomic.Bool        // the max stream age ended it
-	stalled  atomic.Bool        // the stall timer gave its NewStream up
+	p         *Pool
+	c         *balancer.Conn
+	done      func(error)
+	reported  atomic.Bool // the breaker has been told
+	answered  atomic.Bool // the server sent headers or a message
+	ended     atomic.Bool
+	state     atomic.Int32
+	cancel    context.CancelFunc // with WithMaxStreamAge or stall learning
+	timer     *time.Timer        // with WithMaxStreamAge
+	aged      atomic.Bool        // the max stream age ended it
+	stalled   atomic.Bool        // the stall timer gave its NewStream up
+	method    string
+	start     time.Time // the attempt's
+	callStart time.Time // the logical call's
 
 	fin     []func(error) // the caller's OnFinish, run once when final
 	final   atomic.Bool   // the caller holds this stream
@@ -283,17 +311,19 @@ type stream struct {
 // attempt to attempt.
 type stallCall struct {
 	id     uint64 // tells the core its stalls apart from another call's
-	stalls int    // attempts given up so far
+	start  time.Time
+	stalls int // attempts given up so far
 }
 
 func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.StreamDesc, method string, opts []grpc.CallOption, fin []func(error), sc *stallCall) (grpc.ClientStream, error) {
 	c := pk.Conn
-	st := &stream{p: p, c: c, done: pk.Done, fin: fin, fb: p.streamFeedback(c.Backend)}
+	st := &stream{p: p, c: c, done: pk.Done, fin: fin, method: method, start: time.Now(), callStart: sc.start, fb: p.streamFeedback(c.Backend)}
 	o := append(st.optsBuf[:0], opts...)
 	o = append(o, grpc.OnFinish(st.finish))
 	b := c.Backend
 	b.Started.Add(1)
 	b.Streams.Add(1)
+	p.rec.Active(b.Addr(), telemetry.KindStream, 1)
 	// Learn the server's stream limit when a connection that carries other
 	// streams stops admitting them (gRPC would queue this one silently).
 	// Once the limit is known the picker never places a stream beyond it,
@@ -361,6 +391,11 @@ func (st *stream) finish(err error) {
 	st.endErr.Store(&err)
 	b := st.c.Backend
 	b.Streams.Add(-1)
+	st.p.rec.Active(b.Addr(), telemetry.KindStream, -1)
+	st.p.rec.AttemptDone(context.Background(), st.method, status.Code(err), b.Addr(), time.Since(st.start))
+	if st.final.Load() {
+		st.p.rec.CallDone(context.Background(), st.method, status.Code(err), time.Since(st.callStart))
+	}
 	st.p.release(st.c)
 	if st.timer != nil {
 		st.timer.Stop()

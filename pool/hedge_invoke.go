@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"github.com/grpcpool/grpcpool/internal/telemetry"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -24,6 +25,13 @@ func (p *Pool) invokeHedged(ctx context.Context, mc retry.MethodConfig, method s
 	return hedge(ctx, hedgeCall{
 		mc:     mc,
 		budget: p.budget,
+		onHedge: func(refused bool) {
+			if refused {
+				p.rec.RetryRefused(ctx, method)
+			} else {
+				p.rec.RetryAttempt(ctx, method, telemetry.Hedge)
+			}
+		},
 		attempt: func(ctx context.Context, n int, reply any) error {
 			for {
 				mu.Lock()
@@ -48,6 +56,9 @@ func (p *Pool) invokeHedged(ctx context.Context, mc retry.MethodConfig, method s
 					return err
 				}
 				err = p.invoke(ctx, pk, method, args, reply, opts, nil)
+				if err == nil {
+					pk.Conn.Backend.Ended.Add(1) // the attempt that answered ends the call
+				}
 				if notSent(err) && ctx.Err() == nil {
 					// The connection left READY under the pick: nothing was
 					// sent. Place the attempt again, on the next picker.

@@ -82,9 +82,9 @@ func (lp leafPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		res, err = lp.Picker.Pick(info)
 	}
 	if err != nil {
-		if _, ok := status.FromError(err); ok {
-			return res, err
-		}
+		// Whatever the connection's own picker says (it is connecting, or
+		// its last attempt failed: a transport.ConnectionError carries a
+		// status of its own), the call never left the client.
 		msg := msgConnNotReady
 		if err != balancer.ErrNoSubConnAvailable {
 			msg += ": " + err.Error()

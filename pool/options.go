@@ -9,10 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/resolver"
 
 	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/internal/telemetry"
 	"github.com/grpcpool/grpcpool/keepalive"
 	"github.com/grpcpool/grpcpool/retry"
 )
@@ -131,6 +133,11 @@ type options struct {
 	methods  *retry.Resolver
 
 	subset *subsetter // nil without WithSubset
+
+	meterProvider       metric.MeterProvider // nil: otel.GetMeterProvider()
+	metricsBackendLimit *int                 // nil: DefaultMetricsBackendLimit
+	unaryInts           []grpc.UnaryClientInterceptor
+	streamInts          []grpc.StreamClientInterceptor
 }
 
 func defaultOptions() options {
@@ -547,6 +554,97 @@ func WithSubset(size int, m Membership) Option {
 		}
 		o.subset = newSubsetter(size, m)
 	})
+}
+
+// Observability options: metrics and pool-level interceptors.
+
+// DefaultMetricsBackendLimit is how many backends get their own
+// grpcpool.backend attribute value when WithMetricsBackendLimit is not
+// given.
+const DefaultMetricsBackendLimit = telemetry.DefaultBackendLimit
+
+// WithMeterProvider sets where the pool records its OpenTelemetry metrics
+// (the instruments are listed in docs/operations.md). Default: the global
+// provider, otel.GetMeterProvider(), so nothing is recorded until the
+// application installs one with otel.SetMeterProvider; install it before
+// the pool carries calls. A noop.MeterProvider turns metrics off at
+// almost no cost. A nil provider makes New fail.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(o *options) {
+		if mp == nil {
+			o.fail("WithMeterProvider: nil provider")
+			return
+		}
+		o.meterProvider = mp
+	})
+}
+
+// WithMetricsBackendLimit bounds the cardinality of the grpcpool.backend
+// attribute: the first n backends the pool knows at a time are labelled
+// with their address, further ones share the value "other" until a
+// labelled backend is removed. Default 100 (DefaultMetricsBackendLimit);
+// 0 puts every backend under "other". Negative values make New fail.
+func WithMetricsBackendLimit(n int) Option {
+	return optionFunc(func(o *options) {
+		if n < 0 {
+			o.fail("WithMetricsBackendLimit(%d): must not be negative", n)
+			return
+		}
+		o.metricsBackendLimit = &n
+	})
+}
+
+// WithUnaryInterceptor adds interceptors that run once per logical unary
+// call, around everything the pool does for it: picking a backend,
+// waiting, retries and hedges. The first one given is the outermost, as
+// with grpc.WithChainUnaryInterceptor; later WithUnaryInterceptor options
+// add further in. They are grpc's own interceptor type, so existing
+// logging, auth and tracing interceptors work unchanged, with one
+// difference: the *grpc.ClientConn they are passed is nil, since the pool
+// is not one (an interceptor that calls a method on it panics).
+// Interceptors given with WithDialOptions(grpc.WithUnaryInterceptor(...))
+// still run on the chosen connection, once per attempt. Default: none.
+// A nil interceptor makes New fail.
+func WithUnaryInterceptor(ints ...grpc.UnaryClientInterceptor) Option {
+	return optionFunc(func(o *options) {
+		for i, f := range ints {
+			if f == nil {
+				o.fail("WithUnaryInterceptor: interceptor %d is nil", i)
+				return
+			}
+		}
+		o.unaryInts = append(o.unaryInts, ints...)
+	})
+}
+
+// WithStreamInterceptor adds interceptors that run once per logical
+// stream, around the pool's NewStream: picking a backend, waiting and
+// retrying a stream that failed before it started. The first one given is
+// the outermost; the stream an interceptor returns is the one the caller
+// gets. The *grpc.ClientConn they are passed is nil, since the pool is not
+// one. Interceptors given with WithDialOptions(grpc.WithStreamInterceptor(...))
+// still run on the chosen connection, once per attempt. Default: none. A
+// nil interceptor makes New fail.
+func WithStreamInterceptor(ints ...grpc.StreamClientInterceptor) Option {
+	return optionFunc(func(o *options) {
+		for i, f := range ints {
+			if f == nil {
+				o.fail("WithStreamInterceptor: interceptor %d is nil", i)
+				return
+			}
+		}
+		o.streamInts = append(o.streamInts, ints...)
+	})
+}
+
+// recorder makes the metrics Recorder of a pool of target from the
+// options.
+func (o *options) recorder(target string) (*telemetry.Recorder, error) {
+	limit := DefaultMetricsBackendLimit
+	if o.metricsBackendLimit != nil {
+		limit = *o.metricsBackendLimit
+	}
+	return telemetry.New(o.meterProvider, target, limit)
 }
 
 // WithSlowStart ramps the share of calls of a backend that becomes ready

@@ -40,6 +40,7 @@ func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, 
 		info.Key, info.HasKey = p.hashKey(ctx, method)
 	}
 	var wfr, wfrKnown bool
+	var waited time.Time // when the call began to wait
 	var grow *time.Timer
 	var growC <-chan time.Time
 	defer func() {
@@ -52,6 +53,9 @@ func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, 
 		r, o := s.Pick(info)
 		switch o {
 		case balancer.Picked:
+			if !waited.IsZero() {
+				p.rec.PickWait(ctx, time.Since(waited))
+			}
 			return r, s, nil
 		case balancer.WaitGrowth:
 			if grow == nil {
@@ -68,6 +72,9 @@ func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, 
 			if !wfr {
 				return r, s, s.FailErr()
 			}
+		}
+		if waited.IsZero() {
+			waited = time.Now()
 		}
 		select {
 		case <-ctx.Done():

@@ -63,6 +63,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/grpcpool/grpcpool/internal/telemetry"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,9 @@ import (
 // implements grpc.ClientConnInterface, so generated clients use it as they
 // would a *grpc.ClientConn. A Pool is safe for concurrent use.
 type Pool struct {
+	unary     grpc.UnaryInvoker   // the pool-level interceptors around logicalInvoke
+	streamer  grpc.Streamer       // the pool-level interceptors around logicalStream
+	rec       *telemetry.Recorder // nil-safe
 	target    string
 	authority string
 	o         options
@@ -147,6 +151,11 @@ func New(target string, opts ...Option) (*Pool, error) {
 		o:         o,
 		log:       o.logger,
 	}
+	if p.rec, err = o.recorder(target); err != nil {
+		return nil, err
+	}
+	p.unary = chainUnary(o.unaryInts, p.logicalInvoke)
+	p.streamer = chainStream(o.streamInts, p.logicalStream)
 	p.dialOpts = p.buildDialOptions()
 	// Surface bad dial options now, not on the first address.
 	probe, err := grpc.NewClient(connScheme+":///probe", append(p.dialOpts, grpc.WithResolvers(staticBuilder{}))...)
@@ -165,6 +174,13 @@ func New(target string, opts ...Option) (*Pool, error) {
 	p.mu.Lock()
 	p.core = balancer.New(p.coreConfig(), seam{p})
 	p.mu.Unlock()
+	if err := p.rec.RegisterGauges(func(g telemetry.GaugeObserver) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		telemetry.ObserveBackends(g, p.core.Backends(), int64(p.o.maxStreams), p.o.breaker != nil)
+	}); err != nil {
+		return nil, err
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -207,11 +223,13 @@ func (p *Pool) coreConfig() balancer.Config {
 		Policy:        balancer.Policy(o.policy),
 		SlowStart:     o.slowStart,
 		Log:           p.log,
+		Observer:      telemetry.CoreObserver{R: p.rec},
 	}
 	if o.breaker != nil {
 		cfg.NewBreaker = func(b *balancer.Backend) *breaker.Breaker {
 			brk, err := breaker.New(b.Key, *o.breaker, func(_ string, from, to breaker.State) {
 				p.log.Info("grpcpool: circuit breaker", "target", p.target, "addr", b.Addr(), "from", from.String(), "to", to.String())
+				p.rec.BreakerTransition(b.Addr(), to)
 				p.events.push(func(now time.Time) { p.core.BreakerChanged(now, b, to) })
 			})
 			if err != nil { // validated in New; keep the backend usable anyway
@@ -264,6 +282,7 @@ func (p *Pool) Close() error {
 		}
 	}
 	p.mu.Unlock()
+	_ = p.rec.Close() // not under p.mu: a collection may be waiting for it
 
 	p.cancel()
 	p.resMu.Lock()

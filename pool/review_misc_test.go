@@ -157,20 +157,7 @@ func TestDNSTargetWithIPv6ServerDialsPort53(t *testing.T) {
 // review item 15: a caller's grpc.OnFinish runs once per call, as gRPC
 // documents it, also when WithRetry made a second attempt.
 func TestOnFinishRunsOncePerRetriedCall(t *testing.T) {
-	var n atomic.Int64
-	// Every other request fails with the server's own Unavailable: each
-	// call's first attempt fails and its retry succeeds.
-	flaky := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		if n.Add(1)%2 == 1 {
-			return nil, status.Error(codes.Unavailable, "shedding load")
-		}
-		return h(ctx, req)
-	}
-	s, err := backend.Listen(backend.Options{ServerOptions: []grpc.ServerOption{grpc.UnaryInterceptor(flaky)}})
-	require.NoError(t, err)
-	t.Cleanup(s.Stop)
-	p, _ := readyPool(t, []*backend.Server{s}, pool.WithSize(1),
-		pool.WithRetry(retry.Policy{MaxAttempts: 2, Budget: retry.BudgetConfig{Disabled: true}}))
+	p, n := sheddingPool(t)
 	c := echopb.NewEchoClient(p)
 	const calls = 5
 	var finished atomic.Int64
@@ -226,4 +213,40 @@ func TestIdleShrinkDoesNotCountFailingConnections(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Stats counts logical calls and attempts apart: five calls whose first
+// attempt the server sheds and whose retry succeeds are five calls and ten
+// attempts.
+func TestStatsCountsCallsAndAttemptsApart(t *testing.T) {
+	p, _ := sheddingPool(t)
+	c := echopb.NewEchoClient(p)
+	for i := range 5 {
+		_, err := rvUnary(rvCtx(t, 5*time.Second), c)
+		require.NoError(t, err, "call %d", i)
+	}
+	b := rvOnly(t, p)
+	require.EqualValues(t, 5, b.Calls, "logical calls")
+	require.EqualValues(t, 10, b.Attempts, "attempts")
+	require.Contains(t, p.Stats().String(), b.Addr)
+}
+
+// sheddingPool returns a pool with retries over one backend that sheds
+// every other request with its own Unavailable: each call's first attempt
+// fails and its retry succeeds. n counts the requests the backend saw.
+func sheddingPool(t *testing.T) (p *pool.Pool, n *atomic.Int64) {
+	t.Helper()
+	n = new(atomic.Int64)
+	flaky := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if n.Add(1)%2 == 1 {
+			return nil, status.Error(codes.Unavailable, "shedding load")
+		}
+		return h(ctx, req)
+	}
+	s, err := backend.Listen(backend.Options{ServerOptions: []grpc.ServerOption{grpc.UnaryInterceptor(flaky)}})
+	require.NoError(t, err)
+	t.Cleanup(s.Stop)
+	p, _ = readyPool(t, []*backend.Server{s}, pool.WithSize(1),
+		pool.WithRetry(retry.Policy{MaxAttempts: 2, Budget: retry.BudgetConfig{Disabled: true}}))
+	return p, n
 }

@@ -31,7 +31,8 @@ type BackendStats struct {
 
 	ActiveCalls   int64  // unary calls in flight
 	ActiveStreams int64  // streams open
-	Calls         uint64 // calls and streams started
+	Calls         uint64 // logical calls and streams whose last attempt it took (retries and hedges elsewhere not counted)
+	Attempts      uint64 // attempts placed on it: first tries, retries, hedges and re-placements
 	Failures      uint64 // calls and streams that ended in a failure (see breaker.DefaultClassifier)
 
 	Breaker     breaker.State // breaker.StateClosed without WithBreaker
@@ -73,7 +74,8 @@ func (p *Pool) Stats() Stats {
 			Removed:       b.Removed(),
 			ActiveCalls:   b.Calls.Load(),
 			ActiveStreams: b.Streams.Load(),
-			Calls:         b.Started.Load(),
+			Calls:         b.Ended.Load(),
+			Attempts:      b.Started.Load(),
 			Failures:      b.Failures.Load(),
 			Breaker:       b.BreakerState(),
 			StreamLimit:   b.Limit(),

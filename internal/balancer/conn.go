@@ -132,7 +132,8 @@ func (c *Conn) Why() string { return c.why }
 type BackendHot struct {
 	Calls    atomic.Int64  // unary calls in flight
 	Streams  atomic.Int64  // streams open
-	Started  atomic.Uint64 // calls and streams started (attempts)
+	Started  atomic.Uint64 // attempts of calls and streams placed on it
+	Ended    atomic.Uint64 // logical calls and streams whose last attempt it took
 	Failures atomic.Uint64 // calls and streams that ended in a backend failure
 	brkState atomic.Int32  // breaker.State the pickers act on
 	growReq  atomic.Bool   // a pick asked the core to grow the backend
@@ -175,6 +176,8 @@ type Backend struct {
 	readySince time.Time // when it last went from no READY connection to one; zero while none
 	ejected    bool      // its open breaker takes it out of the pickers (see Config.MaxEjectPercent)
 	rampTimer  stopper   // touches it when its slow start ends
+	warnedAt   time.Time // the last warning about its connections
+	unwarned   int       // state changes since then not logged at warn level
 
 	pb    *pickBackend // its entry in the pickers; nil when it takes no call
 	dirty bool         // pb is out of date

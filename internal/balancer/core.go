@@ -525,16 +525,34 @@ func (k *Core) setState(now time.Time, c *Conn, s State) {
 	}
 }
 
+// warnEvery is the least time between two warnings about one backend's
+// connections; the changes between them are logged at debug level and
+// counted in the next warning, so a fleet that flaps does not flood the
+// log.
+const warnEvery = 10 * time.Second
+
+// logState logs a connection's state change: at warn level, with its
+// cause, when it stops or starts serving, at most once per warnEvery per
+// backend; at debug level otherwise.
 func (k *Core) logState(c *Conn, from, to State) {
 	b := c.Backend
-	switch {
-	case to == Failing || to == NotServing:
-		k.log.Warn("grpcpool: connection "+to.String(), "target", k.cfg.Target, "addr", b.Addr(), "conn", c.ID, "from", from.String(), "err", c.lastErr)
-	case to == Ready && (from == Failing || from == NotServing):
-		k.log.Warn("grpcpool: connection ready again", "target", k.cfg.Target, "addr", b.Addr(), "conn", c.ID, "from", from.String())
-	default:
-		k.log.Debug("grpcpool: connection "+to.String(), "target", k.cfg.Target, "addr", b.Addr(), "conn", c.ID, "from", from.String())
+	warn := to == Failing || to == NotServing || to == Ready && (from == Failing || from == NotServing)
+	if warn && (b.warnedAt.IsZero() || k.at.Sub(b.warnedAt) >= warnEvery) {
+		args := []any{"target", k.cfg.Target, "addr", b.Addr(), "conn", c.ID, "from", from.String(), "to", to.String()}
+		if c.lastErr != nil && to != Ready {
+			args = append(args, "err", c.lastErr)
+		}
+		if b.unwarned > 0 {
+			args = append(args, "changes_not_logged", b.unwarned)
+		}
+		k.log.Warn("grpcpool: connection "+to.String(), args...)
+		b.warnedAt, b.unwarned = k.at, 0
+		return
 	}
+	if warn {
+		b.unwarned++
+	}
+	k.log.Debug("grpcpool: connection "+to.String(), "target", k.cfg.Target, "addr", b.Addr(), "conn", c.ID, "from", from.String(), "err", c.lastErr)
 }
 
 func (k *Core) giveUpReplace(now time.Time, nc *Conn, why string) {

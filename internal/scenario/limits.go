@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,11 +40,15 @@ type StreamLimitConfig struct {
 	// StallTimeout is the pool's WithStreamStallTimeout in the run that
 	// learns the limit. Default pool.DefaultStreamStallTimeout (500 ms).
 	StallTimeout time.Duration
+	// Clients, if not empty, names the clients to run (StreamLimitOneConn,
+	// StreamLimitFixed, StreamLimitSet, StreamLimitLearned). Default all.
+	Clients []string
 	// Logger receives the pools' logs. Nil discards them.
 	Logger *slog.Logger
 }
 
-func (c StreamLimitConfig) withDefaults() StreamLimitConfig {
+// WithDefaults returns c with every zero field set to its default.
+func (c StreamLimitConfig) WithDefaults() StreamLimitConfig {
 	if c.Streams <= 0 {
 		c.Streams = 300
 	}
@@ -61,6 +67,74 @@ func (c StreamLimitConfig) withDefaults() StreamLimitConfig {
 	return c
 }
 
+// StreamLimitResult is what RunStreamLimit measured.
+type StreamLimitResult struct {
+	Config  StreamLimitConfig // with the defaults filled in
+	Clients []StreamLimitClient
+}
+
+// StreamLimitClient is one client's run of RunStreamLimit.
+type StreamLimitClient struct {
+	Name   string
+	Opened int           // streams open (first echo back) within the window
+	Last   time.Duration // when the last of them opened
+	Conns  int           // client connections that carried streams, counted on the server
+	Most   int           // most streams one connection carried at once, on the server
+	Limit  int64         // the pool's stream limit in Stats; -1: not a pool
+	Failed int           // streams that failed (the run's own cancellation aside)
+}
+
+// Client returns the client named name, or false.
+func (r *StreamLimitResult) Client(name string) (StreamLimitClient, bool) {
+	return byName(r.Clients, func(c StreamLimitClient) string { return c.Name }, name)
+}
+
+// The clients of RunStreamLimit, by name.
+const (
+	StreamLimitOneConn = "one grpc.ClientConn"
+	StreamLimitFixed   = "fixed pool of ClientConns"
+	StreamLimitSet     = "pool, limit set"
+	StreamLimitLearned = "pool, limit learned"
+)
+
+// Table renders the result.
+func (r *StreamLimitResult) Table() *Table {
+	cfg := r.Config
+	t := &Table{
+		Title: fmt.Sprintf("MAX_CONCURRENT_STREAMS: %d long-lived streams opened at once, server admits %d per connection",
+			cfg.Streams, cfg.ServerLimit),
+		Header: []string{"client", fmt.Sprintf("open in %v", cfg.Window), "last open", "conns", "most/conn", "limit in Stats", "failed"},
+	}
+	for _, c := range r.Clients {
+		last, lim := "-", "-"
+		if c.Opened > 0 {
+			last = ms(c.Last)
+		}
+		if c.Limit >= 0 {
+			lim = fmt.Sprint(c.Limit)
+		}
+		t.AddRow(c.Name, fmt.Sprintf("%d / %d", c.Opened, cfg.Streams), last, c.Conns, c.Most, lim, c.Failed)
+	}
+	t.Notes = append(t.Notes,
+		fmt.Sprintf("%s: %d grpc.ClientConns taken in turn, as googleapis' transport/grpc pool; %s: WithSize(1), WithMaxStreamsPerConn(%d); "+
+			"%s: WithSize(1), learned from streams stalled past WithStreamStallTimeout(%v)",
+			StreamLimitFixed, cfg.Conns, StreamLimitSet, cfg.ServerLimit, StreamLimitLearned, cfg.StallTimeout),
+		"open: the stream's first echo came back; conns and most/conn are counted on the server, per client connection",
+		fmt.Sprintf("streams not open within %v are queued by gRPC (none fails); they open when earlier ones end", cfg.Window))
+	return t
+}
+
+// Summary says in one line what the run showed.
+func (r *StreamLimitResult) Summary() string {
+	var parts []string
+	for _, n := range [][2]string{{StreamLimitOneConn, "ClientConn"}, {StreamLimitFixed, "fixed pool"}, {StreamLimitSet, "pool"}, {StreamLimitLearned, "learning"}} {
+		if c, ok := r.Client(n[0]); ok {
+			parts = append(parts, fmt.Sprintf("%s %d", n[1], c.Opened))
+		}
+	}
+	return fmt.Sprintf("streamlimit: open of %d (%d per conn): %s", r.Config.Streams, r.Config.ServerLimit, strings.Join(parts, ", "))
+}
+
 // RunStreamLimit opens cfg.Streams long-lived Bidi streams at once against
 // one server that admits cfg.ServerLimit streams per connection, and counts
 // how many are open (had their first echo) within cfg.Window, through:
@@ -74,18 +148,10 @@ func (c StreamLimitConfig) withDefaults() StreamLimitConfig {
 //     limit from the streams that stall, after cfg.StallTimeout.
 //
 // Streams are counted per client connection on the server.
-func RunStreamLimit(ctx context.Context, cfg StreamLimitConfig, progress Progress) (*Table, error) {
-	cfg = cfg.withDefaults()
+func RunStreamLimit(ctx context.Context, cfg StreamLimitConfig, progress Progress) (*StreamLimitResult, error) {
+	cfg = cfg.WithDefaults()
 	limit := int(cfg.ServerLimit)
-	t := &Table{
-		Title: fmt.Sprintf("MAX_CONCURRENT_STREAMS: %d long-lived streams opened at once, server admits %d per connection",
-			cfg.Streams, cfg.ServerLimit),
-		Header: []string{"client", fmt.Sprintf("open within %v", cfg.Window), "last opened at", "conns used", "most on one conn", "limit in Stats", "failed"},
-		Notes: []string{
-			"open: the stream's first echo came back; conns used and most on one conn are counted on the server, per client connection.",
-			fmt.Sprintf("streams not open within %v are queued by gRPC (none fails); they open when earlier ones end.", cfg.Window),
-		},
-	}
+	res := &StreamLimitResult{Config: cfg}
 	type client struct {
 		name string
 		open func(addr string) (grpc.ClientConnInterface, func() (int64, error), error)
@@ -114,16 +180,19 @@ func RunStreamLimit(ctx context.Context, cfg StreamLimitConfig, progress Progres
 		}
 	}
 	clients := []client{
-		{"one grpc.ClientConn", func(addr string) (grpc.ClientConnInterface, func() (int64, error), error) {
+		{StreamLimitOneConn, func(addr string) (grpc.ClientConnInterface, func() (int64, error), error) {
 			return plain(addr, 1)
 		}},
-		{fmt.Sprintf("round-robin over %d grpc.ClientConns", cfg.Conns), func(addr string) (grpc.ClientConnInterface, func() (int64, error), error) {
+		{StreamLimitFixed, func(addr string) (grpc.ClientConnInterface, func() (int64, error), error) {
 			return plain(addr, cfg.Conns)
 		}},
-		{fmt.Sprintf("grpcpool, WithMaxStreamsPerConn(%d)", limit), pooled(pool.WithMaxStreamsPerConn(limit))},
-		{"grpcpool, limit learned", pooled(pool.WithStreamStallTimeout(cfg.StallTimeout))},
+		{StreamLimitSet, pooled(pool.WithMaxStreamsPerConn(limit))},
+		{StreamLimitLearned, pooled(pool.WithStreamStallTimeout(cfg.StallTimeout))},
 	}
 	for _, c := range clients {
+		if len(cfg.Clients) > 0 && !slices.Contains(cfg.Clients, c.name) {
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -132,32 +201,16 @@ func RunStreamLimit(ctx context.Context, cfg StreamLimitConfig, progress Progres
 		if err != nil {
 			return nil, fmt.Errorf("scenario: stream limit, %s: %w", c.name, err)
 		}
-		last, lim := "-", "-"
-		if r.opened > 0 {
-			last = ms(r.last)
-		}
-		if r.limit >= 0 {
-			lim = fmt.Sprint(r.limit)
-		}
-		progress.say("stream limit: %s: %d of %d open within %v", c.name, r.opened, cfg.Streams, cfg.Window)
-		t.AddRow(c.name, fmt.Sprintf("%d / %d", r.opened, cfg.Streams), last, r.conns, r.most, lim, r.failed)
+		progress.say("stream limit: %s: %d of %d open within %v", c.name, r.Opened, cfg.Streams, cfg.Window)
+		r.Name = c.name
+		res.Clients = append(res.Clients, r)
 	}
-	return t, nil
-}
-
-// streamLimitResult is what one run of RunStreamLimit measured.
-type streamLimitResult struct {
-	opened int           // streams open within the window
-	last   time.Duration // when the last of them opened
-	conns  int           // client connections that carried streams (server side)
-	most   int           // most streams one connection carried at once (server side)
-	limit  int64         // the pool's stream limit in Stats; -1: not a pool
-	failed int           // streams that failed (the run's own cancellation aside)
+	return res, nil
 }
 
 func measureStreamLimit(ctx context.Context, cfg StreamLimitConfig,
-	open func(addr string) (grpc.ClientConnInterface, func() (int64, error), error)) (streamLimitResult, error) {
-	res := streamLimitResult{limit: -1}
+	open func(addr string) (grpc.ClientConnInterface, func() (int64, error), error)) (StreamLimitClient, error) {
+	res := StreamLimitClient{Limit: -1}
 	count := newPeerCount()
 	srv, err := backend.Listen(backend.Options{Name: "limited", ServerOptions: []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(cfg.ServerLimit),
@@ -199,12 +252,12 @@ func measureStreamLimit(ctx context.Context, cfg StreamLimitConfig,
 	defer timer.Stop()
 	took := func(d time.Duration) {
 		if d <= cfg.Window { // an echo read late may have come too late
-			res.opened++
-			res.last = max(res.last, d)
+			res.Opened++
+			res.Last = max(res.Last, d)
 		}
 	}
 wait:
-	for res.opened < cfg.Streams {
+	for res.Opened < cfg.Streams {
 		select {
 		case d := <-echoed:
 			took(d)
@@ -217,7 +270,7 @@ wait:
 		}
 	}
 	// Count what arrived in time but was not read yet.
-	for drained := false; !drained && res.opened < cfg.Streams; {
+	for drained := false; !drained && res.Opened < cfg.Streams; {
 		select {
 		case d := <-echoed:
 			took(d)
@@ -225,12 +278,12 @@ wait:
 			drained = true
 		}
 	}
-	res.conns, res.most = count.snapshot()
+	res.Conns, res.Most = count.snapshot()
 	cancel()
 	wg.Wait()
-	res.failed = int(failed.Load())
+	res.Failed = int(failed.Load())
 	closed = true
-	if res.limit, err = closeClient(); err != nil {
+	if res.Limit, err = closeClient(); err != nil {
 		return res, fmt.Errorf("closing the client: %w", err)
 	}
 	return res, nil

@@ -2,57 +2,74 @@ package scenario
 
 import (
 	"flag"
-	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var streamLimitFull = flag.Bool("streamlimit.full", false,
-	"run TestRunStreamLimit at the documented sizes (300 streams, limit 100, 2 s) and print its table")
+	"run TestRunStreamLimit's clients at the documented sizes (300 streams, limit 100, 2 s) and print the table")
 
-// RunStreamLimit, small and fast: 30 streams, a limit of 10, 1 s. The
-// baselines open the limit per connection they have; the pool opens all,
-// configured or learning.
+// RunStreamLimit, small and fast: 30 streams, a limit of 10. The
+// baselines never open more than the limit per connection they have; the
+// pool opens all of them, with the limit configured or learned.
+//
+// Nothing here depends on how fast the machine is: the baselines are
+// watched for a short window and checked against upper bounds the server
+// enforces; the pools get a window far longer than they need (the run ends
+// as soon as every stream is open) and must open all.
 func TestRunStreamLimit(t *testing.T) {
-	cfg := StreamLimitConfig{Streams: 30, ServerLimit: 10, Window: time.Second, StallTimeout: 100 * time.Millisecond}
+	t.Parallel()
 	if *streamLimitFull {
-		cfg = StreamLimitConfig{}
+		res, err := RunStreamLimit(scenarioContext(t), StreamLimitConfig{}, t.Logf)
+		require.NoError(t, err)
+		res.Table().Fprint(os.Stdout)
+		return
 	}
-	tab, err := RunStreamLimit(scenarioContext(t), cfg, t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logTable(t, tab)
-	if *streamLimitFull {
-		tab.Fprint(os.Stdout)
-	}
-	cfg = cfg.withDefaults()
-	n, l := cfg.Streams, int(cfg.ServerLimit)
+	const n, l = 30, 10
+	base := StreamLimitConfig{Streams: n, ServerLimit: l, StallTimeout: 100 * time.Millisecond}
+
+	baselines := base
+	baselines.Window = 300 * time.Millisecond
+	baselines.Clients = []string{StreamLimitOneConn, StreamLimitFixed}
+	res, err := RunStreamLimit(scenarioContext(t), baselines, t.Logf)
+	require.NoError(t, err)
+	t.Log(res.Table())
 	for _, tt := range []struct {
-		row         string
-		open, limit string
-	}{
-		{"one grpc.ClientConn", fmt.Sprintf("%d / %d", l, n), "-"},
-		{"round-robin over 2 grpc.ClientConns", fmt.Sprintf("%d / %d", 2*l, n), "-"},
-		{fmt.Sprintf("grpcpool, WithMaxStreamsPerConn(%d)", l), fmt.Sprintf("%d / %d", n, n), fmt.Sprint(l)},
-		{"grpcpool, limit learned", fmt.Sprintf("%d / %d", n, n), fmt.Sprint(l)},
-	} {
-		if got := cell(t, tab, tt.row, "open within"); got != tt.open {
-			t.Errorf("%s: open = %s, want %s", tt.row, got, tt.open)
-		}
-		if got := cell(t, tab, tt.row, "limit in Stats"); got != tt.limit {
-			t.Errorf("%s: limit in Stats = %s, want %s", tt.row, got, tt.limit)
-		}
-		if got := number(t, cell(t, tab, tt.row, "most on one conn")); got > float64(l) {
-			t.Errorf("%s: %v streams on one connection, want ≤ %d", tt.row, got, l)
-		}
-		if got := cell(t, tab, tt.row, "failed"); got != "0" {
-			t.Errorf("%s: %s streams failed, want 0", tt.row, got)
-		}
+		name  string
+		conns int
+	}{{StreamLimitOneConn, 1}, {StreamLimitFixed, 2}} {
+		c, ok := res.Client(tt.name)
+		require.True(t, ok, tt.name)
+		assert.LessOrEqual(t, c.Opened, tt.conns*l, "%s: streams open", tt.name)
+		assert.LessOrEqual(t, c.Conns, tt.conns, "%s: connections", tt.name)
+		assert.LessOrEqual(t, c.Most, l, "%s: streams on one connection", tt.name)
+		assert.Equal(t, int64(-1), c.Limit, tt.name)
+		assert.Zero(t, c.Failed, tt.name)
 	}
-	if !strings.Contains(tab.Title, "MAX_CONCURRENT_STREAMS") {
-		t.Errorf("title %q", tab.Title)
+
+	pools := base
+	pools.Window = 30 * time.Second
+	pools.Clients = []string{StreamLimitSet, StreamLimitLearned}
+	res, err = RunStreamLimit(scenarioContext(t), pools, t.Logf)
+	require.NoError(t, err)
+	t.Log(res.Table())
+	for _, name := range pools.Clients {
+		c, ok := res.Client(name)
+		require.True(t, ok, name)
+		assert.Equal(t, n, c.Opened, "%s: streams open", name)
+		assert.GreaterOrEqual(t, c.Conns, n/l, "%s: connections", name)
+		assert.LessOrEqual(t, c.Most, l, "%s: streams on one connection", name)
+		assert.Zero(t, c.Failed, name)
 	}
+	set, _ := res.Client(StreamLimitSet)
+	assert.Equal(t, int64(l), set.Limit, "configured limit in Stats")
+	// A stream slowed by a busy machine can be taken for a stalled one, so
+	// the learned limit is at most the server's, not exactly it.
+	learned, _ := res.Client(StreamLimitLearned)
+	assert.Positive(t, learned.Limit, "learned limit in Stats")
+	assert.LessOrEqual(t, learned.Limit, int64(l), "learned limit in Stats")
 }

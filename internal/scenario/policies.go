@@ -116,8 +116,8 @@ func RunPolicies(ctx context.Context, cfg PoliciesConfig, progress Progress) (*T
 			if err != nil {
 				return nil, nil, fmt.Errorf("scenario: policies: %s, %s: %w", pc.name, c.name, err)
 			}
-			row := PolicyRow{Case: pc.name, Client: c.name, Calls: r.calls, Failed: r.failed, OnBad: r.badAttempts,
-				Attempts: r.attempts, P50: r.p50, P99: r.p99}
+			row := PolicyRow{Case: pc.name, Client: c.name, Calls: r.Calls, Failed: r.Failed, OnBad: r.BadAttempts,
+				Attempts: r.Attempts, P50: r.P50, P99: r.P99}
 			rows = append(rows, row)
 			t.AddRow(pc.name, c.name, row.OnBad, fmt.Sprintf("%.1f%%", 100*float64(row.OnBad)/float64(max(row.Attempts, 1))),
 				fmt.Sprintf("%.1f%%", 100*float64(row.Failed)/float64(row.Calls)), ms(row.P50), ms(row.P99))

@@ -22,11 +22,11 @@ func policyRowOf(t *testing.T, rows []PolicyRow, cas, client string) PolicyRow {
 // fails almost no call. The bounds are loose (the figures in
 // docs/policies.md are far below them): the machine is shared.
 func TestPoliciesSmall(t *testing.T) {
-	tab, rows, err := RunPolicies(resilienceContext(t), PoliciesConfig{SeqCalls: 300, Calls: 600}, t.Logf)
+	tab, rows, err := RunPolicies(scenarioContext(t), PoliciesConfig{SeqCalls: 300, Calls: 600}, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Log("\n" + resilienceText(tab))
+	t.Log("\n" + tab.String())
 	a := policyRowOf(t, rows, "(a)", "pool PeakEWMA")
 	if share := float64(a.OnBad) / float64(a.Attempts); share > 0.1 {
 		t.Errorf("(a) PeakEWMA sent %.1f%% of its calls to the slow backend, want at most 10%%", 100*share)
@@ -49,6 +49,6 @@ func BenchmarkPolicies(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Log("\n" + resilienceText(tab))
+		b.Log("\n" + tab.String())
 	}
 }

@@ -38,7 +38,8 @@ type RecycleConfig struct {
 	Logger *slog.Logger
 }
 
-func (c RecycleConfig) withDefaults() RecycleConfig {
+// WithDefaults returns c with every zero field set to its default.
+func (c RecycleConfig) WithDefaults() RecycleConfig {
 	if c.Backends <= 0 {
 		c.Backends = 3
 	}
@@ -66,13 +67,76 @@ func (c RecycleConfig) withDefaults() RecycleConfig {
 	return c
 }
 
+// RecycleResult is what RunRecycle measured.
+type RecycleResult struct {
+	Config        RecycleConfig // with the defaults filled in
+	Done          bool          // every connection was replaced Config.Recycles times
+	Elapsed       time.Duration // from the start of the load to Done or the timeout
+	Backends      []RecycleBackend
+	Unary         int64  // unary calls the servers received
+	UnaryFailed   int    // unary calls that failed
+	UnaryErrors   string // the errors by code, one message each; "none"
+	Streams       int64  // streams the servers received
+	StreamsFailed int    // streams that failed
+	StreamErrors  string // the errors by code, one message each; "none"
+	ConnsAtEnd    string // the pool's connections per backend at the end
+}
+
+// RecycleBackend is one backend's part of a RecycleResult.
+type RecycleBackend struct {
+	Name         string
+	Opened       int    // connections seen in Stats
+	Recycles     int    // Opened minus the size: replacements
+	MaxDraining  int    // most connections draining at once
+	Unary        int64  // unary calls the server received
+	Streams      int64  // streams the server received
+	PoolFailures uint64 // BackendStats.Failures at the end
+}
+
+// Table renders the result.
+func (r *RecycleResult) Table() *Table {
+	cfg := r.Config
+	t := &Table{
+		Title: fmt.Sprintf("Recycle: WithMaxConnAge(%v), WithSize(%d), %d unary calls/s + %d short streams at a time, until every connection was replaced %d times",
+			cfg.MaxConnAge, cfg.Size, cfg.Rate, cfg.Streams, cfg.Recycles),
+		Header: []string{"backend", "conns opened", "recycles", "per conn slot", "max draining", "unary calls", "streams", "pool failures"},
+	}
+	for _, b := range r.Backends {
+		t.AddRow(b.Name, b.Opened, b.Recycles, fmt.Sprintf("%.1f", float64(b.Recycles)/float64(cfg.Size)),
+			b.MaxDraining, b.Unary, b.Streams, b.PoolFailures)
+	}
+	status := fmt.Sprintf("done in %v", r.Elapsed.Round(10*time.Millisecond))
+	if !r.Done {
+		status = fmt.Sprintf("NOT every connection was recycled %d times within %v", cfg.Recycles, cfg.Timeout)
+	}
+	t.Notes = append(t.Notes,
+		status,
+		fmt.Sprintf("failed unary calls: %d of %d (%s)", r.UnaryFailed, r.Unary, r.UnaryErrors),
+		fmt.Sprintf("failed streams: %d of %d (%s)", r.StreamsFailed, r.Streams, r.StreamErrors),
+		"connections at the end: "+r.ConnsAtEnd,
+		"no baseline: grpc-go has no client-side connection age; the target is 0 failures (replace before close)")
+	return t
+}
+
+// Summary says in one line what the run showed.
+func (r *RecycleResult) Summary() string {
+	least := -1
+	for _, b := range r.Backends {
+		if least < 0 || b.Recycles < least {
+			least = b.Recycles
+		}
+	}
+	return fmt.Sprintf("recycle: each conn replaced %d+ times: %d of %d calls, %d of %d streams failed",
+		max(least, 0)/max(r.Config.Size, 1), r.UnaryFailed, r.Unary, r.StreamsFailed, r.Streams)
+}
+
 // RunRecycle runs a pool with a short WithMaxConnAge under a load of unary
 // calls and short streams until every connection was replaced cfg.Recycles
 // times (counted from the connection IDs in Stats), and counts the calls
 // and streams that failed: recycling is make-before-break, so the target
 // is none.
-func RunRecycle(ctx context.Context, cfg RecycleConfig, progress Progress) (*Table, error) {
-	cfg = cfg.withDefaults()
+func RunRecycle(ctx context.Context, cfg RecycleConfig, progress Progress) (*RecycleResult, error) {
+	cfg = cfg.WithDefaults()
 	f, err := startFleet(cfg.Backends)
 	if err != nil {
 		return nil, err
@@ -95,7 +159,6 @@ func RunRecycle(ctx context.Context, cfg RecycleConfig, progress Progress) (*Tab
 	}
 
 	var unaryErrs, streamErrs errCount
-	var nUnary, nStreams int64
 	lctx, stop := context.WithCancel(ctx)
 	defer stop()
 	const workers = 10
@@ -154,35 +217,27 @@ func RunRecycle(ctx context.Context, cfg RecycleConfig, progress Progress) (*Tab
 	}
 
 	st := p.Stats()
-	t := &Table{
-		Title: fmt.Sprintf("Recycle: WithMaxConnAge(%v), WithSize(%d), %d unary calls/s + %d short streams at a time, until every connection was replaced %d times",
-			cfg.MaxConnAge, cfg.Size, cfg.Rate, cfg.Streams, cfg.Recycles),
-		Header: []string{"backend", "conns opened", "recycles", "per conn slot", "most draining at once", "unary calls", "streams", "failures (pool)"},
+	res := &RecycleResult{
+		Config: cfg, Done: err == nil, Elapsed: elapsed,
+		UnaryFailed: unaryErrs.count(), UnaryErrors: unaryErrs.String(),
+		StreamsFailed: streamErrs.count(), StreamErrors: streamErrs.String(),
+		ConnsAtEnd: strings.NewReplacer(nameOf(f)...).Replace(describeConns(st)),
 	}
 	unary := sub(f.unary(), unary0)
 	for i, s := range f.servers {
 		a := s.Addr()
-		var failures uint64
+		rb := RecycleBackend{Name: s.Name(), Opened: len(seen[a]), Recycles: recycles(a), MaxDraining: maxDraining[a],
+			Unary: unary[i], Streams: s.Streams() - streams0[i]}
 		for _, b := range st.Backends {
 			if b.Addr == a {
-				failures = b.Failures
+				rb.PoolFailures = b.Failures
 			}
 		}
-		nUnary += unary[i]
-		nStreams += s.Streams() - streams0[i]
-		t.AddRow(s.Name(), len(seen[a]), recycles(a), fmt.Sprintf("%.1f", float64(recycles(a))/float64(cfg.Size)),
-			maxDraining[a], unary[i], s.Streams()-streams0[i], failures)
+		res.Unary += rb.Unary
+		res.Streams += rb.Streams
+		res.Backends = append(res.Backends, rb)
 	}
-	status := fmt.Sprintf("done in %v", elapsed.Round(10*time.Millisecond))
-	if err != nil {
-		status = fmt.Sprintf("NOT every connection was recycled %d times within %v", cfg.Recycles, cfg.Timeout)
-	}
-	t.Notes = append(t.Notes,
-		status,
-		fmt.Sprintf("failed unary calls: %d of %d (%v)", unaryErrs.count(), nUnary, &unaryErrs),
-		fmt.Sprintf("failed streams: %d of %d (%v)", streamErrs.count(), nStreams, &streamErrs),
-		"connections at the end: "+strings.NewReplacer(nameOf(f)...).Replace(describeConns(st)))
-	return t, nil
+	return res, nil
 }
 
 // shortStream opens a Bidi stream, makes n round trips 20 ms apart and

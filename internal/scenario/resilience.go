@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +43,10 @@ type ResilienceConfig struct {
 	Logger *slog.Logger
 }
 
-func (c ResilienceConfig) withDefaults(calls int, timeout time.Duration) ResilienceConfig {
+// WithDefaults returns c with every zero field set to its default; calls
+// and timeout are the defaults of Calls and CallTimeout, which differ
+// between RunSickBackend (3000, 1s) and RunSlowBackend (800, 100ms).
+func (c ResilienceConfig) WithDefaults(calls int, timeout time.Duration) ResilienceConfig {
 	if c.Backends <= 0 {
 		c.Backends = 4
 	}
@@ -62,25 +66,107 @@ func (c ResilienceConfig) withDefaults(calls int, timeout time.Duration) Resilie
 	return c
 }
 
+// ResilienceResult is what RunSickBackend or RunSlowBackend measured.
+type ResilienceResult struct {
+	Slow    bool             // the bad backend is slow (RunSlowBackend), not failing
+	Config  ResilienceConfig // with the defaults filled in
+	Clients []ResilienceClient
+}
+
+// ResilienceClient is one client's run against the bad backend.
+type ResilienceClient struct {
+	Name        string
+	Calls       int
+	Failed      int
+	BadAttempts int64 // attempts that reached the bad backend, retries included
+	Attempts    int64 // attempts that reached any backend
+	P50, P99    time.Duration
+	ErrorsSeen  string // the errors by code, one message each; "none"
+}
+
+// Client returns the client named name, or false.
+func (r *ResilienceResult) Client(name string) (ResilienceClient, bool) {
+	return byName(r.Clients, func(c ResilienceClient) string { return c.Name }, name)
+}
+
+// The clients of RunSickBackend and RunSlowBackend, by name.
+const (
+	ResilienceRR            = "grpc round_robin"
+	ResilienceRRRetry       = "grpc round_robin + retryPolicy"
+	ResilienceLeastRequest  = "grpc least_request"
+	ResiliencePool          = "pool"
+	ResiliencePoolDialRetry = "pool + retryPolicy (dial option)"
+	ResiliencePoolBreaker   = "pool + breaker"
+	ResiliencePoolBoth      = "pool + breaker + retry"
+)
+
+// Table renders the result.
+func (r *ResilienceResult) Table() *Table {
+	cfg := r.Config
+	bad := "sick"
+	title := fmt.Sprintf("Sick backend: 1 of %d backends answers every call with Unavailable; %d calls per client from %d goroutines, %v deadline",
+		cfg.Backends, cfg.Calls, cfg.Goroutines, cfg.CallTimeout)
+	if r.Slow {
+		bad = "slow"
+		title = fmt.Sprintf("Slow backend: 1 of %d backends answers after %v; %d calls per client from %d goroutines, %v deadline",
+			cfg.Backends, cfg.SlowDelay, cfg.Calls, cfg.Goroutines, cfg.CallTimeout)
+	}
+	t := &Table{
+		Title:  title,
+		Header: []string{"client", "failed", "failed %", "attempts on " + bad, "attempts", "p50", "p99"},
+	}
+	for _, c := range r.Clients {
+		t.AddRow(c.Name, c.Failed, fmt.Sprintf("%.1f%%", 100*float64(c.Failed)/float64(max(c.Calls, 1))),
+			c.BadAttempts, c.Attempts, ms(c.P50), ms(c.P99))
+	}
+	win := "the win needs WithBreaker and WithRetry: the plain pool fails like round_robin"
+	if r.Slow {
+		win = "the win needs WithBreaker: the plain pool fails like round_robin, and no retry helps a call whose deadline is spent"
+	}
+	t.Notes = append(t.Notes,
+		win,
+		"pool + breaker: breaker.Settings{} (opens after 5 failures in a row, for 10s); + retry: retry.Policy{} (3 attempts, 25ms backoff, budget 20% + 10/s)",
+		"grpc + retryPolicy: maxAttempts 3, 25ms backoff ×2 up to 1s, UNAVAILABLE, no retryThrottling; least_request: least_request_experimental, choiceCount 2",
+		"attempts are counted on the servers; \"on "+bad+"\" is what reached the "+bad+" backend, a retry included")
+	if r.Slow {
+		t.Notes = append(t.Notes,
+			"DeadlineExceeded is a breaker failure (breaker.DefaultClassifier) but is not retried")
+	} else {
+		t.Notes = append(t.Notes,
+			"least_request does not avoid the sick backend: it fails at once, so it never has more requests outstanding than the others",
+			"pool + retryPolicy (dial option): grpc-go's retryPolicy given to the pool's connections retries on the same backend, one address per connection")
+	}
+	return t
+}
+
+// Summary says in one line what the run showed.
+func (r *ResilienceResult) Summary() string {
+	name, best, label := "sick", ResiliencePoolBoth, "pool+breaker+retry"
+	if r.Slow {
+		name, best, label = "slow", ResiliencePoolBreaker, "pool+breaker"
+	}
+	var parts []string
+	for _, n := range [][2]string{{ResilienceRR, "round_robin"}, {ResilienceRRRetry, "+ retryPolicy"}, {ResiliencePool, "pool"}, {best, label}} {
+		if c, ok := r.Client(n[0]); ok {
+			parts = append(parts, fmt.Sprintf("%s %d", n[1], c.Failed))
+		}
+	}
+	return fmt.Sprintf("%s: failed calls of %d: %s", name, r.Config.Calls, strings.Join(parts, ", "))
+}
+
 // RunSickBackend runs cfg.Calls unary calls through each client against
 // cfg.Backends backends of which one answers every call with Unavailable:
 // grpc-go's round_robin, round_robin with a retryPolicy, least_request, and
-// the pool plain, with its breaker, and with breaker and retry. The table
+// the pool plain, with its breaker, and with breaker and retry. The result
 // has each client's failed calls, the attempts the sick backend received,
 // and the callers' p50/p99 latency.
-func RunSickBackend(ctx context.Context, cfg ResilienceConfig, progress Progress) (*Table, error) {
-	cfg = cfg.withDefaults(3000, time.Second)
+func RunSickBackend(ctx context.Context, cfg ResilienceConfig, progress Progress) (*ResilienceResult, error) {
+	cfg = cfg.WithDefaults(3000, time.Second)
 	rows, err := runResilience(ctx, cfg, func(s *backend.Server) { s.SetFail(codes.Unavailable) }, true, progress)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: sick: %w", err)
 	}
-	t := resilienceTable(fmt.Sprintf("Sick backend: 1 of %d backends answers every call with Unavailable; %d calls per client from %d goroutines, %v deadline",
-		cfg.Backends, cfg.Calls, cfg.Goroutines, cfg.CallTimeout), rows)
-	t.Notes = append(t.Notes,
-		"attempts are counted on the servers; \"on sick\" is what reached the sick backend, a retry included",
-		"least_request does not avoid the sick backend: it fails at once, so it never has more requests outstanding than the others",
-		"pool + retryPolicy (dial option): grpc-go's retryPolicy given to the pool's connections retries on the same backend, one address per connection")
-	return t, nil
+	return &ResilienceResult{Config: cfg, Clients: rows}, nil
 }
 
 // RunSlowBackend is RunSickBackend with a slow backend instead: it answers
@@ -88,45 +174,13 @@ func RunSickBackend(ctx context.Context, cfg ResilienceConfig, progress Progress
 // (cfg.CallTimeout), so the calls that wait for it fail with
 // DeadlineExceeded, which neither grpc-go's retryPolicy nor the pool's
 // default retry.Policy retries.
-func RunSlowBackend(ctx context.Context, cfg ResilienceConfig, progress Progress) (*Table, error) {
-	cfg = cfg.withDefaults(800, 100*time.Millisecond)
+func RunSlowBackend(ctx context.Context, cfg ResilienceConfig, progress Progress) (*ResilienceResult, error) {
+	cfg = cfg.WithDefaults(800, 100*time.Millisecond)
 	rows, err := runResilience(ctx, cfg, func(s *backend.Server) { s.SetDelay(cfg.SlowDelay) }, false, progress)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: slow: %w", err)
 	}
-	t := resilienceTable(fmt.Sprintf("Slow backend: 1 of %d backends answers after %v; %d calls per client from %d goroutines, %v deadline",
-		cfg.Backends, cfg.SlowDelay, cfg.Calls, cfg.Goroutines, cfg.CallTimeout), rows)
-	t.Header[3] = "attempts on slow"
-	t.Notes = append(t.Notes,
-		"attempts are counted on the servers; \"on slow\" is what reached the slow backend",
-		"DeadlineExceeded is a breaker failure (breaker.DefaultClassifier) but not retried: the caller's deadline is spent")
-	return t, nil
-}
-
-// resilienceRow is one client's result.
-type resilienceRow struct {
-	client      string
-	calls       int
-	failed      int
-	badAttempts int64 // attempts that reached the bad backend
-	attempts    int64 // attempts that reached any backend
-	p50, p99    time.Duration
-	errs        string
-}
-
-func resilienceTable(title string, rows []resilienceRow) *Table {
-	t := &Table{
-		Title:  title,
-		Header: []string{"client", "failed", "failed %", "attempts on sick", "attempts", "p50", "p99"},
-	}
-	for _, r := range rows {
-		t.AddRow(r.client, r.failed, fmt.Sprintf("%.1f%%", 100*float64(r.failed)/float64(r.calls)),
-			r.badAttempts, r.attempts, ms(r.p50), ms(r.p99))
-	}
-	t.Notes = append(t.Notes,
-		"pool + breaker: breaker.Settings{} (opens after 5 failures in a row, for 10s); + retry: retry.Policy{} (3 attempts, 25ms backoff, budget 20% + 10/s)",
-		"grpc + retryPolicy: maxAttempts 3, 25ms backoff ×2 up to 1s, UNAVAILABLE, no retryThrottling; least_request: least_request_experimental, choiceCount 2")
-	return t
+	return &ResilienceResult{Slow: true, Config: cfg, Clients: rows}, nil
 }
 
 // resilienceServiceConfig returns grpc-go service configs for the baseline
@@ -145,7 +199,7 @@ var leastRequestConfig = `{"loadBalancingConfig":[{"` + leastrequest.Name + `":{
 // runResilience measures every client against a fresh fleet whose first
 // backend is made bad by spoil once the client is warm. With dialRetry it
 // also measures the pool with grpc-go's retryPolicy in its dial options.
-func runResilience(ctx context.Context, cfg ResilienceConfig, spoil func(*backend.Server), dialRetry bool, progress Progress) ([]resilienceRow, error) {
+func runResilience(ctx context.Context, cfg ResilienceConfig, spoil func(*backend.Server), dialRetry bool, progress Progress) ([]ResilienceClient, error) {
 	f, err := startFleet(cfg.Backends)
 	if err != nil {
 		return nil, err
@@ -179,21 +233,21 @@ func runResilience(ctx context.Context, cfg ResilienceConfig, spoil func(*backen
 		}
 	}
 	clients := []client{
-		{"grpc round_robin", grpcClient(resilienceServiceConfig(false))},
-		{"grpc round_robin + retryPolicy", grpcClient(resilienceServiceConfig(true))},
-		{"grpc least_request", grpcClient(leastRequestConfig)},
-		{"pool", poolClient()},
-		{"pool + breaker", poolClient(pool.WithBreaker(breaker.Settings{}))},
-		{"pool + breaker + retry", poolClient(pool.WithBreaker(breaker.Settings{}), pool.WithRetry(retry.Policy{}))},
+		{ResilienceRR, grpcClient(resilienceServiceConfig(false))},
+		{ResilienceRRRetry, grpcClient(resilienceServiceConfig(true))},
+		{ResilienceLeastRequest, grpcClient(leastRequestConfig)},
+		{ResiliencePool, poolClient()},
+		{ResiliencePoolBreaker, poolClient(pool.WithBreaker(breaker.Settings{}))},
+		{ResiliencePoolBoth, poolClient(pool.WithBreaker(breaker.Settings{}), pool.WithRetry(retry.Policy{}))},
 	}
 	if dialRetry {
 		// grpc-go's retryPolicy inside the pool: each connection has one
 		// address, so its retries go back to the same backend.
-		clients = slices.Insert(clients, 4, client{"pool + retryPolicy (dial option)",
+		clients = slices.Insert(clients, 4, client{ResiliencePoolDialRetry,
 			poolClient(pool.WithDialOptions(grpc.WithDefaultServiceConfig(resilienceServiceConfig(true))))})
 	}
 	bad := f.servers[0]
-	var rows []resilienceRow
+	var rows []ResilienceClient
 	for _, c := range clients {
 		progress.say("%s: connecting", c.name)
 		cc, closeCC, err := c.open()
@@ -206,8 +260,8 @@ func runResilience(ctx context.Context, cfg ResilienceConfig, spoil func(*backen
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}
-		row.client = c.name
-		progress.say("%s: %d of %d calls failed (%s), %d attempts on %s", c.name, row.failed, row.calls, row.errs, row.badAttempts, bad.Name())
+		row.Name = c.name
+		progress.say("%s: %d of %d calls failed (%s), %d attempts on %s", c.name, row.Failed, row.Calls, row.ErrorsSeen, row.BadAttempts, bad.Name())
 		rows = append(rows, row)
 	}
 	return rows, nil
@@ -216,7 +270,7 @@ func runResilience(ctx context.Context, cfg ResilienceConfig, spoil func(*backen
 // runResilienceClient warms cc up with every backend healthy (until each
 // has answered, so no client starts half-connected), makes the first
 // backend bad, and measures cfg.Calls calls.
-func runResilienceClient(ctx context.Context, cfg ResilienceConfig, f *fleet, cc grpc.ClientConnInterface, spoil func(*backend.Server)) (resilienceRow, error) {
+func runResilienceClient(ctx context.Context, cfg ResilienceConfig, f *fleet, cc grpc.ClientConnInterface, spoil func(*backend.Server)) (ResilienceClient, error) {
 	ec := echopb.NewEchoClient(cc)
 	before := resilienceAttempts(f)
 	err := waitUntil(ctx, 10*time.Second, func() bool {
@@ -224,7 +278,7 @@ func runResilienceClient(ctx context.Context, cfg ResilienceConfig, f *fleet, cc
 		return !slices.Contains(sub(resilienceAttempts(f), before), 0)
 	}, func() string { return "warm-up calls per backend: " + counts(sub(resilienceAttempts(f), before)) })
 	if err != nil {
-		return resilienceRow{}, err
+		return ResilienceClient{}, err
 	}
 
 	spoil(f.servers[0])
@@ -250,18 +304,18 @@ func runResilienceClient(ctx context.Context, cfg ResilienceConfig, f *fleet, cc
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return resilienceRow{}, err
+		return ResilienceClient{}, err
 	}
 	got := sub(resilienceAttempts(f), before)
 	slices.Sort(lat)
-	return resilienceRow{
-		calls:       cfg.Calls,
-		failed:      errs.count(),
-		badAttempts: got[0],
-		attempts:    sum(got),
-		p50:         percentile(lat, 50),
-		p99:         percentile(lat, 99),
-		errs:        errs.String(),
+	return ResilienceClient{
+		Calls:       cfg.Calls,
+		Failed:      errs.count(),
+		BadAttempts: got[0],
+		Attempts:    sum(got),
+		P50:         percentile(lat, 50),
+		P99:         percentile(lat, 99),
+		ErrorsSeen:  errs.String(),
 	}, nil
 }
 

@@ -40,7 +40,8 @@ type ScaleDownConfig struct {
 	Logger *slog.Logger
 }
 
-func (c ScaleDownConfig) withDefaults() ScaleDownConfig {
+// WithDefaults returns c with every zero field set to its default.
+func (c ScaleDownConfig) WithDefaults() ScaleDownConfig {
 	if c.Backends <= 1 {
 		c.Backends = 4
 	}
@@ -59,6 +60,74 @@ func (c ScaleDownConfig) withDefaults() ScaleDownConfig {
 	return c
 }
 
+// ScaleDownResult is what RunScaleDown measured.
+type ScaleDownResult struct {
+	Config ScaleDownConfig // with the defaults filled in
+	Runs   []ScaleDownRun
+}
+
+// ScaleDownRun is one client's run of RunScaleDown in one ordering of
+// removal and stop.
+type ScaleDownRun struct {
+	Client       string        // "pool RoundRobin" or "grpc round_robin"
+	Pool         bool          // the pool, not grpc round_robin
+	Order        string        // how removal and stop were ordered
+	Calls        int64         // unary calls made
+	CallsPerSec  float64       // over the run
+	Failed       int           // calls that failed
+	AfterRemoval int64         // calls the removed backend received after it was removed
+	P99, Slowest time.Duration // call latency
+	ErrorsSeen   string        // the errors by code, one message each; "none"
+}
+
+// Table renders the result.
+func (r *ScaleDownResult) Table() *Table {
+	cfg := r.Config
+	t := &Table{
+		Title: fmt.Sprintf("Scale-down: %d calls/s over %d backends, one removed from the resolver's answer",
+			cfg.Rate, cfg.Backends),
+		Header: []string{"client", "removal and stop", "calls", "calls/s", "failed", "after removal", "p99", "slowest"},
+	}
+	for _, rn := range r.Runs {
+		t.AddRow(rn.Client, rn.Order, rn.Calls, fmt.Sprintf("%.0f", rn.CallsPerSec), rn.Failed, rn.AfterRemoval, ms(rn.P99), ms(rn.Slowest))
+	}
+	t.Notes = append(t.Notes,
+		"stopped = grpc.Server.GracefulStop: GOAWAY, in-flight calls finish, the listener closes",
+		"\"after removal\": calls the removed server received after its removal, placed before the client saw the new answer")
+	if !cfg.NoBaseline {
+		failed := map[bool]int{}
+		for _, rn := range r.Runs {
+			failed[rn.Pool] += rn.Failed
+		}
+		if failed[true] == 0 && failed[false] == 0 {
+			t.Notes = append(t.Notes, "here the pool only matches grpc round_robin (both fail 0 calls): it shows that its drain and re-resolution cost no call, not a gain")
+		} else {
+			t.Notes = append(t.Notes, fmt.Sprintf("the target is 0 failed calls, which grpc round_robin meets too: failed calls pool %d, round_robin %d", failed[true], failed[false]))
+		}
+	}
+	for _, rn := range r.Runs {
+		if rn.Failed > 0 {
+			t.Notes = append(t.Notes, fmt.Sprintf("%s, %s: %s", rn.Client, rn.Order, rn.ErrorsSeen))
+		}
+	}
+	return t
+}
+
+// Summary says in one line what the run showed.
+func (r *ScaleDownResult) Summary() string {
+	failed := map[bool]int{}
+	runs := map[bool]int{}
+	for _, rn := range r.Runs {
+		failed[rn.Pool] += rn.Failed
+		runs[rn.Pool]++
+	}
+	s := fmt.Sprintf("scaledown: failed calls as a backend goes at %d calls/s: pool %d", r.Config.Rate, failed[true])
+	if runs[false] > 0 {
+		s += fmt.Sprintf(", round_robin %d", failed[false])
+	}
+	return s
+}
+
 // RunScaleDown sends a paced load of unary calls over cfg.Backends
 // backends and, a third of the way in, takes the last one away, in three
 // ways: removed from the resolver's answer and stopped (GracefulStop)
@@ -69,18 +138,15 @@ func (c ScaleDownConfig) withDefaults() ScaleDownConfig {
 // (the target is none) and the calls the removed backend still received.
 // Each run is made for the pool (RoundRobin) and, unless cfg.NoBaseline,
 // for grpc-go round_robin.
-func RunScaleDown(ctx context.Context, cfg ScaleDownConfig, progress Progress) (*Table, error) {
-	cfg = cfg.withDefaults()
-	t := &Table{
-		Title: fmt.Sprintf("Scale-down: %d calls/s over %d backends, one removed from the resolver's answer",
-			cfg.Rate, cfg.Backends),
-		Header: []string{"client", "removed backend", "calls", "calls/s", "failed", "calls to it after removal", "p99", "slowest", "errors"},
-	}
+func RunScaleDown(ctx context.Context, cfg ScaleDownConfig, progress Progress) (*ScaleDownResult, error) {
+	cfg = cfg.WithDefaults()
+	res := &ScaleDownResult{Config: cfg}
 	type client struct {
 		name string
+		pool bool
 		open func(ctx context.Context, r *manual.Resolver) (grpc.ClientConnInterface, func() error, error)
 	}
-	clients := []client{{"pool RoundRobin", func(ctx context.Context, r *manual.Resolver) (grpc.ClientConnInterface, func() error, error) {
+	clients := []client{{"pool RoundRobin", true, func(ctx context.Context, r *manual.Resolver) (grpc.ClientConnInterface, func() error, error) {
 		p, err := newPool(ctx, r, cfg.Logger)
 		if err != nil {
 			return nil, nil, err
@@ -92,7 +158,7 @@ func RunScaleDown(ctx context.Context, cfg ScaleDownConfig, progress Progress) (
 		return p, p.Close, nil
 	}}}
 	if !cfg.NoBaseline {
-		clients = append(clients, client{"grpc round_robin", func(_ context.Context, r *manual.Resolver) (grpc.ClientConnInterface, func() error, error) {
+		clients = append(clients, client{"grpc round_robin", false, func(_ context.Context, r *manual.Resolver) (grpc.ClientConnInterface, func() error, error) {
 			cc, err := newRoundRobin(r)
 			if err != nil {
 				return nil, nil, err
@@ -104,42 +170,40 @@ func RunScaleDown(ctx context.Context, cfg ScaleDownConfig, progress Progress) (
 		name string
 		lag  time.Duration // from the removal to the stop; <0: the stop comes first
 	}{
-		{fmt.Sprintf("removed, stopped %v later", cfg.StopAfter), cfg.StopAfter},
-		{"stopped as it is removed", 0},
-		{fmt.Sprintf("stopped, removed %v later", cfg.StopAfter), -cfg.StopAfter},
+		{fmt.Sprintf("stop %v after removal", cfg.StopAfter), cfg.StopAfter},
+		{"stop at removal", 0},
+		{fmt.Sprintf("stop %v before removal", cfg.StopAfter), -cfg.StopAfter},
 	}
 	for _, c := range clients {
 		for _, m := range modes {
 			progress.say("%s, %s", c.name, m.name)
-			row, err := runScaleDown(ctx, cfg, m.lag, c.open)
+			rn, err := runScaleDown(ctx, cfg, m.lag, c.open)
 			if err != nil {
 				return nil, fmt.Errorf("scenario: scale-down: %s, %s: %w", c.name, m.name, err)
 			}
-			t.AddRow(append([]any{c.name, m.name}, row...)...)
+			rn.Client, rn.Pool, rn.Order = c.name, c.pool, m.name
+			res.Runs = append(res.Runs, rn)
 		}
 	}
-	t.Notes = append(t.Notes,
-		"stopped = grpc.Server.GracefulStop: GOAWAY, in-flight calls finish, the listener closes",
-		"\"calls to it after removal\" counted on the removed server: calls placed before the client saw the new answer")
-	return t, nil
+	return res, nil
 }
 
 func runScaleDown(ctx context.Context, cfg ScaleDownConfig, lag time.Duration,
-	open func(context.Context, *manual.Resolver) (grpc.ClientConnInterface, func() error, error)) ([]any, error) {
+	open func(context.Context, *manual.Resolver) (grpc.ClientConnInterface, func() error, error)) (ScaleDownRun, error) {
 	f, err := startFleet(cfg.Backends)
 	if err != nil {
-		return nil, err
+		return ScaleDownRun{}, err
 	}
 	defer f.stop()
 	r := manualResolver(f.addrs())
 	cc, closeCC, err := open(ctx, r)
 	if err != nil {
-		return nil, err
+		return ScaleDownRun{}, err
 	}
 	defer closeCC()
 	ec := echopb.NewEchoClient(cc)
 	if err := warmAll(ctx, f.servers, ec); err != nil {
-		return nil, err
+		return ScaleDownRun{}, err
 	}
 
 	gone := f.servers[len(f.servers)-1]
@@ -168,7 +232,7 @@ func runScaleDown(ctx context.Context, cfg ScaleDownConfig, lag time.Duration,
 	if err := sleep(ctx, cfg.Duration/3); err != nil {
 		stop()
 		wg.Wait()
-		return nil, err
+		return ScaleDownRun{}, err
 	}
 	stopGone := func() { gone.GracefulStopTimeout(3 * time.Second) }
 	remove := func() { r.UpdateState(resolverState(f.addrs()[:cfg.Backends-1])) }
@@ -200,8 +264,10 @@ func runScaleDown(ctx context.Context, cfg ScaleDownConfig, lag time.Duration,
 	stopped.Wait()
 	n := calls.Load()
 	slices.Sort(lat)
-	return []any{n, fmt.Sprintf("%.0f", float64(n)/elapsed.Seconds()), errs.count(), gone.Unary() - atRemoval,
-		ms(percentile(lat, 99)), ms(percentile(lat, 100)), errs.String()}, nil
+	return ScaleDownRun{
+		Calls: n, CallsPerSec: float64(n) / elapsed.Seconds(), Failed: errs.count(), AfterRemoval: gone.Unary() - atRemoval,
+		P99: percentile(lat, 99), Slowest: percentile(lat, 100), ErrorsSeen: errs.String(),
+	}, nil
 }
 
 // warmAll makes calls until every one of servers has answered one.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +58,8 @@ type ScaleUpConfig struct {
 	Logger *slog.Logger
 }
 
-func (c ScaleUpConfig) withDefaults() ScaleUpConfig {
+// WithDefaults returns c with every zero field set to its default.
+func (c ScaleUpConfig) WithDefaults() ScaleUpConfig {
 	if c.Backends <= 0 {
 		c.Backends = 3
 	}
@@ -88,8 +90,88 @@ func (c ScaleUpConfig) withDefaults() ScaleUpConfig {
 	return c
 }
 
-// scaleUpResult is what one run of RunScaleUp measured.
-type scaleUpResult struct {
+// ScaleUpResult is what RunScaleUp measured.
+type ScaleUpResult struct {
+	Config   ScaleUpConfig // with the defaults filled in
+	Backends []string      // every backend's name, the added ones last
+	Runs     []ScaleUpRun
+}
+
+// ScaleUpRun is one run of RunScaleUp.
+type ScaleUpRun struct {
+	Name       string
+	Pool       bool          // the pool (LeastActive), not grpc round_robin
+	Churning   bool          // streams end after their lifetime and are reopened; else never-ending
+	Balanced   bool          // max/mean reached ≤ 1.1 after the backends were added
+	Converge   time.Duration // from adding to max/mean ≤ 1.1, when Balanced
+	Watched    time.Duration // how long the run waited for it
+	Worst      float64       // worst max/mean sampled after balancing, when Balanced
+	Final      []int64       // active streams per backend at the end
+	Reopened   int64         // streams ended by the pool's max age and reopened
+	Errors     int           // stream errors other than those
+	ErrorsSeen string        // the errors by code, one message each; "none"
+	Series     Series        // active streams per backend over time
+}
+
+// Run returns the run named name, or false.
+func (r *ScaleUpResult) Run(name string) (ScaleUpRun, bool) {
+	return byName(r.Runs, func(rn ScaleUpRun) string { return rn.Name }, name)
+}
+
+// Table renders the result.
+func (r *ScaleUpResult) Table() *Table {
+	cfg := r.Config
+	t := &Table{
+		Title: fmt.Sprintf("Scale-up: %d streams on %d backends, %d backends added to the resolver's answer",
+			cfg.Streams, cfg.Backends, cfg.Backends),
+		Header: []string{"client", fmt.Sprintf("max/mean ≤ %.1f", balanced), "worst", "at end", "per backend at end", "reopened", "errors"},
+	}
+	for _, rn := range r.Runs {
+		conv, worst := "never ("+rn.Watched.String()+")", "-"
+		if rn.Balanced {
+			conv = "after " + rn.Converge.Round(10*time.Millisecond).String()
+			worst = fmt.Sprintf("%.2f", rn.Worst)
+		}
+		t.AddRow(rn.Name, conv, worst, backend.MaxOverMean(rn.Final), compactCounts(rn.Final), rn.Reopened, rn.Errors)
+	}
+	t.Notes = append(t.Notes,
+		fmt.Sprintf("pool: LeastActive; round_robin: grpc-go's; churning: each stream lives %v ±50 %% and is opened again; "+
+			"never-ending: a stream ends only when the pool ends it at WithMaxStreamAge(%v)", cfg.Lifetime, cfg.MaxStreamAge),
+		fmt.Sprintf("active streams counted on the servers every %v over all %d backends; \"worst\": the largest max/mean sampled "+
+			"after balancing, for %v (%v with a max stream age)", cfg.SampleEvery, 2*cfg.Backends, cfg.Tail, cfg.Tail+cfg.MaxStreamAge),
+		"\"reopened\": streams the pool ended with codes.Unavailable at their max age and the caller opened again; "+
+			"all were opened at once, so they reach it together (±10 % jitter) and the next round evens out the first")
+	for _, rn := range r.Runs {
+		if rn.Errors > 0 {
+			t.Notes = append(t.Notes, rn.Name+" errors: "+rn.ErrorsSeen)
+		}
+	}
+	return t
+}
+
+// Summary says in one line what the run showed.
+func (r *ScaleUpResult) Summary() string {
+	v := func(name string) string {
+		rn, ok := r.Run(name)
+		switch {
+		case !ok:
+			return "-"
+		case !rn.Balanced:
+			return "never"
+		}
+		return rn.Converge.Round(100 * time.Millisecond).String()
+	}
+	return fmt.Sprintf("scaleup: streams spread in: pool %s, max age %s; round_robin %s, never-ending %s",
+		v(ScaleUpPoolChurning), v(ScaleUpPoolMaxAge), v(ScaleUpRRChurning), v(ScaleUpRRNeverEnding))
+}
+
+// compactCounts formats per-backend numbers as "100/98/102".
+func compactCounts(xs []int64) string {
+	return strings.ReplaceAll(counts(xs), " / ", "/")
+}
+
+// scaleUpRun is what one run of RunScaleUp measured, while it runs.
+type scaleUpRun struct {
 	converge time.Duration // from adding to max/mean ≤ 1.1; <0: never
 	final    []int64       // active streams per backend at the end
 	worst    float64       // worst max/mean after converging
@@ -109,8 +191,8 @@ type scaleUpResult struct {
 //   - grpc-go round_robin with the same churning streams;
 //   - grpc-go round_robin with never-ending streams, which stay where they
 //     are.
-func RunScaleUp(ctx context.Context, cfg ScaleUpConfig, progress Progress) (*Table, error) {
-	cfg = cfg.withDefaults()
+func RunScaleUp(ctx context.Context, cfg ScaleUpConfig, progress Progress) (*ScaleUpResult, error) {
+	cfg = cfg.WithDefaults()
 	f, err := startFleet(2 * cfg.Backends)
 	if err != nil {
 		return nil, err
@@ -120,6 +202,7 @@ func RunScaleUp(ctx context.Context, cfg ScaleUpConfig, progress Progress) (*Tab
 
 	type run struct {
 		name     string
+		pool     bool
 		lifetime time.Duration // 0: never-ending
 		timeout  time.Duration
 		tail     time.Duration
@@ -150,55 +233,66 @@ func RunScaleUp(ctx context.Context, cfg ScaleUpConfig, progress Progress) (*Tab
 		}
 		return cc, cc.Close, nil
 	}
-	life := fmt.Sprintf("live %v ±50%%", cfg.Lifetime)
 	runs := []run{
-		{"pool LeastActive, churning streams (" + life + ")", cfg.Lifetime, cfg.Timeout, cfg.Tail, openPool()},
+		{ScaleUpPoolChurning, true, cfg.Lifetime, cfg.Timeout, cfg.Tail, openPool()},
 		// Watched for one more max age: the streams, all opened at once,
 		// reach it together, and the next round evens out the first.
-		{fmt.Sprintf("pool LeastActive + WithMaxStreamAge(%v), never-ending streams", cfg.MaxStreamAge), 0, cfg.Timeout,
-			cfg.Tail + cfg.MaxStreamAge, openPool(pool.WithMaxStreamAge(cfg.MaxStreamAge))},
-		{"grpc round_robin, churning streams (" + life + ")", cfg.Lifetime, cfg.Timeout, cfg.Tail, openRR},
+		{ScaleUpPoolMaxAge, true, 0, cfg.Timeout, cfg.Tail + cfg.MaxStreamAge, openPool(pool.WithMaxStreamAge(cfg.MaxStreamAge))},
+		{ScaleUpRRChurning, false, cfg.Lifetime, cfg.Timeout, cfg.Tail, openRR},
 	}
 	if cfg.StaticWindow > 0 {
-		runs = append(runs, run{"grpc round_robin, never-ending streams", 0, cfg.StaticWindow, cfg.Tail, openRR})
+		runs = append(runs, run{ScaleUpRRNeverEnding, false, 0, cfg.StaticWindow, cfg.Tail, openRR})
 	}
 
-	t := &Table{
-		Title: fmt.Sprintf("Scale-up: %d streams on %d backends, %d backends added to the resolver's answer",
-			cfg.Streams, cfg.Backends, cfg.Backends),
-		Header: []string{"client", "time to max/mean ≤ 1.1", "worst after", "max/mean at end", "streams per backend at end", "reopened", "errors"},
-	}
+	res := &ScaleUpResult{Config: cfg, Backends: f.names()}
 	for _, rn := range runs {
 		r := manualResolver(first)
 		cc, closeCC, err := rn.open(r)
 		if err != nil {
 			return nil, fmt.Errorf("scenario: scale-up: %s: %w", rn.name, err)
 		}
-		res, err := runScaleUp(ctx, cfg, f, r, cc, rn.lifetime, rn.timeout, rn.tail, func(format string, args ...any) {
+		got, err := runScaleUp(ctx, cfg, f, r, cc, rn.lifetime, rn.timeout, rn.tail, func(format string, args ...any) {
 			progress.say("%s: "+format, append([]any{rn.name}, args...)...)
 		})
 		_ = closeCC()
 		if err != nil {
 			return nil, fmt.Errorf("scenario: scale-up: %s: %w", rn.name, err)
 		}
-		res.series.Title = rn.name
+		got.series.Title = seriesTitle(rn.name, cfg)
 		if cfg.OnSeries != nil {
-			cfg.OnSeries(res.series)
+			cfg.OnSeries(got.series)
 		}
-		conv, worst := "never (watched "+rn.timeout.String()+")", "-"
-		if res.converge >= 0 {
-			conv = res.converge.Round(10 * time.Millisecond).String()
-			worst = fmt.Sprintf("%.2f", res.worst)
-		}
-		t.AddRow(rn.name, conv, worst, backend.MaxOverMean(res.final), counts(res.final), res.reopened, res.errs.String())
+		res.Runs = append(res.Runs, ScaleUpRun{
+			Name: rn.name, Pool: rn.pool, Churning: rn.lifetime > 0,
+			Balanced: got.converge >= 0, Converge: max(got.converge, 0), Watched: rn.timeout,
+			Worst: got.worst, Final: got.final, Reopened: got.reopened,
+			Errors: got.errs.count(), ErrorsSeen: got.errs.String(), Series: got.series,
+		})
 	}
-	t.Notes = append(t.Notes,
-		fmt.Sprintf("active streams counted on the servers every %v over all %d backends; \"worst after\" is the largest max/mean sampled from then until the end (%v later; %v for WithMaxStreamAge)",
-			cfg.SampleEvery, 2*cfg.Backends, cfg.Tail, cfg.Tail+cfg.MaxStreamAge),
-		"\"reopened\": streams the pool ended with codes.Unavailable at their max age and the caller opened again",
-		"the never-ending streams were all opened at once, so they reach their max age together (±10 % jitter): the burst of reopened streams overshoots onto the new backends, and the next round evens it out")
-	return t, nil
+	return res, nil
 }
+
+// seriesTitle is the chart's title for the run named name.
+func seriesTitle(name string, cfg ScaleUpConfig) string {
+	life := fmt.Sprintf("live %v ±50%%", cfg.Lifetime)
+	switch name {
+	case ScaleUpPoolChurning:
+		return "pool LeastActive, churning streams (" + life + ")"
+	case ScaleUpPoolMaxAge:
+		return fmt.Sprintf("pool LeastActive + WithMaxStreamAge(%v), never-ending streams", cfg.MaxStreamAge)
+	case ScaleUpRRChurning:
+		return "grpc round_robin, churning streams (" + life + ")"
+	}
+	return "grpc round_robin, never-ending streams"
+}
+
+// The runs of RunScaleUp, by name.
+const (
+	ScaleUpPoolChurning  = "pool, churning streams"
+	ScaleUpPoolMaxAge    = "pool + WithMaxStreamAge"
+	ScaleUpRRChurning    = "round_robin, churning"
+	ScaleUpRRNeverEnding = "round_robin, never-ending"
+)
 
 // streamLoad keeps streams open on cc, each in its own worker.
 type streamLoad struct {
@@ -249,7 +343,7 @@ func (l *streamLoad) worker(ctx context.Context) {
 }
 
 func runScaleUp(ctx context.Context, cfg ScaleUpConfig, f *fleet, r *manual.Resolver, cc grpc.ClientConnInterface,
-	lifetime, timeout, tail time.Duration, progress Progress) (res scaleUpResult, err error) {
+	lifetime, timeout, tail time.Duration, progress Progress) (res scaleUpRun, err error) {
 	lctx, stop := context.WithCancel(ctx)
 	l := &streamLoad{cc: cc, lifetime: lifetime}
 	defer func() {
@@ -260,7 +354,7 @@ func runScaleUp(ctx context.Context, cfg ScaleUpConfig, f *fleet, r *manual.Reso
 			err = werr
 		}
 	}()
-	res = scaleUpResult{converge: -1, worst: 0, errs: &l.errs}
+	res = scaleUpRun{converge: -1, worst: 0, errs: &l.errs}
 	res.series.Names = f.names()
 	res.series.Ideal = float64(cfg.Streams) / float64(len(res.series.Names))
 

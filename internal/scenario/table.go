@@ -1,6 +1,7 @@
 // Package scenario runs the measured scenarios behind the example program
 // and the figures in docs/: real gRPC servers on loopback, a pool or a
-// baseline client, a load, and a table of what happened.
+// baseline client, a load, and a typed result per scenario that renders as
+// a table and a one-line summary.
 package scenario
 
 import (
@@ -10,7 +11,22 @@ import (
 	"unicode/utf8"
 )
 
-// A Table is a scenario's result, printed as aligned text.
+// MaxWidth is the widest line, in columns, that Table.Fprint is meant to
+// print: titles and notes are wrapped to it, and every scenario's columns
+// are chosen to fit it.
+const MaxWidth = 100
+
+// A Result is what one scenario measured. It is not safe for concurrent
+// use while a scenario fills it; once returned it is read-only.
+type Result interface {
+	// Table renders the result.
+	Table() *Table
+	// Summary says in one line what the scenario showed.
+	Summary() string
+}
+
+// A Table is a scenario's result, printed as aligned text. It is not
+// safe for concurrent use.
 type Table struct {
 	Title  string
 	Header []string
@@ -33,7 +49,7 @@ func (t *Table) AddRow(vals ...any) {
 	t.Rows = append(t.Rows, row)
 }
 
-// Fprint writes the table to w.
+// Fprint writes the table to w, the title and notes wrapped to MaxWidth.
 func (t *Table) Fprint(w io.Writer) {
 	widths := make([]int, len(t.Header))
 	for i, h := range t.Header {
@@ -59,7 +75,12 @@ func (t *Table) Fprint(w io.Writer) {
 		}
 		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	}
-	fmt.Fprintf(w, "\n== %s ==\n", t.Title)
+	fmt.Fprintln(w)
+	title := wrap("== "+t.Title, MaxWidth-3, "   ")
+	title[len(title)-1] += " =="
+	for _, l := range title {
+		fmt.Fprintln(w, l)
+	}
 	line(t.Header)
 	sep := make([]string, len(widths))
 	for i, n := range widths {
@@ -70,8 +91,55 @@ func (t *Table) Fprint(w io.Writer) {
 		line(r)
 	}
 	for _, n := range t.Notes {
-		fmt.Fprintf(w, "  %s\n", n)
+		for _, l := range wrap("  "+n, MaxWidth, "    ") {
+			fmt.Fprintln(w, l)
+		}
 	}
+}
+
+// String returns the table as Fprint writes it.
+func (t *Table) String() string {
+	var b strings.Builder
+	t.Fprint(&b)
+	return b.String()
+}
+
+// wrap breaks s at spaces into lines of at most width runes, the lines
+// after the first starting with indent. A word longer than a line stays
+// whole.
+func wrap(s string, width int, indent string) []string {
+	lead := len(s) - len(strings.TrimLeft(s, " "))
+	words := strings.Fields(s)
+	var out []string
+	cur := s[:lead]
+	n := utf8.RuneCountInString(cur)
+	fresh := true // cur holds no word yet
+	for _, wd := range words {
+		wn := utf8.RuneCountInString(wd)
+		if !fresh && n+1+wn > width {
+			out = append(out, cur)
+			cur, n, fresh = indent, utf8.RuneCountInString(indent), true
+		}
+		if !fresh {
+			cur += " "
+			n++
+		}
+		cur += wd
+		n += wn
+		fresh = false
+	}
+	return append(out, cur)
+}
+
+// byName returns the element of xs whose name is name, or false.
+func byName[T any](xs []T, name func(T) string, want string) (T, bool) {
+	for _, x := range xs {
+		if name(x) == want {
+			return x, true
+		}
+	}
+	var zero T
+	return zero, false
 }
 
 // Progress reports what a running scenario is doing; nil is allowed.

@@ -1,23 +1,17 @@
 package scenario
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/haproxy"
 	"github.com/grpcpool/grpcpool/internal/tcpproxy"
 	"github.com/grpcpool/grpcpool/pool"
 )
@@ -37,11 +31,16 @@ type VIPConfig struct {
 	// tcpproxy), or "" for haproxy when it is in PATH and the internal one
 	// otherwise.
 	Proxy string
+	// PoolOptions are added to every pool's options. The tests add
+	// pool.WithStreamStallTimeout(0), so that a stream slowed by a busy
+	// machine is not taken for one stalled at a stream limit and moved.
+	PoolOptions []pool.Option
 	// Logger receives the pool's logs. Nil discards them.
 	Logger *slog.Logger
 }
 
-func (c VIPConfig) withDefaults() VIPConfig {
+// WithDefaults returns c with every zero field set to its default.
+func (c VIPConfig) WithDefaults() VIPConfig {
 	if c.Backends <= 0 {
 		c.Backends = 3
 	}
@@ -54,6 +53,66 @@ func (c VIPConfig) withDefaults() VIPConfig {
 	return c
 }
 
+// VIPResult is what RunVIP measured.
+type VIPResult struct {
+	Config   VIPConfig // with the defaults filled in
+	Proxy    string    // the proxy, described
+	Backends []string  // the backends' names, in Streams order
+	Clients  []VIPClient
+}
+
+// VIPClient is one client's run of RunVIP.
+type VIPClient struct {
+	Name    string
+	Policy  pool.Policy // the pool's policy; unset for the grpc.ClientConn
+	Pool    bool        // a grpcpool, not a grpc.ClientConn
+	Conns   int         // TCP connections the client makes to the proxy
+	Streams []int64     // streams open on each backend, counted on the servers
+}
+
+// MaxOverMean is the most streams on one backend over the mean: 1.00 is
+// an even spread, the number of backends all on one.
+func (c VIPClient) MaxOverMean() float64 { return backend.MaxOverMean(c.Streams) }
+
+// Table renders the result.
+func (r *VIPResult) Table() *Table {
+	t := &Table{
+		Title:  fmt.Sprintf("VIP: %d long-lived streams through an L4 proxy (%s) over %d backends", r.Config.Streams, r.Proxy, r.Config.Backends),
+		Header: []string{"client", "TCP conns", "streams per backend (" + strings.Join(r.Backends, " / ") + ")", "max/mean"},
+	}
+	for _, c := range r.Clients {
+		t.AddRow(c.Name, c.Conns, counts(c.Streams), c.MaxOverMean())
+	}
+	t.Notes = append(t.Notes,
+		"streams counted on the servers while all were open; max/mean 1.00 is an even spread, "+fmt.Sprint(r.Config.Backends)+".00 is all on one backend",
+		"the proxy balances TCP connections, never the HTTP/2 streams inside them: one ClientConn is one connection, so one backend")
+	return t
+}
+
+// Summary says in one line what the run showed.
+func (r *VIPResult) Summary() string {
+	parts := make([]string, 0, len(r.Clients))
+	for _, c := range r.Clients {
+		name := "ClientConn"
+		if c.Pool {
+			name = policyName(c.Policy)
+			if len(parts) == 1 {
+				name = "pool " + name
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2f", name, c.MaxOverMean()))
+	}
+	return "vip: streams max/mean behind an L4 proxy: " + joinArrow(parts)
+}
+
+// joinArrow joins a baseline and what the pool does instead: "a → b, c".
+func joinArrow(parts []string) string {
+	if len(parts) < 2 {
+		return strings.Join(parts, "")
+	}
+	return parts[0] + " → " + strings.Join(parts[1:], ", ")
+}
+
 // RunVIP puts an L4 (TCP, round-robin per connection) proxy in front of
 // the backends, as a Kubernetes ClusterIP or a cloud TCP load balancer is,
 // and opens long-lived Bidi streams through it: first from one plain
@@ -62,8 +121,8 @@ func (c VIPConfig) withDefaults() VIPConfig {
 // so all its streams land on one backend (max/mean = number of backends);
 // the pool's connections are spread by the proxy, and its streams over its
 // connections.
-func RunVIP(ctx context.Context, cfg VIPConfig, progress Progress) (*Table, error) {
-	cfg = cfg.withDefaults()
+func RunVIP(ctx context.Context, cfg VIPConfig, progress Progress) (*VIPResult, error) {
+	cfg = cfg.WithDefaults()
 	f, err := startFleet(cfg.Backends)
 	if err != nil {
 		return nil, err
@@ -76,17 +135,13 @@ func RunVIP(ctx context.Context, cfg VIPConfig, progress Progress) (*Table, erro
 	}
 	defer px.Close()
 
-	t := &Table{
-		Title:  fmt.Sprintf("VIP: %d long-lived streams through an L4 proxy (%s) over %d backends", cfg.Streams, px.Name(), cfg.Backends),
-		Header: []string{"client", "TCP conns", "streams per backend (" + strings.Join(f.names(), " / ") + ")", "max/mean"},
-	}
+	res := &VIPResult{Config: cfg, Proxy: px.Name(), Backends: f.names()}
 	type client struct {
-		name  string
-		conns int
-		open  func() (grpc.ClientConnInterface, func() error, error)
+		VIPClient
+		open func() (grpc.ClientConnInterface, func() error, error)
 	}
 	clients := []client{
-		{"grpc.ClientConn", 1, func() (grpc.ClientConnInterface, func() error, error) {
+		{VIPClient{Name: "grpc.ClientConn", Conns: 1}, func() (grpc.ClientConnInterface, func() error, error) {
 			cc, err := grpc.NewClient("passthrough:///"+px.Addr(), insecureCreds)
 			if err != nil {
 				return nil, nil, err
@@ -96,9 +151,9 @@ func RunVIP(ctx context.Context, cfg VIPConfig, progress Progress) (*Table, erro
 	}
 	for _, pol := range []pool.Policy{pool.RoundRobin, pool.LeastActive} {
 		clients = append(clients, client{
-			fmt.Sprintf("pool WithSize(%d) %s", cfg.Size, policyName(pol)), cfg.Size,
+			VIPClient{Name: fmt.Sprintf("pool WithSize(%d) %s", cfg.Size, policyName(pol)), Policy: pol, Pool: true, Conns: cfg.Size},
 			func() (grpc.ClientConnInterface, func() error, error) {
-				opts := []pool.Option{pool.WithSize(cfg.Size), pool.WithPolicy(pol), pool.WithDialOptions(insecureCreds)}
+				opts := append([]pool.Option{pool.WithSize(cfg.Size), pool.WithPolicy(pol), pool.WithDialOptions(insecureCreds)}, cfg.PoolOptions...)
 				if cfg.Logger != nil {
 					opts = append(opts, pool.WithLogger(cfg.Logger))
 				}
@@ -115,22 +170,20 @@ func RunVIP(ctx context.Context, cfg VIPConfig, progress Progress) (*Table, erro
 		})
 	}
 	for _, c := range clients {
-		progress.say("%s: opening %d streams through %s", c.name, cfg.Streams, px.Name())
+		progress.say("%s: opening %d streams through %s", c.Name, cfg.Streams, px.Name())
 		cc, closeCC, err := c.open()
 		if err != nil {
-			return nil, fmt.Errorf("scenario: vip: %s: %w", c.name, err)
+			return nil, fmt.Errorf("scenario: vip: %s: %w", c.Name, err)
 		}
 		got, err := measureStreams(ctx, f, cc, cfg.Streams)
 		_ = closeCC()
 		if err != nil {
-			return nil, fmt.Errorf("scenario: vip: %s: %w", c.name, err)
+			return nil, fmt.Errorf("scenario: vip: %s: %w", c.Name, err)
 		}
-		t.AddRow(c.name, c.conns, counts(got), backend.MaxOverMean(got))
+		c.Streams = got
+		res.Clients = append(res.Clients, c.VIPClient)
 	}
-	t.Notes = append(t.Notes,
-		"streams counted on the servers while all were open; max/mean 1.00 is an even spread, "+fmt.Sprint(cfg.Backends)+".00 is all on one backend",
-		"the proxy balances TCP connections, never the HTTP/2 streams inside them")
-	return t, nil
+	return res, nil
 }
 
 // measureStreams opens n streams on cc, waits until the servers count
@@ -165,7 +218,11 @@ func startL4(ctx context.Context, kind string, backends []string) (l4, error) {
 	case "", "haproxy":
 		bin, err := exec.LookPath("haproxy")
 		if err == nil {
-			return startHAProxy(ctx, bin, backends)
+			h, err := haproxy.Start(ctx, bin, backends)
+			if err != nil {
+				return nil, fmt.Errorf("scenario: %w", err)
+			}
+			return haproxyVIP{h}, nil
 		}
 		if kind == "haproxy" {
 			return nil, fmt.Errorf("scenario: haproxy: %w", err)
@@ -185,148 +242,8 @@ type internalProxy struct{ *tcpproxy.Proxy }
 
 func (internalProxy) Name() string { return "internal/tcpproxy, round-robin per connection" }
 
-// haproxy is an haproxy process in mode tcp, balance roundrobin.
-type haproxy struct {
-	addr string
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	out  *syncBuffer
+// haproxyVIP is an haproxy in mode tcp, balance roundrobin.
+type haproxyVIP struct{ *haproxy.Proxy }
 
-	closeOnce sync.Once
-}
-
-func (h *haproxy) Addr() string { return h.addr }
-func (h *haproxy) Name() string { return "haproxy, mode tcp, balance roundrobin" }
-
-// Close stops haproxy (SIGTERM, then SIGKILL after 2 s) and removes its
-// directory.
-func (h *haproxy) Close() error {
-	h.closeOnce.Do(func() {
-		_ = h.cmd.Process.Signal(syscall.SIGTERM)
-		t := time.NewTimer(2 * time.Second)
-		defer t.Stop()
-		select {
-		case <-h.done:
-		case <-t.C:
-			_ = h.cmd.Process.Kill()
-			<-h.done
-		}
-		_ = os.RemoveAll(h.dir)
-	})
-	return nil
-}
-
-func startHAProxy(ctx context.Context, bin string, backends []string) (*haproxy, error) {
-	var lastErr error
-	for range 3 { // the free port may be taken before haproxy binds it
-		h, err := tryHAProxy(ctx, bin, backends)
-		if err == nil {
-			return h, nil
-		}
-		lastErr = err
-	}
-	return nil, lastErr
-}
-
-func tryHAProxy(ctx context.Context, bin string, backends []string) (*haproxy, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "grpcpool-haproxy")
-	if err != nil {
-		return nil, err
-	}
-	h := &haproxy{addr: net.JoinHostPort("127.0.0.1", fmt.Sprint(port)), dir: dir, done: make(chan struct{}), out: &syncBuffer{}}
-	var b strings.Builder
-	fmt.Fprintf(&b, `global
-  maxconn 4000
-
-defaults
-  mode tcp
-  timeout connect 2s
-  # Streams and idle HTTP/2 connections live long; a VIP does not cut them.
-  timeout client 1h
-  timeout server 1h
-
-frontend fe
-  bind %s
-  default_backend be
-
-backend be
-  balance roundrobin
-`, h.addr)
-	for i, s := range backends {
-		fmt.Fprintf(&b, "  server s%d %s\n", i+1, s)
-	}
-	cfgPath := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	h.cmd = exec.Command(bin, "-f", cfgPath, "-db")
-	h.cmd.Dir = dir
-	h.cmd.Stdout = h.out
-	h.cmd.Stderr = h.out
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := h.cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("scenario: starting haproxy: %w", err)
-	}
-	go func() {
-		_ = h.cmd.Wait()
-		close(h.done)
-	}()
-	err = waitUntil(ctx, 5*time.Second, func() bool {
-		select {
-		case <-h.done:
-			return true // reported below
-		default:
-		}
-		c, err := net.DialTimeout("tcp", h.addr, 100*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		_ = c.Close()
-		return true
-	}, func() string { return "haproxy does not accept connections" })
-	select {
-	case <-h.done:
-		err = errors.New("haproxy exited")
-	default:
-	}
-	if err != nil {
-		_ = h.Close()
-		return nil, fmt.Errorf("scenario: haproxy on %s: %w: %s", h.addr, err, strings.TrimSpace(h.out.String()))
-	}
-	return h, nil
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func (h haproxyVIP) Addr() string { return h.Proxy.Addr }
+func (haproxyVIP) Name() string   { return "haproxy, mode tcp, balance roundrobin" }

@@ -4,11 +4,22 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/grpcpool/grpcpool/pool"
 )
 
 // One ClientConn through an L4 proxy puts every stream on one backend; a
 // pool of 6 connections spreads them.
+//
+// The proxy hands connections to backends in turn and the pool's
+// RoundRobin takes its connections in turn, so its spread is exact; how
+// LeastActive spreads concurrent streams depends on timing, so only "no
+// backend left out" is asserted for it.
 func TestVIP(t *testing.T) {
+	t.Parallel()
 	for _, proxy := range []string{"internal", "haproxy"} {
 		t.Run(proxy, func(t *testing.T) {
 			if proxy == "haproxy" {
@@ -16,20 +27,26 @@ func TestVIP(t *testing.T) {
 					if os.Getenv("CI") != "" {
 						t.Fatalf("haproxy not installed, and CI is set: .ci/run installs it (%v)", err)
 					}
-					t.Skip("haproxy not installed (apt-get install -y haproxy)")
+					t.Skip("haproxy not installed (apt-get install -y -q haproxy)")
 				}
 			}
-			tab, err := RunVIP(scenarioContext(t), VIPConfig{Streams: 60, Proxy: proxy}, t.Logf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			logTable(t, tab)
-			if got := cell(t, tab, "grpc.ClientConn", "max/mean"); got != "3.00" {
-				t.Errorf("grpc.ClientConn max/mean: got %s, want 3.00", got)
-			}
-			for _, row := range []string{"pool WithSize(6) RoundRobin", "pool WithSize(6) LeastActive"} {
-				if got := number(t, cell(t, tab, row, "max/mean")); got > 1.15 {
-					t.Errorf("%s max/mean: got %.2f, want <= 1.15", row, got)
+			res, err := RunVIP(scenarioContext(t), VIPConfig{Streams: 60, Proxy: proxy, PoolOptions: noStallLearning}, t.Logf)
+			require.NoError(t, err)
+			t.Log(res.Table())
+			require.Len(t, res.Clients, 3)
+
+			cc := res.Clients[0]
+			assert.False(t, cc.Pool)
+			assert.Equal(t, 3.0, cc.MaxOverMean(), "grpc.ClientConn streams %v", cc.Streams)
+			for _, c := range res.Clients[1:] {
+				require.True(t, c.Pool)
+				assert.Equal(t, 6, c.Conns)
+				assert.Equal(t, int64(60), sum(c.Streams), c.Name)
+				switch c.Policy {
+				case pool.RoundRobin:
+					assert.Equal(t, []int64{20, 20, 20}, c.Streams, c.Name)
+				default:
+					assert.NotContains(t, c.Streams, int64(0), c.Name)
 				}
 			}
 		})
@@ -37,7 +54,6 @@ func TestVIP(t *testing.T) {
 }
 
 func TestStartL4Unknown(t *testing.T) {
-	if _, err := startL4(scenarioContext(t), "nginx", nil); err == nil {
-		t.Fatal("startL4(nginx): got nil error")
-	}
+	_, err := startL4(scenarioContext(t), "nginx", nil)
+	require.Error(t, err)
 }

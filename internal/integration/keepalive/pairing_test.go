@@ -1,4 +1,10 @@
-package keepalive_test
+// Package keepalive runs the real-time keepalive pairing tests of package
+// github.com/grpcpool/grpcpool/keepalive. They live in the integration
+// module, which .ci/run runs, because grpc-go's minimum client ping
+// interval of 10 s makes them take about 40 s: too long for the SDK's
+// default "go test ./...". TestComputedParameters, in the keepalive
+// package, checks every computed value in milliseconds.
+package keepalive
 
 import (
 	"context"
@@ -21,7 +27,8 @@ import (
 // These tests run real grpc-go keepalive over loopback TCP. grpc-go does not
 // let a client ping more often than every 10s, so each takes 30-40s of wall
 // time; they run in parallel, and are skipped under -short, where
-// TestComputedParameters still checks every computed value.
+// TestComputedParameters (package keepalive, SDK module) still checks every
+// computed value.
 
 // pairingTimeout bounds each test. The matched test needs ~40s (4 pings 10s
 // apart); the mismatched one expects GOAWAY at the third keepalive ping, ~30s.

@@ -1,0 +1,164 @@
+package pool_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/grpc/codes"
+
+	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/telemetry"
+	"github.com/grpcpool/grpcpool/pool"
+	"github.com/grpcpool/grpcpool/retry"
+)
+
+// metricsReader returns a provider on a ManualReader and a function that
+// collects one instrument's points: value (or count, for histograms) by
+// attributes, rendered "k=v,k=v" without the target.
+func metricsReader(t *testing.T) (*sdkmetric.MeterProvider, func(name string) map[string]float64) {
+	t.Helper()
+	rd := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	return mp, func(name string) map[string]float64 {
+		var rm metricdata.ResourceMetrics
+		require.NoError(t, rd.Collect(context.Background(), &rm))
+		out := map[string]float64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if m.Name != name {
+					continue
+				}
+				switch d := m.Data.(type) {
+				case metricdata.Histogram[float64]:
+					for _, p := range d.DataPoints {
+						out[attrKey(p.Attributes)] = float64(p.Count)
+					}
+				case metricdata.Sum[int64]:
+					for _, p := range d.DataPoints {
+						out[attrKey(p.Attributes)] = float64(p.Value)
+					}
+				case metricdata.Gauge[int64]:
+					for _, p := range d.DataPoints {
+						out[attrKey(p.Attributes)] = float64(p.Value)
+					}
+				}
+			}
+		}
+		return out
+	}
+}
+
+func attrKey(s attribute.Set) string {
+	var kv []string
+	for _, a := range s.ToSlice() {
+		if a.Key != telemetry.AttrTarget {
+			kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+		}
+	}
+	slices.Sort(kv)
+	return strings.Join(kv, ",")
+}
+
+func keyOf(kv ...string) string {
+	kv = slices.Clone(kv)
+	slices.Sort(kv)
+	return strings.Join(kv, ",")
+}
+
+// A sick backend: every logical call succeeds, its failed attempts are
+// counted on the sick backend, the retries that hid them, and its breaker
+// opening.
+func TestMetricsSickBackend(t *testing.T) {
+	bs := startBackends(t, 2)
+	sick, good := bs[0], bs[1]
+	sick.SetFail(codes.Unavailable)
+	mp, read := metricsReader(t)
+	p, _ := readyPool(t, bs, pool.WithSize(1), pool.WithMeterProvider(mp),
+		pool.WithRetry(retry.Policy{}), pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1}))
+	c := echopb.NewEchoClient(p)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const n = 20
+	for range n {
+		_, err := c.Unary(ctx, &echopb.EchoRequest{Message: "x"})
+		require.NoError(t, err)
+	}
+	method := "grpc.method=grpcpool.example.echo.v1.Echo/Unary"
+	sickB, goodB := "grpcpool.backend="+sick.Addr(), "grpcpool.backend="+good.Addr()
+
+	assert.Equal(t, map[string]float64{keyOf(method, "grpc.status=OK"): n}, read(telemetry.CallDuration))
+	attempts := read(telemetry.AttemptDuration)
+	failed := attempts[keyOf(method, "grpc.status=UNAVAILABLE", sickB)]
+	assert.Equal(t, float64(n), attempts[keyOf(method, "grpc.status=OK", goodB)])
+	assert.GreaterOrEqual(t, failed, 1.0, "attempts: %v", attempts)
+	assert.Equal(t, map[string]float64{keyOf(method, "grpcpool.retry.kind=retry"): failed}, read(telemetry.RetryAttempts),
+		"one retry per failed attempt")
+	assert.Equal(t, 1.0, read(telemetry.BreakerTrans)[keyOf(sickB, "grpcpool.breaker.state=open")])
+	assert.Equal(t, 1.0, read(telemetry.BreakerStates)[keyOf(sickB, "grpcpool.breaker.state=open")])
+	active := read(telemetry.BackendActive)
+	assert.Zero(t, active[keyOf(goodB, "grpcpool.kind=unary")], "nothing in flight: %v", active)
+	assert.Equal(t, 1.0, read(telemetry.Connections)[keyOf(goodB, "grpcpool.connection.state=ready")])
+}
+
+// Streams count as active while open; a configured stream limit is
+// exported; connections recycled for their age are counted by reason.
+func TestMetricsStreamsLimitsRecycles(t *testing.T) {
+	bs := startBackends(t, 1)
+	mp, read := metricsReader(t)
+	p, _ := readyPool(t, bs, pool.WithSize(1), pool.WithMeterProvider(mp),
+		pool.WithMaxStreamsPerConn(50), pool.WithMaxConnAge(300*time.Millisecond))
+	be := "grpcpool.backend=" + bs[0].Addr()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := echopb.NewEchoClient(p).Bidi(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, read(telemetry.BackendActive)[keyOf(be, "grpcpool.kind=stream")])
+	assert.Equal(t, map[string]float64{keyOf(be): 50}, read(telemetry.StreamLimits))
+	require.NoError(t, s.CloseSend())
+	_, err = s.Recv()
+	require.Error(t, err) // io.EOF
+	waitFor(t, "the stream counted as ended", func() bool {
+		return read(telemetry.BackendActive)[keyOf(be, "grpcpool.kind=stream")] == 0
+	})
+	waitFor(t, "a recycle for age", func() bool {
+		return read(telemetry.Recycles)[keyOf(be, "grpcpool.reason=max_age")] >= 1
+	})
+	calls := read(telemetry.CallDuration)
+	assert.Equal(t, 1.0, calls[keyOf("grpc.method=grpcpool.example.echo.v1.Echo/Bidi", "grpc.status=OK")], "calls: %v", calls)
+}
+
+// A hedge sent because the first attempt was slow is counted as a hedge;
+// the call is one call.
+func TestMetricsHedge(t *testing.T) {
+	bs := startBackends(t, 2)
+	for _, b := range bs {
+		b.SetDelay(300 * time.Millisecond)
+	}
+	mp, read := metricsReader(t)
+	p, _ := readyPool(t, bs, pool.WithSize(1), pool.WithMeterProvider(mp),
+		pool.WithHedging(retry.Hedging{Delay: 20 * time.Millisecond, MaxAttempts: 2}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{Message: "x"})
+	require.NoError(t, err)
+	method := "grpc.method=grpcpool.example.echo.v1.Echo/Unary"
+	assert.Equal(t, map[string]float64{keyOf(method, "grpcpool.retry.kind=hedge"): 1}, read(telemetry.RetryAttempts))
+	assert.Equal(t, map[string]float64{keyOf(method, "grpc.status=OK"): 1}, read(telemetry.CallDuration))
+	waitFor(t, "both attempts recorded", func() bool {
+		var n float64
+		for _, v := range read(telemetry.AttemptDuration) {
+			n += v
+		}
+		return n == 2
+	})
+}
