@@ -97,6 +97,19 @@ func (e *latency) estimate(now int64) float64 {
 	return v * math.Exp(-float64(max(now-e.at.Load(), 0))/e.cfg.tau)
 }
 
+// estimateOf is b's estimate at now, raised, while b has unary calls in
+// flight, to the time since its last call ended: a backend that has
+// turned slow shows it before its first slow call ends, since nothing
+// ends there. (Streams do not count: a stream may rightly stay open and
+// silent.)
+func estimateOf(b *Backend, now int64) float64 {
+	v := b.ewma.estimate(now)
+	if b.Calls.Load() > 0 {
+		v = max(v, float64(now-b.ewma.at.Load()))
+	}
+	return v
+}
+
 // latencyFloor is added to every estimate in the cost: latencies that
 // differ by less than about a millisecond are not told apart, so load
 // decides between them. Without it a backend whose first samples happened
@@ -130,7 +143,7 @@ const (
 // cheaper reports whether a costs less than b at now: the latency
 // outlier loses whatever the loads, else the lower cost wins.
 func (p *Picker) cheaper(a, b *pickBackend, now int64) bool {
-	ea, eb := a.b.ewma.estimate(now), b.b.ewma.estimate(now)
+	ea, eb := estimateOf(a.b, now), estimateOf(b.b, now)
 	switch {
 	case ea > outlierRatio*eb+outlierSlack:
 		return false
@@ -156,7 +169,7 @@ func (p *Picker) pickEWMA(tr *Tried) (Result, bool) {
 			if tr.Has(pb.b) || allFull(pb) {
 				continue
 			}
-			if c := p.costOf(pb, pb.b.ewma.estimate(now), now); best == nil || c < bc {
+			if c := p.costOf(pb, estimateOf(pb.b, now), now); best == nil || c < bc {
 				best, bc = pb, c
 			}
 		}

@@ -2,6 +2,8 @@ package balancer
 
 import (
 	"math"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -31,8 +33,11 @@ func ewmaRun(t *testing.T, f *fakeSeam, calls int, lat func(key string) (time.Du
 	return got
 }
 
-func ewmaFleet(t *testing.T) *fakeSeam {
-	f := newFake(t, Config{Size: 1, Policy: PeakEWMA})
+func ewmaFleet(t *testing.T) *fakeSeam { return ewmaFleetWith(t, nil) }
+
+// ewmaFleetWith is ewmaFleet with the randomness r (nil: the fake's).
+func ewmaFleetWith(t *testing.T, r func() uint64) *fakeSeam {
+	f := newFake(t, Config{Size: 1, Policy: PeakEWMA, Rand: r})
 	f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c", "slow")) })
 	f.readyAll()
 	return f
@@ -105,5 +110,50 @@ func TestPeakEWMASeedsNewBackendsWithTheMedian(t *testing.T) {
 		f.readyAll()
 		nb := f.backend("new")
 		require.InDelta(t, float64(2500*time.Microsecond), nb.ewma.estimate(f.k.clock.now()), 1)
+	})
+}
+
+// 32 callers arrive over 320 µs, 1 ms after the last calls, and the
+// backend that turns 50 ms slower had the quietest estimate (the others'
+// carry a 5 ms peak): until its first slow call ends nothing reports it
+// slow, but the time since its last call ended, with calls in flight,
+// does. At most 1 % of the calls go to it.
+func TestPeakEWMASeesASlowBackendBeforeItsCallsEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := ewmaFleetWith(t, seeded(3)) // safe for the 32 callers
+		for _, k := range []string{"a", "b", "c"} {
+			f.backend(k).Observe(5*time.Millisecond, false, 0)
+		}
+		f.backend("slow").Observe(100*time.Microsecond, false, 0)
+		time.Sleep(time.Millisecond)
+		const calls = 3000
+		var bad, next atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 32 {
+			wg.Go(func() {
+				time.Sleep(time.Duration(i) * 10 * time.Microsecond)
+				for next.Add(1) <= calls {
+					r, o := f.picker().Pick(PickInfo{})
+					if o != Picked {
+						t.Error("not picked")
+						return
+					}
+					b := r.Conn.Backend
+					b.Calls.Add(1)
+					d := 300 * time.Microsecond
+					if b.Key == "slow" {
+						d = 50 * time.Millisecond
+						bad.Add(1)
+					}
+					time.Sleep(d)
+					b.Calls.Add(-1)
+					r.Conn.Release()
+					b.Observe(d, false, 0)
+				}
+			})
+		}
+		wg.Wait()
+		t.Logf("%d of %d calls on the slow backend", bad.Load(), calls)
+		require.LessOrEqual(t, float64(bad.Load())/calls, 0.01)
 	})
 }
