@@ -658,11 +658,17 @@ func (o *options) recorder(target string) (*telemetry.Recorder, error) {
 // shares and are not ramped. Default 0: off. Negative values make New
 // fail.
 func WithSlowStart(window time.Duration) Option {
+	return durationOption("WithSlowStart", window, func(o *options) { o.slowStart = window })
+}
+
+// durationOption is an option that applies set unless d is negative,
+// which makes New fail naming the option.
+func durationOption(name string, d time.Duration, set func(*options)) Option {
 	return optionFunc(func(o *options) {
-		if window < 0 {
-			o.fail("WithSlowStart(%v): must not be negative", window)
+		if d < 0 {
+			o.fail("%s(%v): must not be negative", name, d)
 			return
 		}
-		o.slowStart = window
+		set(o)
 	})
 }
