@@ -304,7 +304,7 @@ type stream struct {
 	finRan  atomic.Bool
 	endErr  atomic.Pointer[error]
 	optsBuf [4]grpc.CallOption
-	fb      *feedback // PeakEWMA: latency to the first answer
+	fb      *feedback // PeakEWMA: a failure before the first answer
 }
 
 // stallCall is what the stall handling of one NewStream call carries from
@@ -444,7 +444,6 @@ func (st *stream) answer() {
 	if st.answered.Load() || !st.answered.CompareAndSwap(false, true) {
 		return
 	}
-	st.fb.done(nil)
 	if st.reported.CompareAndSwap(false, true) && st.done != nil {
 		st.done(nil)
 	}

@@ -23,6 +23,7 @@ type feedback struct {
 	b       *balancer.Backend
 	start   time.Time
 	trailer metadata.MD
+	stream  bool // only failures count: see streamFeedback
 }
 
 // feedback starts the feedback of an attempt on b. With PeakEWMA it adds
@@ -36,14 +37,16 @@ func (p *Pool) feedback(b *balancer.Backend, opts []grpc.CallOption) (*feedback,
 	return f, append(opts[:len(opts):len(opts)], grpc.Trailer(&f.trailer))
 }
 
-// streamFeedback is feedback for a stream, whose trailer comes only at
-// its end: its latency is the time to its first answer, and a failure
-// before one counts with the failure penalty.
+// streamFeedback is feedback for a stream. Only a failure before the
+// stream's first answer counts (with the failure penalty: the trailer
+// comes only at the stream's end). Its time to a first answer is not a
+// latency: a watch stream's server may rightly send nothing for minutes,
+// and a backend must not be shunned for it.
 func (p *Pool) streamFeedback(b *balancer.Backend) *feedback {
 	if p.o.policy != PeakEWMA {
 		return nil
 	}
-	return &feedback{p: p, b: b, start: time.Now()}
+	return &feedback{p: p, b: b, start: time.Now(), stream: true}
 }
 
 // done records how the attempt ended: its latency when it succeeded, a
@@ -56,7 +59,9 @@ func (f *feedback) done(err error) {
 	d := time.Since(f.start)
 	switch {
 	case err == nil:
-		f.b.Observe(d, false, 0)
+		if !f.stream {
+			f.b.Observe(d, false, 0)
+		}
 	case f.p.classify(err) == breaker.Failure:
 		f.b.Observe(d, true, pushback(f.trailer))
 	}
