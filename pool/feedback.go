@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/internal/balancer"
@@ -49,9 +51,10 @@ func (p *Pool) streamFeedback(b *balancer.Backend) *feedback {
 	return &feedback{p: p, b: b, start: time.Now(), stream: true}
 }
 
-// done records how the attempt ended: its latency when it succeeded, a
-// failure when the pool's classifier says the backend failed; calls the
-// classifier ignores (the caller's cancellation) teach nothing.
+// done records how the attempt ended: its latency when it succeeded or
+// ran out of time (DeadlineExceeded: at least that long), a failure when
+// the pool's classifier says the backend failed; calls the classifier
+// ignores (the caller's cancellation) teach nothing.
 func (f *feedback) done(err error) {
 	if f == nil {
 		return
@@ -59,6 +62,13 @@ func (f *feedback) done(err error) {
 	d := time.Since(f.start)
 	switch {
 	case err == nil:
+		if !f.stream {
+			f.b.Observe(d, false, 0)
+		}
+	case status.Code(err) == codes.DeadlineExceeded:
+		// The deadline says the latency was at least d; a 5 s penalty
+		// for every call a caller's tight deadline cut would shun
+		// healthy backends.
 		if !f.stream {
 			f.b.Observe(d, false, 0)
 		}
