@@ -65,7 +65,10 @@ func newCounters(seed uint64) *counters {
 	return c
 }
 
-// pin returns the calling P's shard, pinned: call unpin when done.
+// pin returns the calling P's shard, pinned: call unpin when done. There
+// is a shard per P of GOMAXPROCS when the Core was made; if GOMAXPROCS
+// grows later, Ps share shards, and two of them may then take the same
+// ticket or turn at once — a pick off by one, never a fault.
 func (c *counters) pin() *shard {
 	return &c.shards[uint(procPin())%uint(len(c.shards))]
 }
