@@ -15,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
@@ -24,6 +23,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -127,12 +127,10 @@ type fleet struct {
 	srvs []*grpc.Server
 }
 
-var schemes atomic.Int64
-
 func newFleet(t *testing.T, n int) *fleet {
 	t.Helper()
 	f := &fleet{lis: map[string]*bufconn.Listener{}}
-	f.r = manual.NewBuilderWithScheme(fmt.Sprintf("fleet%d", schemes.Add(1)))
+	f.r = testutil.NewScheme("fleet")
 	var addrs []resolver.Address
 	for i := range n {
 		name := fmt.Sprintf("b%d", i)
@@ -164,7 +162,7 @@ func (f *fleet) pool(t *testing.T, opts ...pool.Option) *pool.Pool {
 	opts = append([]pool.Option{
 		pool.WithResolvers(f.r),
 		pool.WithDialOptions(
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			testutil.Insecure,
 			grpc.WithContextDialer(f.dial),
 		),
 	}, opts...)
@@ -181,16 +179,10 @@ func (f *fleet) pool(t *testing.T, opts ...pool.Option) *pool.Pool {
 	return p
 }
 
-func ctxFor(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func TestAllFourKindsOfCall(t *testing.T) {
 	p := newFleet(t, 3).pool(t)
 	c := echopb.NewEchoClient(p)
-	ctx := ctxFor(t)
+	ctx := testutil.Context(t)
 
 	r, err := c.Unary(ctx, &echopb.EchoRequest{Message: "u"})
 	if err != nil || r.Message != "u" {
@@ -249,7 +241,7 @@ func TestAllFourKindsOfCall(t *testing.T) {
 func TestMetadataDeadlinesAndStatusPassThrough(t *testing.T) {
 	p := newFleet(t, 2).pool(t)
 	c := echopb.NewEchoClient(p)
-	ctx, cancel := context.WithTimeout(ctxFor(t), 5*time.Second)
+	ctx, cancel := context.WithTimeout(testutil.Context(t), 5*time.Second)
 	defer cancel()
 	ctx = metadata.AppendToOutgoingContext(ctx, "x-user", "alice", "x-trace", "t1")
 
@@ -341,7 +333,7 @@ func TestInterceptorsAndStatsHandlersRun(t *testing.T) {
 		grpc.WithStatsHandler(h),
 	))
 	c := echopb.NewEchoClient(p)
-	ctx := ctxFor(t)
+	ctx := testutil.Context(t)
 	for range 5 {
 		if _, err := c.Unary(ctx, &echopb.EchoRequest{}); err != nil {
 			t.Fatal(err)
@@ -369,7 +361,7 @@ func TestConcurrentCallsWhileAddressesChange(t *testing.T) {
 	p := f.pool(t, pool.WithSize(2), pool.WithPolicy(pool.LeastActive))
 	c := echopb.NewEchoClient(p)
 	end := time.Now().Add(3 * time.Second)
-	ctx := ctxFor(t) // per call; the load stops by the clock, never by cutting calls
+	ctx := testutil.Context(t) // per call; the load stops by the clock, never by cutting calls
 
 	var calls, bad atomic.Int64
 	var firstBad atomic.Value

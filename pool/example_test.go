@@ -19,6 +19,7 @@ import (
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -48,7 +49,7 @@ func exampleBackends(n int, health bool) ([]*backend.Server, func()) {
 // exampleResolver returns a resolver that reports addrs, under a scheme of
 // its own, and a target for it.
 func exampleResolver(addrs ...resolver.Address) (*manual.Resolver, string) {
-	r := manual.NewBuilderWithScheme(fmt.Sprintf("example%d", schemes.Add(1)))
+	r := testutil.NewScheme("example")
 	r.InitialState(resolver.State{Addresses: addrs})
 	return r, r.Scheme() + ":///echo.example:50051"
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 	"github.com/grpcpool/grpcpool/server"
 )
@@ -28,24 +29,16 @@ import (
 // register the health service (SERVING). A missing entry means true.
 func hcBackends(t testing.TB, n int, health ...bool) []*backend.Server {
 	t.Helper()
-	var bs []*backend.Server
-	for i := range n {
-		h := i >= len(health) || health[i]
-		s, err := backend.Listen(backend.Options{Name: fmt.Sprintf("h%d", i), Health: h})
-		if err != nil {
-			t.Fatalf("backend: %v", err)
-		}
-		t.Cleanup(s.Stop)
-		bs = append(bs, s)
-	}
-	return bs
+	return testutil.StartBackendsWith(t, n, func(i int) backend.Options {
+		return backend.Options{Name: fmt.Sprintf("h%d", i), Health: i >= len(health) || health[i]}
+	})
 }
 
 // hcPool is a pool over bs that checks health of service, once every
 // backend is ready, healthy and reached by calls.
 func hcPool(t testing.TB, bs []*backend.Server, service string, opts ...pool.Option) *pool.Pool {
 	t.Helper()
-	p, _ := readyPool(t, bs, append([]pool.Option{pool.WithHealthCheck(service)}, opts...)...)
+	p, _ := testutil.ReadyPool(t, bs, append([]pool.Option{pool.WithHealthCheck(service)}, opts...)...)
 	hcWaitHealthy(t, p, len(bs), len(bs))
 	polWarm(t, p, len(bs))
 	return p
@@ -54,7 +47,7 @@ func hcPool(t testing.TB, bs []*backend.Server, service string, opts ...pool.Opt
 // hcWaitHealthy waits until want of the pool's n backends are healthy.
 func hcWaitHealthy(t testing.TB, p *pool.Pool, n, want int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d of %d backends healthy", want, n), func() bool {
+	testutil.WaitFor(t, fmt.Sprintf("%d of %d backends healthy", want, n), func() bool {
 		st := p.Stats()
 		healthy := 0
 		for _, b := range st.Backends {
@@ -80,7 +73,7 @@ func transportReady(b pool.BackendStats) int {
 }
 
 func hcHealthy(p *pool.Pool, addr string) bool {
-	b, ok := polBackend(p, addr)
+	b, ok := testutil.Find(p, addr)
 	return ok && b.Healthy
 }
 
@@ -88,11 +81,12 @@ func hcHealthy(p *pool.Pool, addr string) bool {
 // pool has heard (within milliseconds on loopback); SERVING brings it
 // back. For the server as a whole ("") and for one service.
 func TestHealthNotServingTakesNoCalls(t *testing.T) {
+	// Not parallel: it bounds a wall-clock delay (< 1 s).
 	for _, service := range []string{"", echopb.Echo_ServiceDesc.ServiceName} {
 		t.Run(fmt.Sprintf("service=%q", service), func(t *testing.T) {
 			bs := hcBackends(t, 3)
 			p := hcPool(t, bs, service)
-			ctx := testContext(t)
+			ctx := testutil.Context(t)
 			c := echopb.NewEchoClient(p)
 			sick := bs[0]
 
@@ -138,7 +132,7 @@ func TestHealthNotServingTakesNoCalls(t *testing.T) {
 
 			start = time.Now()
 			sick.Health().SetServingStatus(service, healthpb.HealthCheckResponse_SERVING)
-			waitFor(t, "the backend healthy again", func() bool { return hcHealthy(p, sick.Addr()) })
+			testutil.WaitFor(t, "the backend healthy again", func() bool { return hcHealthy(p, sick.Addr()) })
 			t.Logf("SERVING: pool knew after %v", time.Since(start))
 			polWarm(t, p, 3)
 			before = polUnaryCounts(bs, nil)
@@ -155,9 +149,10 @@ func TestHealthNotServingTakesNoCalls(t *testing.T) {
 // A server without the health service (Unimplemented) is treated as
 // serving, next to one that has it.
 func TestHealthWithoutHealthServiceIsServing(t *testing.T) {
+	t.Parallel()
 	bs := hcBackends(t, 2, false, true)
 	p := hcPool(t, bs, "")
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
 	before := polUnaryCounts(bs, nil)
 	for range 100 {
@@ -177,15 +172,16 @@ func TestHealthWithoutHealthServiceIsServing(t *testing.T) {
 // and a message that names health checking; a call that asked to wait
 // for ready goes through when one backend serves again.
 func TestHealthAllNotServingFailsUnavailable(t *testing.T) {
+	// Not parallel: it bounds a wall-clock delay (< 1 s).
 	bs := hcBackends(t, 2)
 	p := hcPool(t, bs, "")
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
 	for _, b := range bs {
 		b.Health().SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	hcWaitHealthy(t, p, 2, 0)
-	waitFor(t, "calls failing", func() bool {
+	testutil.WaitFor(t, "calls failing", func() bool {
 		_, err := c.Unary(ctx, &echopb.EchoRequest{})
 		return err != nil
 	})
@@ -218,12 +214,13 @@ func TestHealthAllNotServingFailsUnavailable(t *testing.T) {
 // A service the server does not know is SERVICE_UNKNOWN, which is not
 // serving either.
 func TestHealthUnknownServiceIsNotServing(t *testing.T) {
+	t.Parallel()
 	bs := hcBackends(t, 1)
-	r, target := manualTarget(addrsOf(bs)...)
-	p := newPool(t, target, pool.WithResolvers(r), pool.WithHealthCheck("no.such.Service"))
-	ctx := testContext(t)
+	r, target := testutil.ManualTarget(testutil.AddrsOf(bs)...)
+	p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithHealthCheck("no.such.Service"))
+	ctx := testutil.Context(t)
 	var err error
-	waitFor(t, "calls failing as not serving", func() bool {
+	testutil.WaitFor(t, "calls failing as not serving", func() bool {
 		_, err = echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
 		return status.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "not serving")
 	})
@@ -238,11 +235,34 @@ type hcLoad struct {
 	firstErr      atomic.Value
 	stop          chan struct{}
 	wg            sync.WaitGroup
+
+	mu       sync.Mutex     // guards next and inflight
+	next     int64          // sequence number of the next call
+	inflight map[int64]bool // calls started and not yet returned
+}
+
+// mark returns the sequence number the next call will have.
+func (l *hcLoad) mark() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.next
+}
+
+// doneBefore reports whether every call numbered below m has returned.
+func (l *hcLoad) doneBefore(m int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id := range l.inflight {
+		if id < m {
+			return false
+		}
+	}
+	return true
 }
 
 // startHCLoad runs workers goroutines, each making one call every period.
 func startHCLoad(ctx context.Context, c echopb.EchoClient, workers int, period time.Duration) *hcLoad {
-	l := &hcLoad{stop: make(chan struct{})}
+	l := &hcLoad{stop: make(chan struct{}), inflight: map[int64]bool{}}
 	for range workers {
 		l.wg.Go(func() {
 			tick := time.NewTicker(period)
@@ -254,7 +274,16 @@ func startHCLoad(ctx context.Context, c echopb.EchoClient, workers int, period t
 				case <-tick.C:
 				}
 				l.calls.Add(1)
-				if _, err := c.Unary(ctx, &echopb.EchoRequest{}); err != nil {
+				l.mu.Lock()
+				id := l.next
+				l.next++
+				l.inflight[id] = true
+				l.mu.Unlock()
+				_, err := c.Unary(ctx, &echopb.EchoRequest{})
+				l.mu.Lock()
+				delete(l.inflight, id)
+				l.mu.Unlock()
+				if err != nil {
 					l.failed.Add(1)
 					l.firstErr.CompareAndSwap(nil, err)
 				}
@@ -379,9 +408,10 @@ func (s *hcStream) run(ctx context.Context, c echopb.EchoClient, period time.Dur
 // reopen them, on other backends; GracefulStop then returns nil, without
 // its hard-stop fallback.
 func TestGracefulShutdownWithHealthCheck(t *testing.T) {
+	t.Parallel()
 	bs := hcBackends(t, 3)
 	p := hcPool(t, bs, "")
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
 	stopping := bs[0]
 
@@ -423,7 +453,7 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 	if len(onStopping) == 0 {
 		t.Fatal("no stream on the backend to stop")
 	}
-	waitFor(t, "load on every backend", func() bool { return stopping.Unary() > 100 && bs[1].Unary() > 100 && bs[2].Unary() > 100 })
+	testutil.WaitFor(t, "load on every backend", func() bool { return stopping.Unary() > 100 && bs[1].Unary() > 100 && bs[2].Unary() > 100 })
 
 	const wait = 500 * time.Millisecond
 	start := time.Now()
@@ -434,22 +464,18 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 		shutdown <- server.GracefulStop(sctx, stopping.GRPC(), stopping.Health(), wait)
 	}()
 
-	waitFor(t, "the pool to see NOT_SERVING", func() bool { return !hcHealthy(p, stopping.Addr()) })
+	testutil.WaitFor(t, "the pool to see NOT_SERVING", func() bool { return !hcHealthy(p, stopping.Addr()) })
 	learned := time.Since(start)
-	// With ~7 calls per 10 ms arriving at it before, the backend takes no
-	// more unary calls.
-	prev := stopping.Unary()
-	waitFor(t, "no more unary calls on the stopping backend", func() bool {
-		time.Sleep(10 * time.Millisecond)
-		cur := stopping.Unary()
-		quiet := cur == prev
-		prev = cur
-		return quiet
-	})
+	// Calls picked before the pool heard may still arrive. The pool
+	// publishes the picker without the backend under the lock Stats takes,
+	// so calls started from now on pick without it: once the earlier calls
+	// have returned, the backend takes no more unary calls.
+	mark := load.mark()
+	testutil.WaitFor(t, "the calls started before the pool saw NOT_SERVING to return", func() bool { return load.doneBefore(mark) })
 	quiet := time.Since(start)
 	unaryAt := stopping.Unary()
 	// New streams after NOT_SERVING go elsewhere.
-	for i, s := range openBidi(t, ctx, c, 20) {
+	for i, s := range testutil.OpenBidi(t, ctx, c, 20) {
 		if err := s.Send(&echopb.EchoRequest{}); err != nil {
 			t.Fatalf("new stream %d: Send: %v", i, err)
 		}
@@ -464,8 +490,8 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 	}
 
 	// The GOAWAY: the pool's connections to the backend leave READY.
-	waitFor(t, "GOAWAY from the stopping backend", func() bool {
-		b, ok := polBackend(p, stopping.Addr())
+	testutil.WaitFor(t, "GOAWAY from the stopping backend", func() bool {
+		b, ok := testutil.Find(p, stopping.Addr())
 		return ok && transportReady(b) == 0
 	})
 	goaway := time.Since(start)
@@ -477,7 +503,7 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 	for i, s := range onStopping {
 		base[i] = s.pings.Load()
 	}
-	waitFor(t, "a ping on every stream after the GOAWAY", func() bool {
+	testutil.WaitFor(t, "a ping on every stream after the GOAWAY", func() bool {
 		for i, s := range onStopping {
 			if _, err := s.state(); err != nil {
 				t.Fatalf("stream %d on the stopping backend failed: %v", i, err)
@@ -516,7 +542,7 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 	if stopErr != nil {
 		t.Fatalf("GracefulStop = %v, want nil (no hard stop)", stopErr)
 	}
-	waitFor(t, "streams reopened", func() bool {
+	testutil.WaitFor(t, "streams reopened", func() bool {
 		for _, s := range onStopping {
 			if second, err := s.state(); second == "" && err == nil {
 				return false
@@ -526,7 +552,7 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 	})
 	// Keep the load on a little longer, on the two backends left.
 	other := bs[1].Unary() + bs[2].Unary()
-	waitFor(t, "load on the rest", func() bool { return bs[1].Unary()+bs[2].Unary() > other+200 })
+	testutil.WaitFor(t, "load on the rest", func() bool { return bs[1].Unary()+bs[2].Unary() > other+200 })
 	load.end()
 	loadEnded = true
 	elapsed := time.Since(loadStart)
@@ -565,15 +591,16 @@ func hcPings(ss []*hcStream) int64 {
 // address, takes calls only once that server has said it is serving: the
 // health report of the old process does not carry over.
 func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
+	t.Parallel()
 	bs := hcBackends(t, 2)
 	p := hcPool(t, bs, "", pool.WithDialOptions(polFastReconnect))
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
 	addr, name := bs[0].Addr(), bs[0].Name()
 
 	bs[0].Stop() // a crash: no NOT_SERVING first
-	waitFor(t, "the pool to see the connections break", func() bool {
-		b, ok := polBackend(p, addr)
+	testutil.WaitFor(t, "the pool to see the connections break", func() bool {
+		b, ok := testutil.Find(p, addr)
 		return ok && transportReady(b) == 0
 	})
 	lis, err := net.Listen("tcp", addr)
@@ -591,7 +618,7 @@ func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
 			t.Fatal("the pool did not reconnect within 10s")
 		}
 		polCall(t, ctx, c)
-		if b, ok := polBackend(p, addr); ok && transportReady(b) > 0 && reconnected.IsZero() {
+		if b, ok := testutil.Find(p, addr); ok && transportReady(b) > 0 && reconnected.IsZero() {
 			reconnected = time.Now()
 		}
 		if !reconnected.IsZero() && time.Since(reconnected) > 500*time.Millisecond {
@@ -602,7 +629,7 @@ func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
 		t.Fatalf("%d calls reached the restarted server while it reported NOT_SERVING", n)
 	}
 	restarted.Health().SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	waitFor(t, "calls on the restarted server", func() bool {
+	testutil.WaitFor(t, "calls on the restarted server", func() bool {
 		polCall(t, ctx, c)
 		return restarted.Unary() > 0
 	})

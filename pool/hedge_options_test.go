@@ -7,11 +7,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 	"github.com/grpcpool/grpcpool/retry"
 )
 
 func TestMethodPolicyOptions(t *testing.T) {
+	t.Parallel()
 	const sc = `{"methodConfig": [{"name": [{"service": "pkg.Svc", "method": "Search"}], "hedgingPolicy": {"maxAttempts": 2, "hedgingDelay": "0.01s"}}]}`
 	tests := []struct {
 		name    string
@@ -43,7 +45,7 @@ func TestMethodPolicyOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := pool.New("127.0.0.1:1", append([]pool.Option{pool.WithDialOptions(insecureCreds)}, tt.opts...)...)
+			p, err := pool.New("127.0.0.1:1", append([]pool.Option{pool.WithDialOptions(testutil.Insecure)}, tt.opts...)...)
 			if tt.wantErr == "" {
 				require.NoError(t, err)
 				require.NoError(t, p.Close())

@@ -1,11 +1,26 @@
 package pool_test
 
 import (
+	"flag"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
+// parallelDefault is how many tests run at once when -parallel is not
+// given: most tests wait on real loopback servers and timers, not on the
+// CPU, so more of them than GOMAXPROCS (go test's default) overlap their
+// waits. Tests that bound wall-clock delays do not call t.Parallel.
+const parallelDefault = "4"
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		if err := flag.Set("test.parallel", parallelDefault); err != nil {
+			panic(err)
+		}
+	}
 	goleak.VerifyTestMain(m)
 }

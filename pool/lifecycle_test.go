@@ -17,6 +17,7 @@ import (
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/keepalive"
 	"github.com/grpcpool/grpcpool/pool"
 )
@@ -45,7 +46,7 @@ func (r *pollResolver) ResolveNow(resolver.ResolveNowOptions) {
 	r.resolves.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_ = r.cc.UpdateState(resolver.State{Addresses: toAddrs(r.addrs...)})
+	_ = r.cc.UpdateState(resolver.State{Addresses: testutil.Addrs(r.addrs...)})
 }
 
 func (r *pollResolver) set(addrs ...string) {
@@ -57,15 +58,16 @@ func (r *pollResolver) set(addrs ...string) {
 func (r *pollResolver) Close() {}
 
 func TestResolveIntervalFollowsAPollingResolver(t *testing.T) {
-	bs := startBackends(t, 3)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 3)
 	r := &pollResolver{scheme: "poll", addrs: []string{bs[0].Addr()}}
-	p := newPool(t, "poll:///svc", pool.WithResolvers(r), pool.WithResolveInterval(100*time.Millisecond))
-	ctx := testContext(t)
+	p := testutil.NewPool(t, "poll:///svc", pool.WithResolvers(r), pool.WithResolveInterval(100*time.Millisecond))
+	ctx := testutil.Context(t)
 	if err := p.WaitForReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r.set(addrsOf(bs)...) // nothing is pushed: the pool must ask
-	waitFor(t, "3 backends ready", func() bool {
+	r.set(testutil.AddrsOf(bs)...) // nothing is pushed: the pool must ask
+	testutil.WaitFor(t, "3 backends ready", func() bool {
 		n := 0
 		for _, b := range p.Stats().Backends {
 			if b.Ready > 0 {
@@ -91,15 +93,16 @@ func TestResolveIntervalFollowsAPollingResolver(t *testing.T) {
 }
 
 func TestRemovedAddressDrainsWithoutFailures(t *testing.T) {
-	bs := startBackends(t, 3)
-	p, r := readyPool(t, bs)
-	ctx := testContext(t)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 3)
+	p, r := testutil.ReadyPool(t, bs)
+	ctx := testutil.Context(t)
 	client := echopb.NewEchoClient(p)
-	streams := openBidi(t, ctx, client, 6) // 2 per backend
+	streams := testutil.OpenBidi(t, ctx, client, 6) // 2 per backend
 	before := bs[2].Calls()
 
-	r.UpdateState(resolver.State{Addresses: toAddrs(bs[0].Addr(), bs[1].Addr())})
-	waitFor(t, "b2 draining", func() bool {
+	r.UpdateState(resolver.State{Addresses: testutil.Addrs(bs[0].Addr(), bs[1].Addr())})
+	testutil.WaitFor(t, "b2 draining", func() bool {
 		for _, b := range p.Stats().Backends {
 			if b.Addr == bs[2].Addr() {
 				return b.Removed && b.Draining > 0
@@ -131,7 +134,7 @@ func TestRemovedAddressDrainsWithoutFailures(t *testing.T) {
 			t.Fatalf("stream end = %v, want io.EOF", err)
 		}
 	}
-	waitFor(t, "removed backend gone from Stats", func() bool {
+	testutil.WaitFor(t, "removed backend gone from Stats", func() bool {
 		for _, b := range p.Stats().Backends {
 			if b.Addr == bs[2].Addr() {
 				return false
@@ -142,11 +145,12 @@ func TestRemovedAddressDrainsWithoutFailures(t *testing.T) {
 }
 
 func TestDrainTimeoutCutsWhatIsLeft(t *testing.T) {
-	bs := startBackends(t, 2)
-	p, r := readyPool(t, bs, pool.WithDrainTimeout(200*time.Millisecond))
-	ctx := testContext(t)
-	streams := openBidi(t, ctx, echopb.NewEchoClient(p), 2)
-	r.UpdateState(resolver.State{Addresses: toAddrs(bs[0].Addr())})
+	t.Parallel()
+	bs := testutil.StartBackends(t, 2)
+	p, r := testutil.ReadyPool(t, bs, pool.WithDrainTimeout(200*time.Millisecond))
+	ctx := testutil.Context(t)
+	streams := testutil.OpenBidi(t, ctx, echopb.NewEchoClient(p), 2)
+	r.UpdateState(resolver.State{Addresses: testutil.Addrs(bs[0].Addr())})
 	// The stream on the removed backend is cut when the timeout passes.
 	cut := 0
 	for _, s := range streams {
@@ -169,20 +173,26 @@ func TestDrainTimeoutCutsWhatIsLeft(t *testing.T) {
 }
 
 func TestMaxConnAgeRecyclesWithoutFailures(t *testing.T) {
-	bs := startBackends(t, 2)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 2)
 	const size = 2
-	p, _ := readyPool(t, bs, pool.WithSize(size), pool.WithMaxConnAge(150*time.Millisecond))
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(size), pool.WithMaxConnAge(150*time.Millisecond))
 	client := echopb.NewEchoClient(p)
 	end := time.Now().Add(2 * time.Second)
-	ctx := testContext(t) // per call; the load stops by the clock, never by cutting calls
+	ctx := testutil.Context(t) // per call; the load stops by the clock, never by cutting calls
 
 	var calls, failed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
+	// Eight callers, each making a call every 2 ms at most: a call in
+	// flight through every recycle, without taking every core from the
+	// tests that run alongside.
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
 			for time.Now().Before(end) {
 				_, err := client.Unary(ctx, &echopb.EchoRequest{})
 				if err != nil {
@@ -190,11 +200,12 @@ func TestMaxConnAgeRecyclesWithoutFailures(t *testing.T) {
 					firstErr.CompareAndSwap(nil, err.Error())
 				}
 				calls.Add(1)
+				<-tick.C
 			}
 		}()
 	}
 	// A long-lived stream rides through every recycle of its connection.
-	s := openBidi(t, context.Background(), client, 1)[0]
+	s := testutil.OpenBidi(t, context.Background(), client, 1)[0]
 	seen := map[uint64]bool{}
 	for time.Now().Before(end) {
 		for _, b := range p.Stats().Backends {
@@ -229,10 +240,11 @@ func TestMaxConnAgeRecyclesWithoutFailures(t *testing.T) {
 }
 
 func TestMaxStreamAgeEndsStreamsToRebalance(t *testing.T) {
-	bs := startBackends(t, 1)
-	p, _ := readyPool(t, bs, pool.WithMaxStreamAge(200*time.Millisecond))
-	ctx := testContext(t)
-	s := openBidi(t, ctx, echopb.NewEchoClient(p), 1)[0]
+	// Not parallel: it bounds the time from the first echo to the end of a 200 ms stream.
+	bs := testutil.StartBackends(t, 1)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithMaxStreamAge(200*time.Millisecond))
+	ctx := testutil.Context(t)
+	s := testutil.OpenBidi(t, ctx, echopb.NewEchoClient(p), 1)[0]
 	start := time.Now()
 	_, err := s.Recv()
 	st := status.Convert(err)
@@ -242,50 +254,25 @@ func TestMaxStreamAgeEndsStreamsToRebalance(t *testing.T) {
 	if el := time.Since(start); el < 150*time.Millisecond {
 		t.Fatalf("stream ended after %v, before its max age", el)
 	}
-	waitFor(t, "stream no longer counted", func() bool { return activeStreams(p) == 0 })
+	testutil.WaitFor(t, "stream no longer counted", func() bool { return activeStreams(p) == 0 })
 	// A stream that ends by itself before its max age is not touched.
-	s2 := openBidi(t, ctx, echopb.NewEchoClient(p), 1)[0]
+	s2 := testutil.OpenBidi(t, ctx, echopb.NewEchoClient(p), 1)[0]
 	_ = s2.CloseSend()
 	if _, err := s2.Recv(); err != io.EOF {
 		t.Fatalf("short stream = %v, want io.EOF", err)
 	}
 }
 
-// recorder is a slog.Handler keeping messages.
-type recorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	r.msgs = append(r.msgs, rec.Message)
-	r.mu.Unlock()
-	return nil
-}
-func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *recorder) WithGroup(string) slog.Handler      { return r }
-func (r *recorder) has(s string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, m := range r.msgs {
-		if strings.Contains(m, s) {
-			return true
-		}
-	}
-	return false
-}
-
 func TestStatsAndLogsFollowTheLifecycle(t *testing.T) {
-	bs := startBackends(t, 2)
-	rec := &recorder{}
-	p, r := readyPool(t, bs, pool.WithMaxConnAge(100*time.Millisecond), pool.WithLogger(slog.New(rec)))
-	waitFor(t, "a recycle", func() bool { return rec.has("connection recycled") })
-	r.UpdateState(resolver.State{Addresses: toAddrs(bs[0].Addr())})
-	waitFor(t, "removal logged", func() bool { return rec.has("backend removed") && rec.has("draining connection") })
+	t.Parallel()
+	bs := testutil.StartBackends(t, 2)
+	rec := testutil.NewLogRecorder()
+	p, r := testutil.ReadyPool(t, bs, pool.WithMaxConnAge(100*time.Millisecond), pool.WithLogger(slog.New(rec)))
+	testutil.WaitFor(t, "a recycle", func() bool { return rec.HasMessage("connection recycled") })
+	r.UpdateState(resolver.State{Addresses: testutil.Addrs(bs[0].Addr())})
+	testutil.WaitFor(t, "removal logged", func() bool { return rec.HasMessage("backend removed") && rec.HasMessage("draining connection") })
 	for _, want := range []string{"backend added", "connection closed"} {
-		waitFor(t, want, func() bool { return rec.has(want) })
+		testutil.WaitFor(t, want, func() bool { return rec.HasMessage(want) })
 	}
 	st := p.Stats()
 	if st.Backends[0].OldestConnAge <= 0 || st.Backends[0].OldestConnAge > time.Second {
@@ -294,14 +281,15 @@ func TestStatsAndLogsFollowTheLifecycle(t *testing.T) {
 }
 
 func TestKeepaliveConfigApplies(t *testing.T) {
+	t.Parallel()
 	cfg := keepalive.Config{}
 	s, err := backend.Listen(backend.Options{Name: "ka", ServerOptions: cfg.ServerOptions()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	p, _ := readyPool(t, []*backend.Server{s}, pool.WithKeepalive(cfg))
-	if _, err := echopb.NewEchoClient(p).Unary(testContext(t), &echopb.EchoRequest{}, grpc.WaitForReady(true)); err != nil {
+	p, _ := testutil.ReadyPool(t, []*backend.Server{s}, pool.WithKeepalive(cfg))
+	if _, err := echopb.NewEchoClient(p).Unary(testutil.Context(t), &echopb.EchoRequest{}, grpc.WaitForReady(true)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -120,7 +121,7 @@ type burst struct {
 
 func openBurst(t testing.TB, c echopb.EchoClient, n int) *burst {
 	t.Helper()
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithCancel(testutil.Context(t))
 	b := &burst{t: t, echoed: make(chan time.Duration, n), release: make(chan struct{}), cancel: cancel}
 	t.Cleanup(b.stop)
 	b.start = time.Now()
@@ -258,7 +259,7 @@ func sortedCounts(m map[string]int) []int {
 // server's.
 func spreadStreams(t *testing.T, opts ...pool.Option) (*pool.Pool, *limitedServer) {
 	ls := startLimited(t)
-	p, _ := readyPool(t, []*backend.Server{ls.Server}, append([]pool.Option{pool.WithSize(1)}, opts...)...)
+	p, _ := testutil.ReadyPool(t, []*backend.Server{ls.Server}, append([]pool.Option{pool.WithSize(1)}, opts...)...)
 	b := openBurst(t, echopb.NewEchoClient(p), wantStreams)
 	opened, last := b.waitOpen(wantStreams, openWindow)
 	t.Logf("%d of %d streams open within %v (last at %v)", opened, wantStreams, openWindow, last.Round(time.Millisecond))
@@ -293,6 +294,7 @@ func spreadStreams(t *testing.T, opts ...pool.Option) (*pool.Pool, *limitedServe
 // With WithMaxStreamsPerConn(100) the pool opens connections as the first
 // ones fill, and never puts a 101st stream on one.
 func TestMaxStreamsPerConnConfigured(t *testing.T) {
+	t.Parallel()
 	p, _ := spreadStreams(t, pool.WithMaxStreamsPerConn(serverLimit))
 	if bs, _ := connsOf(t, p); bs.StreamLimit != serverLimit {
 		t.Errorf("StreamLimit = %d, want %d", bs.StreamLimit, serverLimit)
@@ -302,6 +304,7 @@ func TestMaxStreamsPerConnConfigured(t *testing.T) {
 // Without WithMaxStreamsPerConn the pool learns the server's limit from
 // the NewStreams that stall on the first connection.
 func TestStreamLimitLearned(t *testing.T) {
+	t.Parallel()
 	p, _ := spreadStreams(t)
 	bs, cs := connsOf(t, p)
 	if bs.StreamLimit != serverLimit {
@@ -321,6 +324,7 @@ func TestStreamLimitLearned(t *testing.T) {
 // for 300 ms inside NewStream, after the pool placed it, while 300 others
 // are opened.
 func TestStreamLimitLearnedLoneStreamOvertaken(t *testing.T) {
+	t.Parallel()
 	ls := startLimited(t)
 	var first atomic.Bool
 	hold := grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
@@ -333,10 +337,10 @@ func TestStreamLimitLearnedLoneStreamOvertaken(t *testing.T) {
 		}
 		return streamer(ctx, desc, cc, method, opts...)
 	})
-	p, _ := readyPool(t, []*backend.Server{ls.Server}, pool.WithSize(1), pool.WithDialOptions(hold))
+	p, _ := testutil.ReadyPool(t, []*backend.Server{ls.Server}, pool.WithSize(1), pool.WithDialOptions(hold))
 	client := echopb.NewEchoClient(p)
 	lone := openBurst(t, client, 1)
-	waitFor(t, "the lone stream placed", func() bool { return activeStreams(p) == 1 })
+	testutil.WaitFor(t, "the lone stream placed", func() bool { return activeStreams(p) == 1 })
 	rest := openBurst(t, client, wantStreams)
 	opened, last := rest.waitOpen(wantStreams, openWindow)
 	t.Logf("%d of %d streams open within %v (last at %v)", opened, wantStreams, openWindow, last.Round(time.Millisecond))
@@ -359,6 +363,7 @@ func TestStreamLimitLearnedLoneStreamOvertaken(t *testing.T) {
 // Once the streams end, the connections opened for them close after the
 // idle timeout, back to the WithSize floor.
 func TestShrinkAfterStreamsEnd(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		opts []pool.Option
@@ -367,15 +372,16 @@ func TestShrinkAfterStreamsEnd(t *testing.T) {
 		{"learned", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			p, ls := spreadStreams(t, append(tt.opts, pool.WithIdleTimeout(200*time.Millisecond))...)
 			ended := time.Now()
-			waitFor(t, "the pool back to 1 connection", func() bool {
+			testutil.WaitFor(t, "the pool back to 1 connection", func() bool {
 				bs, cs := connsOf(t, p)
 				return len(cs) == 1 && bs.Ready == 1
 			})
 			t.Logf("back to 1 connection %v after the streams ended", time.Since(ended).Round(time.Millisecond))
 			// The floor still works, and still knows the limit.
-			if _, err := echopb.NewEchoClient(p).Unary(testContext(t), &echopb.EchoRequest{}); err != nil {
+			if _, err := echopb.NewEchoClient(p).Unary(testutil.Context(t), &echopb.EchoRequest{}); err != nil {
 				t.Fatalf("Unary after shrinking: %v", err)
 			}
 			if bs, _ := connsOf(t, p); bs.StreamLimit != serverLimit {
@@ -392,6 +398,7 @@ func TestShrinkAfterStreamsEnd(t *testing.T) {
 // streams beyond their 200 are placed on them anyway, where gRPC queues
 // them: none fails, and each opens as soon as an earlier stream ends.
 func TestMaxSizeCapsGrowth(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		opts []pool.Option
@@ -400,8 +407,9 @@ func TestMaxSizeCapsGrowth(t *testing.T) {
 		{"learned", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			ls := startLimited(t)
-			p, _ := readyPool(t, []*backend.Server{ls.Server},
+			p, _ := testutil.ReadyPool(t, []*backend.Server{ls.Server},
 				append([]pool.Option{pool.WithSize(1), pool.WithMaxSize(2)}, tt.opts...)...)
 			b := openBurst(t, echopb.NewEchoClient(p), wantStreams)
 			opened, last := b.waitOpen(2*serverLimit, openWindow)
@@ -410,7 +418,7 @@ func TestMaxSizeCapsGrowth(t *testing.T) {
 				t.Fatalf("%d streams open within %v, want %d (failures: %v)", opened, openWindow, 2*serverLimit, b.failures())
 			}
 			// Every stream is placed: 200 open, 100 queued in gRPC.
-			waitFor(t, "all 300 streams placed", func() bool {
+			testutil.WaitFor(t, "all 300 streams placed", func() bool {
 				bs, _ := connsOf(t, p)
 				return bs.ActiveStreams == wantStreams
 			})
@@ -441,8 +449,9 @@ func TestMaxSizeCapsGrowth(t *testing.T) {
 // WithMaxSize documents. A limit of 1 stream per connection and 24 streams
 // (on a server without a limit, so every stream opens) shows the ceiling.
 func TestMaxSizeDefault(t *testing.T) {
-	bs := startBackends(t, 1)
-	p, _ := readyPool(t, bs, pool.WithSize(1), pool.WithMaxStreamsPerConn(1))
+	t.Parallel()
+	bs := testutil.StartBackends(t, 1)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithMaxStreamsPerConn(1))
 	b := openBurst(t, echopb.NewEchoClient(p), 24)
 	if opened, _ := b.waitOpen(24, 10*time.Second); opened != 24 {
 		t.Fatalf("%d of 24 streams open, want all", opened)
@@ -463,11 +472,12 @@ func TestMaxSizeDefault(t *testing.T) {
 // while that connection is being opened and published; at most 50 are in
 // flight, so it never fills.
 func TestUnaryAvoidsFullConnWithStreamLimit(t *testing.T) {
+	t.Parallel()
 	ls := startLimited(t)
-	p, _ := readyPool(t, []*backend.Server{ls.Server},
+	p, _ := testutil.ReadyPool(t, []*backend.Server{ls.Server},
 		pool.WithSize(1), pool.WithMaxSize(2), pool.WithMaxStreamsPerConn(serverLimit))
 	client := echopb.NewEchoClient(p)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	b := openBurst(t, client, serverLimit) // fills the one connection
 	if opened, _ := b.waitOpen(serverLimit, openWindow); opened != serverLimit {
 		t.Fatalf("%d of %d streams open, want all", opened, serverLimit)
@@ -526,8 +536,9 @@ func TestUnaryAvoidsFullConnWithStreamLimit(t *testing.T) {
 // of the 300 streams open within 2 s; the rest wait in gRPC for the server
 // to admit them.
 func TestSingleClientConnStreamLimitBaseline(t *testing.T) {
+	t.Parallel()
 	ls := startLimited(t)
-	cc, err := grpc.NewClient(ls.Addr(), insecureCreds)
+	cc, err := grpc.NewClient(ls.Addr(), testutil.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,15 +7,16 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
 func BenchmarkUnaryMetrics(b *testing.B) {
-	bs := startBackends(b, 1)
+	bs := testutil.StartBackends(b, 1)
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	plain, _ := readyPool(b, bs, pool.WithSize(1))
-	withM, _ := readyPool(b, bs, pool.WithSize(1), pool.WithMeterProvider(mp))
+	plain, _ := testutil.ReadyPool(b, bs, pool.WithSize(1))
+	withM, _ := testutil.ReadyPool(b, bs, pool.WithSize(1), pool.WithMeterProvider(mp))
 	for _, tc := range []struct {
 		name string
 		p    *pool.Pool

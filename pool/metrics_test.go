@@ -17,6 +17,7 @@ import (
 	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/telemetry"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 	"github.com/grpcpool/grpcpool/retry"
 )
@@ -79,11 +80,12 @@ func keyOf(kv ...string) string {
 // counted on the sick backend, the retries that hid them, and its breaker
 // opening.
 func TestMetricsSickBackend(t *testing.T) {
-	bs := startBackends(t, 2)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 2)
 	sick, good := bs[0], bs[1]
 	sick.SetFail(codes.Unavailable)
 	mp, read := metricsReader(t)
-	p, _ := readyPool(t, bs, pool.WithSize(1), pool.WithMeterProvider(mp),
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithMeterProvider(mp),
 		pool.WithRetry(retry.Policy{}), pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1}))
 	c := echopb.NewEchoClient(p)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -113,9 +115,10 @@ func TestMetricsSickBackend(t *testing.T) {
 // Streams count as active while open; a configured stream limit is
 // exported; connections recycled for their age are counted by reason.
 func TestMetricsStreamsLimitsRecycles(t *testing.T) {
-	bs := startBackends(t, 1)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 1)
 	mp, read := metricsReader(t)
-	p, _ := readyPool(t, bs, pool.WithSize(1), pool.WithMeterProvider(mp),
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithMeterProvider(mp),
 		pool.WithMaxStreamsPerConn(50), pool.WithMaxConnAge(300*time.Millisecond))
 	be := "grpcpool.backend=" + bs[0].Addr()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -127,10 +130,10 @@ func TestMetricsStreamsLimitsRecycles(t *testing.T) {
 	require.NoError(t, s.CloseSend())
 	_, err = s.Recv()
 	require.Error(t, err) // io.EOF
-	waitFor(t, "the stream counted as ended", func() bool {
+	testutil.WaitFor(t, "the stream counted as ended", func() bool {
 		return read(telemetry.BackendActive)[keyOf(be, "grpcpool.kind=stream")] == 0
 	})
-	waitFor(t, "a recycle for age", func() bool {
+	testutil.WaitFor(t, "a recycle for age", func() bool {
 		return read(telemetry.Recycles)[keyOf(be, "grpcpool.reason=max_age")] >= 1
 	})
 	calls := read(telemetry.CallDuration)
@@ -140,12 +143,13 @@ func TestMetricsStreamsLimitsRecycles(t *testing.T) {
 // A hedge sent because the first attempt was slow is counted as a hedge;
 // the call is one call.
 func TestMetricsHedge(t *testing.T) {
-	bs := startBackends(t, 2)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 2)
 	for _, b := range bs {
 		b.SetDelay(300 * time.Millisecond)
 	}
 	mp, read := metricsReader(t)
-	p, _ := readyPool(t, bs, pool.WithSize(1), pool.WithMeterProvider(mp),
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithMeterProvider(mp),
 		pool.WithHedging(retry.Hedging{Delay: 20 * time.Millisecond, MaxAttempts: 2}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -154,7 +158,7 @@ func TestMetricsHedge(t *testing.T) {
 	method := "grpc.method=grpcpool.example.echo.v1.Echo/Unary"
 	assert.Equal(t, map[string]float64{keyOf(method, "grpcpool.retry.kind=hedge"): 1}, read(telemetry.RetryAttempts))
 	assert.Equal(t, map[string]float64{keyOf(method, "grpc.status=OK"): 1}, read(telemetry.CallDuration))
-	waitFor(t, "both attempts recorded", func() bool {
+	testutil.WaitFor(t, "both attempts recorded", func() bool {
 		var n float64
 		for _, v := range read(telemetry.AttemptDuration) {
 			n += v

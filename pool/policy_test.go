@@ -17,12 +17,12 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -126,10 +126,11 @@ var polFastReconnect = grpc.WithConnectParams(grpc.ConnectParams{
 // Calls with the same key go to the same backend, unary calls and streams
 // alike, and keys spread over every backend.
 func TestConsistentHashAffinity(t *testing.T) {
-	bs := startBackends(t, 5)
-	p, _ := readyPool(t, bs, polHashOpts()...)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 5)
+	p, _ := testutil.ReadyPool(t, bs, polHashOpts()...)
 	polWarm(t, p, len(bs))
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
 
 	keys := polKeys(100, 1)
@@ -174,10 +175,11 @@ func TestConsistentHashAffinity(t *testing.T) {
 // Calls without the key are spread round-robin: with sequential calls,
 // every backend gets the same count.
 func TestConsistentHashWithoutKeyIsRoundRobin(t *testing.T) {
-	bs := startBackends(t, 5)
-	p, _ := readyPool(t, bs, polHashOpts()...)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 5)
+	p, _ := testutil.ReadyPool(t, bs, polHashOpts()...)
 	polWarm(t, p, len(bs))
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
 	// Other metadata does not count as the key.
 	ctx = metadata.AppendToOutgoingContext(ctx, "x-other", "k")
@@ -197,6 +199,7 @@ func TestConsistentHashWithoutKeyIsRoundRobin(t *testing.T) {
 // places the call, and a call it gives no key is spread round-robin even
 // when it carries the metadata key.
 func TestConsistentHashKeyFuncTakesPrecedence(t *testing.T) {
+	t.Parallel()
 	type tenantKey struct{}
 	var methods sync.Map
 	keyFunc := func(ctx context.Context, method string) (string, bool) {
@@ -204,10 +207,10 @@ func TestConsistentHashKeyFuncTakesPrecedence(t *testing.T) {
 		v, ok := ctx.Value(tenantKey{}).(string)
 		return v, ok
 	}
-	bs := startBackends(t, 5)
-	p, _ := readyPool(t, bs, polHashOpts(pool.WithHashKeyFunc(keyFunc))...)
+	bs := testutil.StartBackends(t, 5)
+	p, _ := testutil.ReadyPool(t, bs, polHashOpts(pool.WithHashKeyFunc(keyFunc))...)
 	polWarm(t, p, len(bs))
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
 
 	// One function key, 50 different metadata keys: one backend.
@@ -239,12 +242,14 @@ func TestConsistentHashKeyFuncTakesPrecedence(t *testing.T) {
 // every call; keys of other backends stay where they are; when the backend
 // heals, its keys come back.
 func TestConsistentHashFallbackAndReturn(t *testing.T) {
+	// Not parallel: the breaker must stay open, by the wall clock, through
+	// the checks of the first subtest.
 	t.Run("breaker", func(t *testing.T) {
-		bs := startBackends(t, 5)
+		bs := testutil.StartBackends(t, 5)
 		const openTimeout = 2 * time.Second // longer than the checks below, which need it open
-		p, _ := readyPool(t, bs, polHashOpts(pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: openTimeout}))...)
+		p, _ := testutil.ReadyPool(t, bs, polHashOpts(pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: openTimeout}))...)
 		polWarm(t, p, len(bs))
-		ctx := testContext(t)
+		ctx := testutil.Context(t)
 		c := echopb.NewEchoClient(p)
 		keys := polKeys(200, 2)
 		owner := polOwners(t, ctx, c, keys)
@@ -255,50 +260,54 @@ func TestConsistentHashFallbackAndReturn(t *testing.T) {
 		if _, err := c.Unary(polWithKey(ctx, key), &echopb.EchoRequest{}); status.Code(err) != codes.Unavailable {
 			t.Fatalf("call on the failing backend = %v, want Unavailable", err)
 		}
-		waitFor(t, "breaker open", func() bool {
-			b, ok := polBackend(p, bs[home].Addr())
+		testutil.WaitFor(t, "breaker open", func() bool {
+			b, ok := testutil.Find(p, bs[home].Addr())
 			return ok && b.Breaker == breaker.StateOpen
 		})
 		polCheckFallback(t, ctx, c, bs, keys, owner, home)
 
 		bs[home].SetOK()
 		start := time.Now()
-		waitFor(t, "the key back home", func() bool { return polCall(t, polWithKey(ctx, key), c) == bs[home].Name() })
+		testutil.WaitFor(t, "the key back home", func() bool { return polCall(t, polWithKey(ctx, key), c) == bs[home].Name() })
 		t.Logf("key back %v after SetOK (open timeout %v)", time.Since(start).Round(time.Millisecond), openTimeout)
 		polCheckHome(t, ctx, c, keys, owner)
 	})
+}
 
-	t.Run("restart", func(t *testing.T) {
-		bs := startBackends(t, 5)
-		p, _ := readyPool(t, bs, polHashOpts(pool.WithDialOptions(polFastReconnect))...)
-		polWarm(t, p, len(bs))
-		ctx := testContext(t)
-		c := echopb.NewEchoClient(p)
-		keys := polKeys(200, 3)
-		owner := polOwners(t, ctx, c, keys)
-		key, home := keys[0], polIndex(t, bs, owner[0])
-		addr, name := bs[home].Addr(), bs[home].Name()
+// After its backend restarts, a key falls back while the backend is down
+// and comes home when it is back (the restart half of
+// TestConsistentHashFallbackAndReturn, which needs no wall-clock bound).
+func TestConsistentHashFallbackAndReturnAfterRestart(t *testing.T) {
+	t.Parallel()
+	bs := testutil.StartBackends(t, 5)
+	p, _ := testutil.ReadyPool(t, bs, polHashOpts(pool.WithDialOptions(polFastReconnect))...)
+	polWarm(t, p, len(bs))
+	ctx := testutil.Context(t)
+	c := echopb.NewEchoClient(p)
+	keys := polKeys(200, 3)
+	owner := polOwners(t, ctx, c, keys)
+	key, home := keys[0], polIndex(t, bs, owner[0])
+	addr, name := bs[home].Addr(), bs[home].Name()
 
-		bs[home].Stop()
-		// Calls may fail while the pool learns the connections broke; from
-		// the first success elsewhere on, none may.
-		waitFor(t, "the key placed elsewhere", func() bool {
-			r, err := c.Unary(polWithKey(ctx, key), &echopb.EchoRequest{})
-			return err == nil && r.Backend != name
-		})
-		polCheckFallback(t, ctx, c, bs, keys, owner, home)
-
-		lis, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Fatalf("listening again on %s: %v", addr, err)
-		}
-		bs[home] = backend.Start(lis, backend.Options{Name: name})
-		t.Cleanup(bs[home].Stop)
-		start := time.Now()
-		waitFor(t, "the key back home", func() bool { return polCall(t, polWithKey(ctx, key), c) == name })
-		t.Logf("key back %v after the restart", time.Since(start).Round(time.Millisecond))
-		polCheckHome(t, ctx, c, keys, owner)
+	bs[home].Stop()
+	// Calls may fail while the pool learns the connections broke; from
+	// the first success elsewhere on, none may.
+	testutil.WaitFor(t, "the key placed elsewhere", func() bool {
+		r, err := c.Unary(polWithKey(ctx, key), &echopb.EchoRequest{})
+		return err == nil && r.Backend != name
 	})
+	polCheckFallback(t, ctx, c, bs, keys, owner, home)
+
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listening again on %s: %v", addr, err)
+	}
+	bs[home] = backend.Start(lis, backend.Options{Name: name})
+	t.Cleanup(bs[home].Stop)
+	start := time.Now()
+	testutil.WaitFor(t, "the key back home", func() bool { return polCall(t, polWithKey(ctx, key), c) == name })
+	t.Logf("key back %v after the restart", time.Since(start).Round(time.Millisecond))
+	polCheckHome(t, ctx, c, keys, owner)
 }
 
 // polCheckFallback checks, with backend home unavailable, that keys[0]
@@ -347,16 +356,6 @@ func polSum(m map[string]int) int {
 	return n
 }
 
-// polBackend returns the Stats of the backend at addr.
-func polBackend(p *pool.Pool, addr string) (pool.BackendStats, bool) {
-	for _, b := range p.Stats().Backends {
-		if b.Addr == addr {
-			return b, true
-		}
-	}
-	return pool.BackendStats{}, false
-}
-
 // polFixedAddrs serves real backends under fixed resolver addresses: the
 // pool dials "10.0.0.1:50051" and reaches the loopback server registered
 // for it. Hash placement depends on the addresses, so fixed ones make the
@@ -393,18 +392,19 @@ func (f *polFixedAddrs) dialer() grpc.DialOption {
 // at fixed addresses are balanced (max/mean ≤ 1.10), and adding a 6th
 // backend moves at most 1/6 + 2 % of them, all to the new backend.
 func TestConsistentHashDistributionAndAdd(t *testing.T) {
+	t.Parallel()
 	const nKeys = 2000
-	bs := startBackends(t, 6)
+	bs := testutil.StartBackends(t, 6)
 	var fx polFixedAddrs
 	ids := make([]string, len(bs))
 	for i, b := range bs {
 		ids[i] = fmt.Sprintf("10.0.0.%d:50051", i+1)
 		fx.add(ids[i], b.Addr())
 	}
-	r, target := manualTarget(ids[:5]...)
-	p := newPool(t, target, polHashOpts(pool.WithResolvers(r), pool.WithSize(1), pool.WithDialOptions(fx.dialer()))...)
+	r, target := testutil.ManualTarget(ids[:5]...)
+	p := testutil.NewPool(t, target, polHashOpts(pool.WithResolvers(r), pool.WithSize(1), pool.WithDialOptions(fx.dialer()))...)
 	polWaitBackends(t, p, 5)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
 	keys := polKeys(nKeys, 1)
 
@@ -423,7 +423,7 @@ func TestConsistentHashDistributionAndAdd(t *testing.T) {
 		t.Fatalf("max/mean = %.3f over %d backends (%v), want ≤ 1.10 over 5", ratio, len(counts), counts)
 	}
 
-	r.UpdateState(resolver.State{Addresses: toAddrs(ids...)})
+	r.UpdateState(resolver.State{Addresses: testutil.Addrs(ids...)})
 	polWaitBackends(t, p, 6)
 	after := polOwners(t, ctx, c, keys)
 	moved := 0
@@ -447,7 +447,7 @@ func TestConsistentHashDistributionAndAdd(t *testing.T) {
 // connection and none connecting, and until calls reach all n.
 func polWaitBackends(t testing.TB, p *pool.Pool, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d backends ready", n), func() bool {
+	testutil.WaitFor(t, fmt.Sprintf("%d backends ready", n), func() bool {
 		st := p.Stats()
 		if len(st.Backends) != n {
 			return false
@@ -467,10 +467,10 @@ func polWaitBackends(t testing.TB, p *pool.Pool, n int) {
 // it; placement tests must not start in that moment.
 func polWarm(t testing.TB, p *pool.Pool, n int) {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
 	seen := map[string]bool{}
-	waitFor(t, fmt.Sprintf("calls reaching %d backends", n), func() bool {
+	testutil.WaitFor(t, fmt.Sprintf("calls reaching %d backends", n), func() bool {
 		for range 4 * n {
 			seen[polCall(t, ctx, c)] = true
 		}
@@ -482,14 +482,14 @@ func polWarm(t testing.TB, p *pool.Pool, n int) {
 // pool over them.
 func polWeighted(t *testing.T, opts ...pool.Option) ([]*backend.Server, *pool.Pool) {
 	t.Helper()
-	bs := startBackends(t, 3)
-	r := manual.NewBuilderWithScheme(fmt.Sprintf("test%d", schemes.Add(1)))
+	bs := testutil.StartBackends(t, 3)
+	r := testutil.NewScheme("test")
 	var addrs []resolver.Address
 	for i, b := range bs {
 		addrs = append(addrs, pool.WithAddressWeight(resolver.Address{Addr: b.Addr()}, uint32(i+1)))
 	}
 	r.InitialState(resolver.State{Addresses: addrs})
-	p := newPool(t, r.Scheme()+":///svc.test:50051", append([]pool.Option{pool.WithResolvers(r)}, opts...)...)
+	p := testutil.NewPool(t, r.Scheme()+":///svc.test:50051", append([]pool.Option{pool.WithResolvers(r)}, opts...)...)
 	polWaitBackends(t, p, 3)
 	for i, b := range p.Stats().Backends {
 		if b.Weight != uint32(i+1) {
@@ -500,13 +500,14 @@ func polWeighted(t *testing.T, opts ...pool.Option) ([]*backend.Server, *pool.Po
 }
 
 // RoundRobin with weights 1:2:3 gives 1:2:3 of the calls, counted on the
-// servers, within 3 % of 6,000 (smooth weighted round-robin makes it exact
+// servers, within 3 % of 1,200 (smooth weighted round-robin makes it exact
 // but for calls in flight at the end).
 func TestWeightedRoundRobin(t *testing.T) {
+	t.Parallel()
 	bs, p := polWeighted(t)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
-	const total = 6000
+	const total = 1200
 	before := polUnaryCounts(bs, nil)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -525,7 +526,7 @@ func TestWeightedRoundRobin(t *testing.T) {
 		t.Fatalf("%d calls failed", n)
 	}
 	got := polUnaryCounts(bs, before)
-	t.Logf("6,000 calls at weights 1:2:3: %v", got)
+	t.Logf("1,200 calls at weights 1:2:3: %v", got)
 	for i, n := range got {
 		want := int64(total * (i + 1) / 6)
 		if d := math.Abs(float64(n - want)); d > 0.03*total {
@@ -537,10 +538,11 @@ func TestWeightedRoundRobin(t *testing.T) {
 // LeastActive with weights 1:2:3 fills long-lived streams 1:2:3: it
 // compares active streams per unit of weight.
 func TestWeightedLeastActiveStreams(t *testing.T) {
+	t.Parallel()
 	bs, p := polWeighted(t, pool.WithPolicy(pool.LeastActive))
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	const total = 300
-	openBidi(t, ctx, echopb.NewEchoClient(p), total)
+	testutil.OpenBidi(t, ctx, echopb.NewEchoClient(p), total)
 	got := serverStreams(bs)
 	t.Logf("%d streams at weights 1:2:3: %v", total, got)
 	for i, n := range got {
@@ -558,17 +560,18 @@ func TestWeightedLeastActiveStreams(t *testing.T) {
 // others stay where they are, and its own keys come back when it serves
 // again.
 func TestConsistentHashWeightedFallbackKeepsOtherKeys(t *testing.T) {
+	t.Parallel()
 	bs := hcBackends(t, 3)
-	r := manual.NewBuilderWithScheme(fmt.Sprintf("test%d", schemes.Add(1)))
+	r := testutil.NewScheme("test")
 	var addrs []resolver.Address
 	for i, b := range bs {
 		addrs = append(addrs, pool.WithAddressWeight(resolver.Address{Addr: b.Addr()}, uint32(i+1)))
 	}
 	r.InitialState(resolver.State{Addresses: addrs})
-	p := newPool(t, r.Scheme()+":///svc.test:50051", polHashOpts(pool.WithResolvers(r), pool.WithHealthCheck(""))...)
+	p := testutil.NewPool(t, r.Scheme()+":///svc.test:50051", polHashOpts(pool.WithResolvers(r), pool.WithHealthCheck(""))...)
 	hcWaitHealthy(t, p, 3, 3)
 	polWarm(t, p, 3)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
 	keys := polKeys(600, 4)
 	owner := polOwners(t, ctx, c, keys)
@@ -603,8 +606,9 @@ func TestConsistentHashWeightedFallbackKeepsOtherKeys(t *testing.T) {
 // many concurrent slow calls approach 1:2:3. (RoundRobin is exact; see
 // TestWeightedRoundRobin.)
 func TestWeightedLeastActiveUnary(t *testing.T) {
+	t.Parallel()
 	bs, p := polWeighted(t, pool.WithPolicy(pool.LeastActive))
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
 	run := func(workers, total int) []int64 {
 		before := polUnaryCounts(bs, nil)

@@ -2,14 +2,9 @@ package pool_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"path/filepath"
 	"strings"
@@ -26,12 +21,14 @@ import (
 	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/keepalive"
 	"github.com/grpcpool/grpcpool/pool"
 	"github.com/grpcpool/grpcpool/retry"
 )
 
 func TestNewRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		target string
@@ -65,9 +62,10 @@ func TestNewRejectsBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			opts := tt.opts
 			if tt.name != "no transport security" {
-				opts = append([]pool.Option{pool.WithDialOptions(insecureCreds)}, opts...)
+				opts = append([]pool.Option{pool.WithDialOptions(testutil.Insecure)}, opts...)
 			}
 			p, err := pool.New(tt.target, opts...)
 			if err == nil {
@@ -82,7 +80,8 @@ func TestNewRejectsBadInput(t *testing.T) {
 }
 
 func TestTargetForms(t *testing.T) {
-	bs := startBackends(t, 1)
+	// Not parallel: resolver.Register writes grpc's global resolver registry, which other tests read.
+	bs := testutil.StartBackends(t, 1)
 	addr := bs[0].Addr()
 	_, port, _ := net.SplitHostPort(addr)
 
@@ -114,8 +113,8 @@ func TestTargetForms(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
-			p := newPool(t, tt.target, tt.opts...)
-			ctx := testContext(t)
+			p := testutil.NewPool(t, tt.target, tt.opts...)
+			ctx := testutil.Context(t)
 			if err := p.WaitForReady(ctx); err != nil {
 				t.Fatalf("WaitForReady: %v", err)
 			}
@@ -139,46 +138,18 @@ type staticScheme struct {
 func (s staticScheme) Scheme() string { return s.scheme }
 
 func (s staticScheme) Build(_ resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
-	_ = cc.UpdateState(resolver.State{Addresses: toAddrs(s.addrs...)})
+	_ = cc.UpdateState(resolver.State{Addresses: testutil.Addrs(s.addrs...)})
 	return s, nil
 }
 
 func (staticScheme) ResolveNow(resolver.ResolveNowOptions) {}
 func (staticScheme) Close()                                {}
 
-// certFor makes a self-signed certificate valid for the DNS name only.
-func certFor(t *testing.T, name string) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		DNSNames:              []string{name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots
-}
-
 // tlsBackend starts an Echo server with a certificate for name only, and
 // records the :authority of each call.
 func tlsBackend(t *testing.T, name string) (*backend.Server, <-chan string) {
 	t.Helper()
-	cert, _ := certFor(t, name)
+	cert, _ := testutil.Cert(t, name)
 	auths := make(chan string, 16)
 	rec := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		md, _ := metadata.FromIncomingContext(ctx)
@@ -202,16 +173,17 @@ func tlsBackend(t *testing.T, name string) (*backend.Server, <-chan string) {
 }
 
 func TestTLSVerifiesTargetHostNotDialedIP(t *testing.T) {
+	t.Parallel()
 	const name = "svc.test"
 	s, auths := tlsBackend(t, name)
-	cert, roots := certFor(t, name)
+	cert, roots := testutil.Cert(t, name)
 	_ = cert
 	// The server's certificate is from another key pair; trust the right one.
 	srvRoots := x509.NewCertPool()
 	srvRoots.AddCert(mustLeaf(t, s))
 	_ = roots
 
-	r, _ := manualTarget(s.Addr())
+	r, _ := testutil.ManualTarget(s.Addr())
 	target := r.Scheme() + ":///" + name + ":443"
 	creds := credentials.NewTLS(&tls.Config{RootCAs: srvRoots})
 	p, err := pool.New(target, pool.WithResolvers(r), pool.WithDialOptions(grpc.WithTransportCredentials(creds)))
@@ -219,7 +191,7 @@ func TestTLSVerifiesTargetHostNotDialedIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	if _, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{Message: "x"}, grpc.WaitForReady(true)); err != nil {
 		t.Fatalf("Unary over TLS dialing %s for %s: %v", s.Addr(), name, err)
 	}
@@ -246,10 +218,11 @@ func TestTLSVerifiesTargetHostNotDialedIP(t *testing.T) {
 // TestAddressServerNameKept shows resolver address attributes reach the
 // connection: the address's ServerName overrides the target's host for TLS.
 func TestAddressServerNameKept(t *testing.T) {
+	t.Parallel()
 	s, _ := tlsBackend(t, "real.test")
 	roots := x509.NewCertPool()
 	roots.AddCert(mustLeaf(t, s))
-	r, _ := manualTarget()
+	r, _ := testutil.ManualTarget()
 	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: s.Addr(), ServerName: "real.test"}}})
 	creds := credentials.NewTLS(&tls.Config{RootCAs: roots})
 	p, err := pool.New(r.Scheme()+":///other.test:443", pool.WithResolvers(r), pool.WithDialOptions(grpc.WithTransportCredentials(creds)))
@@ -257,7 +230,7 @@ func TestAddressServerNameKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
-	if _, err := echopb.NewEchoClient(p).Unary(testContext(t), &echopb.EchoRequest{}, grpc.WaitForReady(true)); err != nil {
+	if _, err := echopb.NewEchoClient(p).Unary(testutil.Context(t), &echopb.EchoRequest{}, grpc.WaitForReady(true)); err != nil {
 		t.Fatalf("Unary with ServerName attribute: %v", err)
 	}
 }
@@ -274,10 +247,11 @@ func mustLeaf(t *testing.T, s *backend.Server) *x509.Certificate {
 }
 
 func TestCloseIsIdempotentAndCallsFailCanceled(t *testing.T) {
-	bs := startBackends(t, 2)
-	p, _ := readyPool(t, bs)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 2)
+	p, _ := testutil.ReadyPool(t, bs)
 	client := echopb.NewEchoClient(p)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil {
 		t.Fatal(err)
 	}
@@ -305,9 +279,10 @@ func TestCloseIsIdempotentAndCallsFailCanceled(t *testing.T) {
 }
 
 func TestFailFastWithoutAddresses(t *testing.T) {
-	r, target := manualTarget()
+	t.Parallel()
+	r, target := testutil.ManualTarget()
 	r.InitialState(resolver.State{})
-	p := newPool(t, target, pool.WithResolvers(r))
+	p := testutil.NewPool(t, target, pool.WithResolvers(r))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
@@ -321,10 +296,11 @@ func TestFailFastWithoutAddresses(t *testing.T) {
 }
 
 func TestFailFastWhenNothingConnects(t *testing.T) {
+	t.Parallel()
 	// Addresses nobody listens on: connections are refused.
-	dead := []string{closedAddr(t), closedAddr(t)}
-	r, target := manualTarget(dead...)
-	p := newPool(t, target, pool.WithResolvers(r))
+	dead := []string{testutil.DeadAddr(t), testutil.DeadAddr(t)}
+	r, target := testutil.ManualTarget(dead...)
+	p := testutil.NewPool(t, target, pool.WithResolvers(r))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
@@ -341,9 +317,10 @@ func TestFailFastWhenNothingConnects(t *testing.T) {
 }
 
 func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
-	addr := closedAddr(t)
-	r, target := manualTarget(addr)
-	p := newPool(t, target, pool.WithResolvers(r))
+	t.Parallel()
+	addr := testutil.DeadAddr(t)
+	r, target := testutil.ManualTarget(addr)
+	p := testutil.NewPool(t, target, pool.WithResolvers(r))
 	client := echopb.NewEchoClient(p)
 
 	// Until the deadline, with nothing listening, a waiting call waits.
@@ -356,7 +333,7 @@ func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
 	// A server comes up on the address: the waiting call goes through.
 	done := make(chan error, 1)
 	go func() {
-		_, err := client.Unary(testContext(t), &echopb.EchoRequest{}, grpc.WaitForReady(true))
+		_, err := client.Unary(testutil.Context(t), &echopb.EchoRequest{}, grpc.WaitForReady(true))
 		done <- err
 	}()
 	lis, err := net.Listen("tcp", addr)
@@ -365,7 +342,7 @@ func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
 	}
 	s := backend.Start(lis, backend.Options{Name: "late"})
 	t.Cleanup(s.Stop)
-	r.UpdateState(resolver.State{Addresses: toAddrs(addr)}) // nudge nothing: the pool reconnects by itself
+	r.UpdateState(resolver.State{Addresses: testutil.Addrs(addr)}) // nudge nothing: the pool reconnects by itself
 	select {
 	case err := <-done:
 		if err != nil {
@@ -376,30 +353,19 @@ func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
 	}
 }
 
-// closedAddr returns a loopback address with nothing listening on it.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
-
 func TestWaitForReady(t *testing.T) {
-	bs := startBackends(t, 1)
-	r, target := manualTarget()
+	t.Parallel()
+	bs := testutil.StartBackends(t, 1)
+	r, target := testutil.ManualTarget()
 	r.InitialState(resolver.State{})
-	p := newPool(t, target, pool.WithResolvers(r))
+	p := testutil.NewPool(t, target, pool.WithResolvers(r))
 	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := p.WaitForReady(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WaitForReady with no addresses = %v, want DeadlineExceeded", err)
 	}
-	r.UpdateState(resolver.State{Addresses: toAddrs(bs[0].Addr())})
-	if err := p.WaitForReady(testContext(t)); err != nil {
+	r.UpdateState(resolver.State{Addresses: testutil.Addrs(bs[0].Addr())})
+	if err := p.WaitForReady(testutil.Context(t)); err != nil {
 		t.Fatalf("WaitForReady after an address came: %v", err)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 	"github.com/grpcpool/grpcpool/retry"
 )
@@ -84,25 +85,6 @@ func totalCalls(bs []*backend.Server) int64 {
 		n += b.Calls()
 	}
 	return n
-}
-
-// backendStats returns the pool's stats of the backend at addr.
-func backendStats(t *testing.T, p *pool.Pool, addr string) pool.BackendStats {
-	t.Helper()
-	b, ok := findBackend(p, addr)
-	if !ok {
-		t.Fatalf("no backend %s in the pool's stats", addr)
-	}
-	return b
-}
-
-func findBackend(p *pool.Pool, addr string) (pool.BackendStats, bool) {
-	for _, b := range p.Stats().Backends {
-		if b.Addr == addr {
-			return b, true
-		}
-	}
-	return pool.BackendStats{}, false
 }
 
 // breakerLog records the breaker changes the pool logs (WithLogger: "breaker
@@ -173,20 +155,22 @@ func probeBound(s breaker.Settings, goroutines int, elapsed time.Duration) int {
 
 // One backend of four answers every call with Unavailable.
 func TestResilienceSickBackend(t *testing.T) {
+	t.Parallel()
 	const calls, goroutines = 4000, 16
 
 	// Breaker and retry with their documented defaults: not one call
 	// fails, and the sick backend sees no more than it takes to trip its
 	// breaker.
 	t.Run("breaker+retry", func(t *testing.T) {
-		bs := startBackends(t, 4)
+		t.Parallel()
+		bs := testutil.StartBackends(t, 4)
 		sick := bs[0]
 		sick.SetFail(codes.Unavailable)
 		settings := breaker.Settings{}
-		p, _ := readyPool(t, bs, pool.WithBreaker(settings), pool.WithRetry(retry.Policy{}))
+		p, _ := testutil.ReadyPool(t, bs, pool.WithBreaker(settings), pool.WithRetry(retry.Policy{}))
 		before := sick.Calls()
 
-		r := resLoad(testContext(t), echopb.NewEchoClient(p), calls, goroutines, 10*time.Second)
+		r := resLoad(testutil.Context(t), echopb.NewEchoClient(p), calls, goroutines, 10*time.Second)
 		if r.failed != 0 {
 			t.Errorf("%v; want 0 failed", r)
 		}
@@ -202,14 +186,15 @@ func TestResilienceSickBackend(t *testing.T) {
 	// are bounded by the breaker. OpenTimeout is long enough that no more
 	// than one half-open period fits in the test.
 	t.Run("breaker", func(t *testing.T) {
-		bs := startBackends(t, 4)
+		t.Parallel()
+		bs := testutil.StartBackends(t, 4)
 		sick := bs[0]
 		sick.SetFail(codes.Unavailable)
 		settings := breaker.Settings{OpenTimeout: 5 * time.Second}
-		p, _ := readyPool(t, bs, pool.WithBreaker(settings))
+		p, _ := testutil.ReadyPool(t, bs, pool.WithBreaker(settings))
 		before := sick.Calls()
 
-		r := resLoad(testContext(t), echopb.NewEchoClient(p), calls, goroutines, 10*time.Second)
+		r := resLoad(testutil.Context(t), echopb.NewEchoClient(p), calls, goroutines, 10*time.Second)
 		bound := probeBound(settings, goroutines, r.elapsed)
 		trip := int(settings.WithDefaults().ConsecutiveFailures)
 		if r.failed < trip || r.failed > bound {
@@ -230,14 +215,16 @@ func TestResilienceSickBackend(t *testing.T) {
 // through the callers' deadlines (DeadlineExceeded is a failure); after
 // that every call succeeds on the others.
 func TestResilienceBlackHole(t *testing.T) {
+	// Not parallel: healthy calls must answer within perCall while the
+	// breaker trips.
 	const goroutines, perCall = 8, 200 * time.Millisecond
-	bs := startBackends(t, 4)
+	bs := testutil.StartBackends(t, 4)
 	hole := bs[0]
 	hole.SetBlackHole()
 	settings := breaker.Settings{ConsecutiveFailures: 3, OpenTimeout: time.Minute}
-	p, _ := readyPool(t, bs, pool.WithBreaker(settings))
+	p, _ := testutil.ReadyPool(t, bs, pool.WithBreaker(settings))
 	client := echopb.NewEchoClient(p)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 
 	// Until the breaker opens: each goroutine calls on, at most 50 times.
 	var opened atomic.Bool
@@ -258,7 +245,7 @@ func TestResilienceBlackHole(t *testing.T) {
 					failed = append(failed, err)
 					mu.Unlock()
 				}
-				if b, _ := findBackend(p, hole.Addr()); b.Breaker == breaker.StateOpen {
+				if b, _ := testutil.Find(p, hole.Addr()); b.Breaker == breaker.StateOpen {
 					opened.Store(true)
 				}
 			}
@@ -266,7 +253,7 @@ func TestResilienceBlackHole(t *testing.T) {
 	}
 	wg.Wait()
 	if !opened.Load() {
-		t.Fatalf("breaker of the black hole still %v after %d failed calls", backendStats(t, p, hole.Addr()).Breaker, len(failed))
+		t.Fatalf("breaker of the black hole still %v after %d failed calls", testutil.MustFind(t, p, hole.Addr()).Breaker, len(failed))
 	}
 	for _, err := range failed {
 		if status.Code(err) != codes.DeadlineExceeded {
@@ -277,9 +264,12 @@ func TestResilienceBlackHole(t *testing.T) {
 		t.Errorf("%d calls failed before the breaker opened, want at most %d", len(failed), max)
 	}
 
-	// After: every call succeeds, and none reaches the black hole.
+	// After: every call succeeds, and none reaches the black hole. A call
+	// sent there would fail after its deadline however long it is, so the
+	// deadline here only has to be long enough for a healthy call on a
+	// loaded machine.
 	before := hole.Calls()
-	r := resLoad(ctx, client, 400, goroutines, perCall)
+	r := resLoad(ctx, client, 400, goroutines, 10*time.Second)
 	if r.failed != 0 {
 		t.Errorf("after the breaker opened: %v; want 0 failed", r)
 	}
@@ -292,6 +282,7 @@ func TestResilienceBlackHole(t *testing.T) {
 // Every backend fails: once every breaker is open, calls fail at once with
 // Unavailable and a message naming the open breakers, and reach no server.
 func TestResilienceAllDown(t *testing.T) {
+	t.Parallel()
 	settings := breaker.Settings{ConsecutiveFailures: 3, OpenTimeout: time.Minute}
 	tests := []struct {
 		name string
@@ -305,13 +296,14 @@ func TestResilienceAllDown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bs := startBackends(t, 4)
+			t.Parallel()
+			bs := testutil.StartBackends(t, 4)
 			for _, b := range bs {
 				b.SetFail(codes.Unavailable)
 			}
-			p, _ := readyPool(t, bs, tt.opts...)
+			p, _ := testutil.ReadyPool(t, bs, tt.opts...)
 			client := echopb.NewEchoClient(p)
-			ctx := testContext(t)
+			ctx := testutil.Context(t)
 			allOpen := func() bool {
 				for _, b := range p.Stats().Backends {
 					if b.Breaker != breaker.StateOpen {
@@ -333,7 +325,7 @@ func TestResilienceAllDown(t *testing.T) {
 			}
 			// The snapshot that leaves the open backends out is published
 			// just after the last breaker opened; wait for it.
-			waitFor(t, "calls to see every breaker open", func() bool {
+			testutil.WaitFor(t, "calls to see every breaker open", func() bool {
 				cctx, cancel := context.WithTimeout(ctx, time.Second)
 				defer cancel()
 				_, err := client.Unary(cctx, &echopb.EchoRequest{})
@@ -379,17 +371,18 @@ func TestResilienceAllDown(t *testing.T) {
 // (retry.BudgetConfig). The test ends well within one window, so nothing
 // in the budget expires.
 func TestResilienceRetryStorm(t *testing.T) {
+	// Not parallel: its load must end within 0.9 × the retry budget window.
 	const calls, goroutines = 2000, 16
-	bs := startBackends(t, 4)
+	bs := testutil.StartBackends(t, 4)
 	for _, b := range bs {
 		b.SetFail(codes.Unavailable)
 	}
 	// Five attempts a call without a budget would be 5 × calls.
 	pol := retry.Policy{MaxAttempts: 5, InitialBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond}
-	p, _ := readyPool(t, bs, pool.WithRetry(pol))
+	p, _ := testutil.ReadyPool(t, bs, pool.WithRetry(pol))
 	before := totalCalls(bs)
 
-	r := resLoad(testContext(t), echopb.NewEchoClient(p), calls, goroutines, 10*time.Second)
+	r := resLoad(testutil.Context(t), echopb.NewEchoClient(p), calls, goroutines, 10*time.Second)
 	attempts := totalCalls(bs) - before
 	budget := pol.WithDefaults().Budget
 	if r.elapsed >= budget.Window*9/10 {
@@ -412,15 +405,16 @@ func TestResilienceRetryStorm(t *testing.T) {
 // A backend heals: after OpenTimeout its breaker lets a probe through,
 // closes, and the backend takes its share of calls again.
 func TestResilienceRecovery(t *testing.T) {
+	t.Parallel()
 	const n = 4
-	bs := startBackends(t, n)
+	bs := testutil.StartBackends(t, n)
 	sick := bs[0]
 	sick.SetFail(codes.Unavailable)
 	log := &breakerLog{}
 	settings := breaker.Settings{ConsecutiveFailures: 3, OpenTimeout: 500 * time.Millisecond}
-	p, _ := readyPool(t, bs, pool.WithBreaker(settings), pool.WithLogger(slog.New(log)))
+	p, _ := testutil.ReadyPool(t, bs, pool.WithBreaker(settings), pool.WithLogger(slog.New(log)))
 	client := echopb.NewEchoClient(p)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 
 	// A steady load, paced so as not to hog two cores.
 	lctx, stopLoad := context.WithCancel(ctx)
@@ -446,10 +440,10 @@ func TestResilienceRecovery(t *testing.T) {
 	// Stats is not polled while the breaker is open: see
 	// TestResilienceStatsAfterOpenTimeout.
 	addr := sick.Addr()
-	waitFor(t, "the sick backend's breaker to open", func() bool { return log.has(addr, breaker.StateClosed, breaker.StateOpen) })
+	testutil.WaitFor(t, "the sick backend's breaker to open", func() bool { return log.has(addr, breaker.StateClosed, breaker.StateOpen) })
 	sick.SetOK()
 	healed := time.Now()
-	waitFor(t, "a half-open probe to close the breaker", func() bool { return log.has(addr, breaker.StateHalfOpen, breaker.StateClosed) })
+	testutil.WaitFor(t, "a half-open probe to close the breaker", func() bool { return log.has(addr, breaker.StateHalfOpen, breaker.StateClosed) })
 	if !log.has(addr, breaker.StateOpen, breaker.StateHalfOpen) {
 		t.Errorf("breaker closed without being half-open: %v", log)
 	}
@@ -457,7 +451,7 @@ func TestResilienceRecovery(t *testing.T) {
 	stopLoad()
 	wg.Wait()
 
-	if got := backendStats(t, p, addr).Breaker; got != breaker.StateClosed {
+	if got := testutil.MustFind(t, p, addr).Breaker; got != breaker.StateClosed {
 		t.Fatalf("Stats: breaker of the healed backend = %v, want closed", got)
 	}
 	before := make([]int64, n)
@@ -509,6 +503,7 @@ func (r *msgRecorder) counts() map[string]int {
 // call succeeds on the healthy one, and no failing backend sees a call
 // twice, under every policy.
 func TestResilienceRetryGoesElsewhere(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		n      int
@@ -520,6 +515,7 @@ func TestResilienceRetryGoesElsewhere(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			recs := make([]msgRecorder, tt.n)
 			var bs []*backend.Server
 			for i := range recs {
@@ -540,9 +536,9 @@ func TestResilienceRetryGoesElsewhere(t *testing.T) {
 			// Ratio 1: the budget allows n-1 retries for every call, so only
 			// where the retries go decides whether the call succeeds.
 			pol := retry.Policy{MaxAttempts: tt.n, InitialBackoff: time.Millisecond, Budget: retry.BudgetConfig{Ratio: 1, MinPerSecond: 100}}
-			p, _ := readyPool(t, bs, pool.WithRetry(pol), pool.WithPolicy(tt.policy))
+			p, _ := testutil.ReadyPool(t, bs, pool.WithRetry(pol), pool.WithPolicy(tt.policy))
 			client := echopb.NewEchoClient(p)
-			ctx := testContext(t)
+			ctx := testutil.Context(t)
 
 			const calls = 200
 			var next atomic.Int64
@@ -589,15 +585,16 @@ func TestResilienceRetryGoesElsewhere(t *testing.T) {
 // the call returns the attempt's own Unavailable, not DeadlineExceeded,
 // after one attempt.
 func TestResilienceNoRetryPastDeadline(t *testing.T) {
-	bs := startBackends(t, 2)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 2)
 	for _, b := range bs {
 		b.SetFail(codes.Unavailable)
 	}
 	// Backoff is drawn from [0, 24h]: one below the 300 ms left is a 3.5e-6
 	// chance per call.
-	p, _ := readyPool(t, bs, pool.WithRetry(retry.Policy{InitialBackoff: 24 * time.Hour}))
+	p, _ := testutil.ReadyPool(t, bs, pool.WithRetry(retry.Policy{InitialBackoff: 24 * time.Hour}))
 	client := echopb.NewEchoClient(p)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	for i := range 5 {
 		before := totalCalls(bs)
 		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -620,10 +617,12 @@ func TestResilienceNoRetryPastDeadline(t *testing.T) {
 // A stream whose NewStream failed (nothing reached a server) is begun again
 // on another backend; once begun, a stream that fails is not retried.
 func TestResilienceStreamRetry(t *testing.T) {
+	t.Parallel()
 	pol := retry.Policy{InitialBackoff: time.Millisecond, Budget: retry.BudgetConfig{Ratio: 1}}
 
 	t.Run("NewStream failure retried elsewhere", func(t *testing.T) {
-		bs := startBackends(t, 2)
+		t.Parallel()
+		bs := testutil.StartBackends(t, 2)
 		bad, good := bs[0], bs[1]
 		// A client interceptor fails NewStream on the connections to bad,
 		// as a transport that cannot open a stream would: nothing is sent.
@@ -635,9 +634,9 @@ func TestResilienceStreamRetry(t *testing.T) {
 			}
 			return streamer(ctx, desc, cc, method, opts...)
 		}
-		p, _ := readyPool(t, bs, pool.WithRetry(pol), pool.WithDialOptions(grpc.WithStreamInterceptor(failBad)))
+		p, _ := testutil.ReadyPool(t, bs, pool.WithRetry(pol), pool.WithDialOptions(grpc.WithStreamInterceptor(failBad)))
 		client := echopb.NewEchoClient(p)
-		ctx := testContext(t)
+		ctx := testutil.Context(t)
 		const streams = 20
 		for i := range streams {
 			s, err := client.Bidi(ctx)
@@ -670,16 +669,17 @@ func TestResilienceStreamRetry(t *testing.T) {
 		if got := good.Streams(); got != streams {
 			t.Errorf("healthy backend got %d streams, want %d", got, streams)
 		}
-		waitFor(t, "no active streams", func() bool { return activeStreams(p) == 0 })
+		testutil.WaitFor(t, "no active streams", func() bool { return activeStreams(p) == 0 })
 		t.Logf("%d streams: %d NewStream failures retried on the other backend", streams, rejected.Load())
 	})
 
 	t.Run("mid-stream failure not retried", func(t *testing.T) {
-		bs := startBackends(t, 2)
-		p, _ := readyPool(t, bs, pool.WithRetry(pol))
+		t.Parallel()
+		bs := testutil.StartBackends(t, 2)
+		p, _ := testutil.ReadyPool(t, bs, pool.WithRetry(pol))
 		client := echopb.NewEchoClient(p)
-		ctx := testContext(t)
-		s := openBidi(t, ctx, client, 1)[0]
+		ctx := testutil.Context(t)
+		s := testutil.OpenBidi(t, ctx, client, 1)[0]
 		if err := s.Send(&echopb.EchoRequest{Message: "again"}); err != nil {
 			t.Fatal(err)
 		}
@@ -705,17 +705,18 @@ func TestResilienceStreamRetry(t *testing.T) {
 		if streams != 1 {
 			t.Errorf("servers got %d streams, want 1: a begun stream was retried", streams)
 		}
-		waitFor(t, "no active streams", func() bool { return activeStreams(p) == 0 })
+		testutil.WaitFor(t, "no active streams", func() bool { return activeStreams(p) == 0 })
 	})
 
 	// The request of a server stream is sent with NewStream: a failure
 	// that comes back from the server is not retried either.
 	t.Run("server-stream failure not retried", func(t *testing.T) {
-		bs := startBackends(t, 2)
+		t.Parallel()
+		bs := testutil.StartBackends(t, 2)
 		bs[0].SetFail(codes.Unavailable)
-		p, _ := readyPool(t, bs, pool.WithRetry(pol))
+		p, _ := testutil.ReadyPool(t, bs, pool.WithRetry(pol))
 		client := echopb.NewEchoClient(p)
-		ctx := testContext(t)
+		ctx := testutil.Context(t)
 		const streams = 8
 		failed := 0
 		for i := range streams {
@@ -750,13 +751,14 @@ func TestResilienceStreamRetry(t *testing.T) {
 // canceled calls and streams leave the breaker closed, while two timeouts
 // open it.
 func TestResilienceCancelIsNotFailure(t *testing.T) {
-	bs := startBackends(t, 1)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 1)
 	hole := bs[0]
 	hole.SetBlackHole()
 	settings := breaker.Settings{ConsecutiveFailures: 2, OpenTimeout: time.Minute}
-	p, _ := readyPool(t, bs, pool.WithBreaker(settings))
+	p, _ := testutil.ReadyPool(t, bs, pool.WithBreaker(settings))
 	client := echopb.NewEchoClient(p)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 
 	for i := range 20 {
 		before := hole.Calls()
@@ -766,7 +768,7 @@ func TestResilienceCancelIsNotFailure(t *testing.T) {
 			_, err := client.Unary(cctx, &echopb.EchoRequest{})
 			errc <- err
 		}()
-		waitFor(t, "the call to reach the server", func() bool { return hole.Calls() > before })
+		testutil.WaitFor(t, "the call to reach the server", func() bool { return hole.Calls() > before })
 		cancel()
 		if err := <-errc; status.Code(err) != codes.Canceled {
 			t.Fatalf("call %d: got %v, want Canceled", i, err)
@@ -779,14 +781,14 @@ func TestResilienceCancelIsNotFailure(t *testing.T) {
 		if err != nil {
 			t.Fatalf("stream %d: %v", i, err)
 		}
-		waitFor(t, "the stream to reach the server", func() bool { return hole.Calls() > before })
+		testutil.WaitFor(t, "the stream to reach the server", func() bool { return hole.Calls() > before })
 		cancel()
 		if _, err := s.Recv(); status.Code(err) != codes.Canceled {
 			t.Fatalf("stream %d: got %v, want Canceled", i, err)
 		}
 	}
-	waitFor(t, "no active calls or streams", func() bool { return activeCalls(p)+activeStreams(p) == 0 })
-	st := backendStats(t, p, hole.Addr())
+	testutil.WaitFor(t, "no active calls or streams", func() bool { return activeCalls(p)+activeStreams(p) == 0 })
+	st := testutil.MustFind(t, p, hole.Addr())
 	if st.Breaker != breaker.StateClosed || st.Failures != 0 {
 		t.Fatalf("after 30 canceled calls and streams: breaker %v, %d failures; want closed, 0", st.Breaker, st.Failures)
 	}
@@ -800,7 +802,7 @@ func TestResilienceCancelIsNotFailure(t *testing.T) {
 			t.Fatalf("got %v, want DeadlineExceeded", err)
 		}
 	}
-	if got := backendStats(t, p, hole.Addr()).Breaker; got != breaker.StateOpen {
+	if got := testutil.MustFind(t, p, hole.Addr()).Breaker; got != breaker.StateOpen {
 		t.Fatalf("after %d timeouts: breaker %v, want open", settings.ConsecutiveFailures, got)
 	}
 }
@@ -810,15 +812,16 @@ func TestResilienceCancelIsNotFailure(t *testing.T) {
 // block: reading the state moves the breaker to half-open, and the pool
 // hears of that change.
 func TestResilienceStatsAfterOpenTimeout(t *testing.T) {
-	bs := startBackends(t, 2)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 2)
 	bad := bs[0]
 	bad.SetFail(codes.Unavailable)
 	const openTimeout = 200 * time.Millisecond
-	r, target := manualTarget(addrsOf(bs)...)
+	r, target := testutil.ManualTarget(testutil.AddrsOf(bs)...)
 	// Not newPool: if Stats deadlocks, Close would block on the same lock
 	// and hang the whole test binary; the pool is then left open (a failed
 	// test skips the leak check).
-	p, err := pool.New(target, pool.WithResolvers(r), pool.WithDialOptions(insecureCreds),
+	p, err := pool.New(target, pool.WithResolvers(r), pool.WithDialOptions(testutil.Insecure),
 		pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: openTimeout}))
 	if err != nil {
 		t.Fatal(err)
@@ -830,10 +833,10 @@ func TestResilienceStatsAfterOpenTimeout(t *testing.T) {
 		}
 	})
 	client := echopb.NewEchoClient(p)
-	ctx := testContext(t)
-	waitFor(t, "the failing backend's breaker to open", func() bool {
+	ctx := testutil.Context(t)
+	testutil.WaitFor(t, "the failing backend's breaker to open", func() bool {
 		_, _ = client.Unary(ctx, &echopb.EchoRequest{})
-		return backendStats(t, p, bad.Addr()).Breaker == breaker.StateOpen
+		return testutil.MustFind(t, p, bad.Addr()).Breaker == breaker.StateOpen
 	})
 
 	// No calls now: the breaker stays open past its timeout; only the

@@ -17,11 +17,11 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 	"github.com/grpcpool/grpcpool/retry"
 )
@@ -31,14 +31,15 @@ import (
 // another one, so recycling fails no call, and no message names a breaker
 // when none is configured.
 func TestRecyclingBehindOneAddressFailsNoCall(t *testing.T) {
-	bs := startBackends(t, 1)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 1)
 	// A log sink that is slow when a connection starts draining (as one
 	// writing to a remote collector may be) widens the moment in which a
 	// call meets a connection that is retired but still in its snapshot.
-	p, _ := readyPool(t, bs, pool.WithSize(2), pool.WithMaxConnAge(20*time.Millisecond),
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(2), pool.WithMaxConnAge(20*time.Millisecond),
 		pool.WithLogger(slog.New(rvSlowLog{match: "draining", delay: 2 * time.Millisecond})))
 	c := echopb.NewEchoClient(p)
-	ctx := rvCtx(t, 20*time.Second)
+	ctx := testutil.ContextFor(t, 20*time.Second)
 	var calls, failed atomic.Int64
 	var first atomic.Value
 	end := time.Now().Add(1500 * time.Millisecond)
@@ -99,28 +100,29 @@ func rvPoolGoroutines() (int, map[string]int) {
 // its health-watch goroutine behind: the pool's goroutines track its live
 // connections across any number of rolling restarts.
 func TestHealthWatchGoroutinesEndWithTheirConnections(t *testing.T) {
-	stable := hcBackendsRV(t)
-	r, target := manualTarget(stable.Addr())
-	p := newPool(t, target, pool.WithResolvers(r), pool.WithSize(2), pool.WithHealthCheck(""))
-	ctx := rvCtx(t, 20*time.Second)
+	// Not parallel: it counts the process's goroutines.
+	stable := testutil.StartBackend(t, backend.Options{Health: true})
+	r, target := testutil.ManualTarget(stable.Addr())
+	p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithSize(2), pool.WithHealthCheck(""))
+	ctx := testutil.ContextFor(t, 20*time.Second)
 	waitReadyRV(t, ctx, p, stable.Addr(), 2)
 	base, baseWhere := rvPoolGoroutines()
 	for i := range 4 {
-		pod := hcBackendsRV(t)
-		r.UpdateState(rvState(stable.Addr(), pod.Addr()))
+		pod := testutil.StartBackend(t, backend.Options{Health: true})
+		r.UpdateState(testutil.State(stable.Addr(), pod.Addr()))
 		waitReadyRV(t, ctx, p, pod.Addr(), 2)
 		pod.Stop() // the pod goes away...
-		for b, ok := rvFind(p, pod.Addr()); ok && b.Ready > 0; b, ok = rvFind(p, pod.Addr()) {
+		for b, ok := testutil.Find(p, pod.Addr()); ok && b.Ready > 0; b, ok = testutil.Find(p, pod.Addr()) {
 			require.NoError(t, ctx.Err(), "restart %d: the pod's connections leaving READY", i)
 			time.Sleep(5 * time.Millisecond)
 		}
-		r.UpdateState(rvState(stable.Addr())) // ...then its address is removed
-		for _, ok := rvFind(p, pod.Addr()); ok; _, ok = rvFind(p, pod.Addr()) {
+		r.UpdateState(testutil.State(stable.Addr())) // ...then its address is removed
+		for _, ok := testutil.Find(p, pod.Addr()); ok; _, ok = testutil.Find(p, pod.Addr()) {
 			require.NoError(t, ctx.Err(), "restart %d: the removed backend leaving Stats", i)
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	wait := rvCtx(t, 3*time.Second)
+	wait := testutil.ContextFor(t, 3*time.Second)
 	for {
 		n, where := rvPoolGoroutines()
 		if n <= base {
@@ -133,32 +135,10 @@ func TestHealthWatchGoroutinesEndWithTheirConnections(t *testing.T) {
 	}
 }
 
-func rvState(addrs ...string) resolver.State {
-	return resolver.State{Addresses: toAddrs(addrs...)}
-}
-
-// rvFind returns the stats of the backend at addr.
-func rvFind(p *pool.Pool, addr string) (pool.BackendStats, bool) {
-	for _, b := range p.Stats().Backends {
-		if b.Addr == addr {
-			return b, true
-		}
-	}
-	return pool.BackendStats{}, false
-}
-
-func hcBackendsRV(t testing.TB) *backend.Server {
-	t.Helper()
-	s, err := backend.Listen(backend.Options{Health: true})
-	require.NoError(t, err)
-	t.Cleanup(s.Stop)
-	return s
-}
-
 // waitReadyRV waits until the backend at addr has n ready connections.
 func waitReadyRV(t testing.TB, ctx context.Context, p *pool.Pool, addr string, n int) {
 	t.Helper()
-	for b, ok := rvFind(p, addr); !ok || b.Ready < n || !b.Healthy; b, ok = rvFind(p, addr) {
+	for b, ok := testutil.Find(p, addr); !ok || b.Ready < n || !b.Healthy; b, ok = testutil.Find(p, addr) {
 		require.NoError(t, ctx.Err(), "%s with %d ready connections: %+v", addr, n, b)
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -169,7 +149,8 @@ func waitReadyRV(t testing.TB, ctx context.Context, p *pool.Pool, addr string, n
 // until its deadline while another backend is READY: the pool owns the
 // waiting and the call moves to the ready backend.
 func TestWaitForReadyCallMovesOffADeadConnection(t *testing.T) {
-	bs := startBackends(t, 2)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 2)
 	var victim atomic.Pointer[backend.Server]
 	var killed atomic.Bool
 	// Runs inside the picked connection, before gRPC picks a transport:
@@ -185,13 +166,13 @@ func TestWaitForReadyCallMovesOffADeadConnection(t *testing.T) {
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	p, _ := readyPool(t, bs, pool.WithSize(1), pool.WithDialOptions(grpc.WithUnaryInterceptor(kill)))
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithDialOptions(grpc.WithUnaryInterceptor(kill)))
 	c := echopb.NewEchoClient(p)
 	victim.Store(bs[0])
 	for i := 0; !killed.Load(); i++ {
 		require.Less(t, i, 50, "no call was placed on the victim's connection")
 		start := time.Now()
-		got, err := rvUnary(rvCtx(t, 3*time.Second), c, grpc.WaitForReady(true))
+		got, err := rvUnary(testutil.ContextFor(t, 3*time.Second), c, grpc.WaitForReady(true))
 		require.NoError(t, err, "WaitForReady call %d after %v, with %s READY", i, time.Since(start).Round(time.Millisecond), bs[1].Name())
 		require.Equal(t, bs[1].Name(), got)
 	}
@@ -201,20 +182,21 @@ func TestWaitForReadyCallMovesOffADeadConnection(t *testing.T) {
 // NOT_SERVING server must keep the serving connection: the replacement has
 // to be pickable (ready and serving) before the old one retires.
 func TestRecycleKeepsServingConnectionWhenReplacementNotServing(t *testing.T) {
-	serving, sick := hcBackendsRV(t), hcBackendsRV(t)
+	t.Parallel()
+	serving, sick := testutil.StartBackend(t, backend.Options{Health: true}), testutil.StartBackend(t, backend.Options{Health: true})
 	sick.Health().SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	px := rvProxy(t, serving.Addr())
-	r, target := manualTarget(px.Addr())
-	p := newPool(t, target, pool.WithResolvers(r), pool.WithSize(1), pool.WithHealthCheck(""),
+	r, target := testutil.ManualTarget(px.Addr())
+	p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithSize(1), pool.WithHealthCheck(""),
 		pool.WithMaxConnAge(200*time.Millisecond))
 	c := echopb.NewEchoClient(p)
-	_, err := rvUnary(rvCtx(t, 10*time.Second), c, grpc.WaitForReady(true))
+	_, err := rvUnary(testutil.ContextFor(t, 10*time.Second), c, grpc.WaitForReady(true))
 	require.NoError(t, err)
 	px.SetBackends(sick.Addr()) // every new connection lands on the sick server
 	moved := time.Now()
 	end := moved.Add(1200 * time.Millisecond)
 	for i := 0; time.Now().Before(end); i++ {
-		got, err := rvUnary(rvCtx(t, 5*time.Second), c)
+		got, err := rvUnary(testutil.ContextFor(t, 5*time.Second), c)
 		require.NoError(t, err, "call %d, %v after the VIP moved to a NOT_SERVING server; conns %+v", i, time.Since(moved).Round(time.Millisecond), rvOnly(t, p).Conns)
 		require.Equal(t, serving.Name(), got)
 	}
@@ -226,15 +208,16 @@ func TestRecycleKeepsServingConnectionWhenReplacementNotServing(t *testing.T) {
 // Unavailable and the method ran once. Attempts the server answered with a
 // retryable status of its own are retried as before.
 func TestRetryDoesNotResendCallTheServerReceived(t *testing.T) {
+	t.Parallel()
 	servers, received, cut := crashingServers(t)
-	p, _ := readyPool(t, servers, pool.WithSize(1), pool.WithRetry(retry.Policy{}))
+	p, _ := testutil.ReadyPool(t, servers, pool.WithSize(1), pool.WithRetry(retry.Policy{}))
 	c := echopb.NewEchoClient(p)
 
 	t.Run("server's own Unavailable is retried", func(t *testing.T) {
 		servers[0].SetFail(codes.Unavailable)
 		defer servers[0].SetOK()
 		for i := range 4 {
-			got, err := rvUnary(rvCtx(t, 5*time.Second), c)
+			got, err := rvUnary(testutil.ContextFor(t, 5*time.Second), c)
 			require.NoError(t, err, "call %d", i)
 			require.Equal(t, servers[1].Name(), got)
 		}
@@ -242,7 +225,7 @@ func TestRetryDoesNotResendCallTheServerReceived(t *testing.T) {
 	t.Run("connection broke after the request was sent", func(t *testing.T) {
 		received.Store(0)
 		cut.Store(true)
-		_, err := rvUnary(rvCtx(t, 5*time.Second), c)
+		_, err := rvUnary(testutil.ContextFor(t, 5*time.Second), c)
 		require.Equal(t, int64(1), received.Load(), "a non-idempotent call the server received was sent again (caller got %v)", err)
 		require.Equal(t, codes.Unavailable, status.Code(err), "the caller must see the broken attempt: %v", err)
 	})
@@ -253,14 +236,15 @@ func TestRetryDoesNotResendCallTheServerReceived(t *testing.T) {
 // wait for it (as gRPC's ring_hash queues the pick) rather than go to
 // another backend.
 func TestConsistentHashWaitsForConnectingOwner(t *testing.T) {
-	bs := startBackends(t, 2)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 2)
 	const key = "user-42"
 	opts := []pool.Option{pool.WithPolicy(pool.ConsistentHash), pool.WithHashKey("k"), pool.WithSize(1)}
 	keyCtx := func(d time.Duration) context.Context {
-		return metadata.AppendToOutgoingContext(rvCtx(t, d), "k", key)
+		return metadata.AppendToOutgoingContext(testutil.ContextFor(t, d), "k", key)
 	}
 	// Who owns the key, once everything is connected.
-	p1, _ := readyPool(t, bs, opts...)
+	p1, _ := testutil.ReadyPool(t, bs, opts...)
 	owner, err := rvUnary(keyCtx(5*time.Second), echopb.NewEchoClient(p1))
 	require.NoError(t, err)
 	require.NoError(t, p1.Close())
@@ -285,8 +269,8 @@ func TestConsistentHashWaitsForConnectingOwner(t *testing.T) {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", addr)
 	}
-	r, target := manualTarget(addrsOf(bs)...)
-	p2 := newPool(t, target, append(opts, pool.WithResolvers(r), pool.WithDialOptions(grpc.WithContextDialer(slow)))...)
+	r, target := testutil.ManualTarget(testutil.AddrsOf(bs)...)
+	p2 := testutil.NewPool(t, target, append(opts, pool.WithResolvers(r), pool.WithDialOptions(grpc.WithContextDialer(slow)))...)
 	c := echopb.NewEchoClient(p2)
 	for i := range 5 {
 		got, err := rvUnary(keyCtx(5*time.Second), c)
@@ -299,6 +283,7 @@ func TestConsistentHashWaitsForConnectingOwner(t *testing.T) {
 // policy, or by a call option) is sent again after the connection broke
 // with its request in the server's hands; NotRetryable on the call wins.
 func TestRetryResendsIdempotentCallTheServerReceived(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		policy   retry.Policy
@@ -312,9 +297,9 @@ func TestRetryResendsIdempotentCallTheServerReceived(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			servers, received, cut := crashingServers(t)
-			p, _ := readyPool(t, servers, pool.WithSize(1), pool.WithRetry(tc.policy))
+			p, _ := testutil.ReadyPool(t, servers, pool.WithSize(1), pool.WithRetry(tc.policy))
 			cut.Store(true)
-			_, err := rvUnary(rvCtx(t, 5*time.Second), echopb.NewEchoClient(p), tc.opts...)
+			_, err := rvUnary(testutil.ContextFor(t, 5*time.Second), echopb.NewEchoClient(p), tc.opts...)
 			require.Equal(t, tc.received, received.Load(), "requests the servers received (caller got %v)", err)
 			require.Equal(t, tc.code, status.Code(err), "%v", err)
 		})

@@ -2,15 +2,9 @@ package pool_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"math/big"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,81 +19,19 @@ import (
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 	"github.com/grpcpool/grpcpool/retry"
 )
-
-// rvCert is a self-signed server certificate for dnsName only (no IP
-// SANs), and a pool of roots that trusts it.
-func rvCert(t testing.TB, dnsName string) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(42),
-		DNSNames:              []string{dnsName},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	leaf, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots
-}
-
-// rvLog is a slog.Handler that keeps every record, attributes included,
-// as text.
-type rvLog struct {
-	mu    *sync.Mutex
-	lines *[]string
-	attrs []slog.Attr
-}
-
-func newRVLog() rvLog { return rvLog{mu: new(sync.Mutex), lines: new([]string)} }
-
-func (h rvLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h rvLog) WithGroup(string) slog.Handler            { return h }
-func (h rvLog) WithAttrs(as []slog.Attr) slog.Handler {
-	h.attrs = append(h.attrs[:len(h.attrs):len(h.attrs)], as...)
-	return h
-}
-
-func (h rvLog) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Level.String() + " " + r.Message)
-	for _, a := range h.attrs {
-		b.WriteString(" " + a.String())
-	}
-	r.Attrs(func(a slog.Attr) bool {
-		b.WriteString(" " + a.String())
-		return true
-	})
-	h.mu.Lock()
-	*h.lines = append(*h.lines, b.String())
-	h.mu.Unlock()
-	return nil
-}
-
-func (h rvLog) text() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return strings.Join(*h.lines, "\n")
-}
 
 // review item 13: when connections cannot be made, the Unavailable
 // message carries the last connection error (as a grpc.ClientConn's
 // "latest balancer error" does), counts backends and connections without
 // mixing them, and the debug log records the error.
 func TestConnectionFailureMessageCarriesTheCause(t *testing.T) {
+	t.Parallel()
 	const name = "svc.test"
-	cert, roots := rvCert(t, name)
+	cert, roots := testutil.Cert(t, name)
 	tlsSrv, err := backend.Listen(backend.Options{ServerOptions: []grpc.ServerOption{
 		grpc.Creds(credentials.NewServerTLSFromCert(&cert)),
 	}})
@@ -114,27 +46,28 @@ func TestConnectionFailureMessageCarriesTheCause(t *testing.T) {
 	}{
 		// Dialed by IP: the certificate names svc.test only.
 		{"TLS name mismatch", tlsSrv.Addr(), tlsCreds, "x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs"},
-		{"insecure against a TLS server", tlsSrv.Addr(), insecureCreds, "server preface"},
-		{"refused port", rvDeadAddr(t), insecureCreds, "connection refused"},
+		{"insecure against a TLS server", tlsSrv.Addr(), testutil.Insecure, "server preface"},
+		{"refused port", testutil.DeadAddr(t), testutil.Insecure, "connection refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			// What a plain ClientConn says, for reference.
 			cc, err := grpc.NewClient("passthrough:///"+tc.addr, tc.creds)
 			require.NoError(t, err)
 			defer cc.Close()
-			_, err = rvUnary(rvCtx(t, 10*time.Second), echopb.NewEchoClient(cc))
+			_, err = rvUnary(testutil.ContextFor(t, 10*time.Second), echopb.NewEchoClient(cc))
 			require.Contains(t, status.Convert(err).Message(), tc.want, "grpc.ClientConn's message")
 
-			logs := newRVLog()
+			logs := testutil.NewLogRecorder()
 			p, err := pool.New("passthrough:///"+tc.addr, pool.WithDialOptions(tc.creds), pool.WithLogger(slog.New(logs)))
 			require.NoError(t, err)
 			defer p.Close()
-			_, err = rvUnary(rvCtx(t, 10*time.Second), echopb.NewEchoClient(p))
+			_, err = rvUnary(testutil.ContextFor(t, 10*time.Second), echopb.NewEchoClient(p))
 			require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
 			msg := status.Convert(err).Message()
 			require.Contains(t, msg, tc.want, "the pool's Unavailable message must carry the connection error")
 			require.NotContains(t, msg, "1 backends", "counts must name backends and connections correctly")
-			require.Contains(t, logs.text(), tc.want, "the pool's log must record the connection error")
+			require.Contains(t, logs.Text(), tc.want, "the pool's log must record the connection error")
 		})
 	}
 }
@@ -146,8 +79,9 @@ func TestConnectionFailureMessageCarriesTheCause(t *testing.T) {
 // the dialed server's address from the resolver error the pool reports in
 // its Unavailable message.
 func TestDNSTargetWithIPv6ServerDialsPort53(t *testing.T) {
-	p := newPool(t, "dns://[::1]/svc.test:50051")
-	_, err := rvUnary(rvCtx(t, 15*time.Second), echopb.NewEchoClient(p))
+	t.Parallel()
+	p := testutil.NewPool(t, "dns://[::1]/svc.test:50051")
+	_, err := rvUnary(testutil.ContextFor(t, 15*time.Second), echopb.NewEchoClient(p))
 	msg := status.Convert(err).Message()
 	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
 	require.NotContains(t, msg, "[[::1]]", "the DNS server's address was bracketed twice")
@@ -157,12 +91,13 @@ func TestDNSTargetWithIPv6ServerDialsPort53(t *testing.T) {
 // review item 15: a caller's grpc.OnFinish runs once per call, as gRPC
 // documents it, also when WithRetry made a second attempt.
 func TestOnFinishRunsOncePerRetriedCall(t *testing.T) {
+	t.Parallel()
 	p, n := sheddingPool(t)
 	c := echopb.NewEchoClient(p)
 	const calls = 5
 	var finished atomic.Int64
 	for i := range calls {
-		_, err := rvUnary(rvCtx(t, 5*time.Second), c, grpc.OnFinish(func(error) { finished.Add(1) }))
+		_, err := rvUnary(testutil.ContextFor(t, 5*time.Second), c, grpc.OnFinish(func(error) { finished.Add(1) }))
 		require.NoError(t, err, "call %d", i)
 	}
 	require.EqualValues(t, 2*calls, n.Load(), "attempts the server saw")
@@ -173,9 +108,10 @@ func TestOnFinishRunsOncePerRetriedCall(t *testing.T) {
 // its address is one grpc.NewClient rejects) gets a message that says so,
 // not one that ends in a colon with nothing after it.
 func TestNoConnectionMessageIsNotEmpty(t *testing.T) {
-	r, target := manualTarget("127.0.0.1:1\x7f")
-	p := newPool(t, target, pool.WithResolvers(r))
-	_, err := rvUnary(rvCtx(t, 10*time.Second), echopb.NewEchoClient(p))
+	t.Parallel()
+	r, target := testutil.ManualTarget("127.0.0.1:1\x7f")
+	p := testutil.NewPool(t, target, pool.WithResolvers(r))
+	_, err := rvUnary(testutil.ContextFor(t, 10*time.Second), echopb.NewEchoClient(p))
 	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
 	msg := strings.TrimSpace(status.Convert(err).Message())
 	require.False(t, strings.HasSuffix(msg, ":"), "the message says nothing after its colon: %q", msg)
@@ -185,16 +121,17 @@ func TestNoConnectionMessageIsNotEmpty(t *testing.T) {
 // of [READY idle, READY idle, failing] above a floor of 2 it must keep both
 // READY ones.
 func TestIdleShrinkDoesNotCountFailingConnections(t *testing.T) {
-	bs := startBackends(t, 1)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 1)
 	var d rvDialer
-	p, _ := readyPool(t, bs, pool.WithSize(2), pool.WithMaxStreamsPerConn(1),
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(2), pool.WithMaxStreamsPerConn(1),
 		pool.WithIdleTimeout(50*time.Millisecond), d.option())
 	c := echopb.NewEchoClient(p)
-	ctx := rvCtx(t, 10*time.Second)
+	ctx := testutil.ContextFor(t, 10*time.Second)
 	first, release := context.WithCancel(ctx)
 	defer release()
-	openBidi(t, first, c, 2) // both connections at their cap...
-	openBidi(t, ctx, c, 1)   // ...so this one grows a third
+	testutil.OpenBidi(t, first, c, 2) // both connections at their cap...
+	testutil.OpenBidi(t, ctx, c, 1)   // ...so this one grows a third
 	for b := rvOnly(t, p); b.Ready < 3; b = rvOnly(t, p) {
 		require.NoError(t, ctx.Err(), "three ready connections: %+v", b.Conns)
 		time.Sleep(5 * time.Millisecond)
@@ -207,7 +144,7 @@ func TestIdleShrinkDoesNotCountFailingConnections(t *testing.T) {
 		require.NoError(t, ctx.Err(), "the third connection failing: %+v", b.Conns)
 		time.Sleep(5 * time.Millisecond)
 	}
-	rvHold(t, 500*time.Millisecond, func() error {
+	testutil.Hold(t, 500*time.Millisecond, func() error {
 		if b := rvOnly(t, p); b.Ready < 2 {
 			return fmt.Errorf("the idle shrink left %d READY connections next to a failing one, below WithSize(2): %+v", b.Ready, b.Conns)
 		}
@@ -219,10 +156,11 @@ func TestIdleShrinkDoesNotCountFailingConnections(t *testing.T) {
 // attempt the server sheds and whose retry succeeds are five calls and ten
 // attempts.
 func TestStatsCountsCallsAndAttemptsApart(t *testing.T) {
+	t.Parallel()
 	p, _ := sheddingPool(t)
 	c := echopb.NewEchoClient(p)
 	for i := range 5 {
-		_, err := rvUnary(rvCtx(t, 5*time.Second), c)
+		_, err := rvUnary(testutil.ContextFor(t, 5*time.Second), c)
 		require.NoError(t, err, "call %d", i)
 	}
 	b := rvOnly(t, p)
@@ -246,7 +184,7 @@ func sheddingPool(t *testing.T) (p *pool.Pool, n *atomic.Int64) {
 	s, err := backend.Listen(backend.Options{ServerOptions: []grpc.ServerOption{grpc.UnaryInterceptor(flaky)}})
 	require.NoError(t, err)
 	t.Cleanup(s.Stop)
-	p, _ = readyPool(t, []*backend.Server{s}, pool.WithSize(1),
+	p, _ = testutil.ReadyPool(t, []*backend.Server{s}, pool.WithSize(1),
 		pool.WithRetry(retry.Policy{MaxAttempts: 2, Budget: retry.BudgetConfig{Disabled: true}}))
 	return p, n
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -32,8 +33,8 @@ func rvBufPool(t *testing.T, bo backend.Options, opts ...pool.Option) (*pool.Poo
 	s := backend.Start(lis, bo)
 	t.Cleanup(s.Stop)
 	dial := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
-	r, target := manualTarget("buf-a")
-	p := newPool(t, target, append([]pool.Option{pool.WithResolvers(r),
+	r, target := testutil.ManualTarget("buf-a")
+	p := testutil.NewPool(t, target, append([]pool.Option{pool.WithResolvers(r),
 		pool.WithDialOptions(grpc.WithContextDialer(dial))}, opts...)...)
 	return p, r
 }
@@ -43,6 +44,7 @@ func rvBufPool(t *testing.T, bo backend.Options, opts ...pool.Option) (*pool.Poo
 // end) is closed after a finite time, and its removed backend leaves the
 // pool. One hour is far beyond any sensible default.
 func TestDefaultDrainTimeoutIsFinite(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		p, r := rvBufPool(t, backend.Options{}, pool.WithSize(1))
 		c := echopb.NewEchoClient(p)
@@ -52,7 +54,7 @@ func TestDefaultDrainTimeoutIsFinite(t *testing.T) {
 		_, err = s.Recv()
 		require.NoError(t, err)
 		// The stream is abandoned; its address goes away.
-		r.UpdateState(resolver.State{Addresses: toAddrs("buf-b")})
+		r.UpdateState(resolver.State{Addresses: testutil.Addrs("buf-b")})
 		time.Sleep(time.Hour)
 		synctest.Wait()
 		for _, b := range p.Stats().Backends {
@@ -66,6 +68,7 @@ func TestDefaultDrainTimeoutIsFinite(t *testing.T) {
 // fail-fast call then fails with Unavailable and a message about health
 // instead of waiting until its deadline (ten minutes here).
 func TestHealthWatchThatNeverAnswersIsBounded(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		mute := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			if info.FullMethod == "/grpc.health.v1.Health/Watch" {

@@ -19,39 +19,15 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/tcpproxy"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 	"github.com/grpcpool/grpcpool/retry"
 )
-
-// rvCtx is a context for one step of a test, ended at cleanup.
-func rvCtx(t testing.TB, d time.Duration) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// rvHold checks inv every few milliseconds for d and fails the test at the
-// first violation: an invariant that must hold throughout a scenario.
-func rvHold(t testing.TB, d time.Duration, inv func() error) {
-	t.Helper()
-	end := time.Now().Add(d)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for time.Now().Before(end) {
-		if err := inv(); err != nil {
-			t.Fatal(err)
-		}
-		<-tick.C
-	}
-}
 
 // rvOnly returns the stats of the pool's only backend.
 func rvOnly(t testing.TB, p *pool.Pool) pool.BackendStats {
@@ -59,14 +35,6 @@ func rvOnly(t testing.TB, p *pool.Pool) pool.BackendStats {
 	bs := p.Stats().Backends
 	require.Len(t, bs, 1, "backends in Stats")
 	return bs[0]
-}
-
-// rvMust returns the stats of the backend at addr, failing without one.
-func rvMust(t testing.TB, p *pool.Pool, addr string) pool.BackendStats {
-	t.Helper()
-	b, ok := rvFind(p, addr)
-	require.True(t, ok, "no backend %s in Stats", addr)
-	return b
 }
 
 // rvProxy starts a TCP proxy in front of backends, closed at cleanup.
@@ -78,33 +46,11 @@ func rvProxy(t testing.TB, backends ...string) *tcpproxy.Proxy {
 	return px
 }
 
-// rvDeadAddr is a loopback address nothing listens on.
-func rvDeadAddr(t testing.TB) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := lis.Addr().String()
-	require.NoError(t, lis.Close())
-	return addr
-}
-
 // rvUnary makes one Echo unary call and returns the name of the backend
 // that answered.
 func rvUnary(ctx context.Context, c echopb.EchoClient, opts ...grpc.CallOption) (string, error) {
 	r, err := c.Unary(ctx, &echopb.EchoRequest{Message: "x"}, opts...)
 	return r.GetBackend(), err
-}
-
-// rvWeighted returns a manual resolver reporting addrs with weights, and
-// its target.
-func rvWeighted(addrs []string, weights []uint32) (*manual.Resolver, string) {
-	r := manual.NewBuilderWithScheme(fmt.Sprintf("rv%d", schemes.Add(1)))
-	as := make([]resolver.Address, len(addrs))
-	for i, a := range addrs {
-		as[i] = pool.WithAddressWeight(resolver.Address{Addr: a}, weights[i])
-	}
-	r.InitialState(resolver.State{Addresses: as})
-	return r, r.Scheme() + ":///svc.test:50051"
 }
 
 // rvDialer is a context dialer whose new connections can be slowed down or
@@ -159,14 +105,16 @@ func (d *rvDialer) dial(ctx context.Context, addr string) (net.Conn, error) {
 // that for a surplus. A backend never has fewer than WithSize ready
 // connections, by any path, and recovers from a connect outage.
 func TestRecycleKeepsSizeFloorDuringIdleShrink(t *testing.T) {
+	t.Parallel()
 	opts := []pool.Option{pool.WithMaxConnAge(200 * time.Millisecond), pool.WithIdleTimeout(50 * time.Millisecond)}
 	t.Run("size 2, replacements slow to connect", func(t *testing.T) {
-		bs := startBackends(t, 1)
+		t.Parallel()
+		bs := testutil.StartBackends(t, 1)
 		var d rvDialer
-		p, _ := readyPool(t, bs, append(opts, pool.WithSize(2), d.option())...)
+		p, _ := testutil.ReadyPool(t, bs, append(opts, pool.WithSize(2), d.option())...)
 		d.delay.Store(int64(150 * time.Millisecond)) // longer than the idle timeout
 		// Six max ages: every connection is recycled several times.
-		rvHold(t, 1200*time.Millisecond, func() error {
+		testutil.Hold(t, 1200*time.Millisecond, func() error {
 			if b := rvOnly(t, p); b.Ready < 2 {
 				return fmt.Errorf("backend has %d ready connections, below WithSize(2): %+v", b.Ready, b.Conns)
 			}
@@ -174,21 +122,22 @@ func TestRecycleKeepsSizeFloorDuringIdleShrink(t *testing.T) {
 		})
 	})
 	t.Run("size 1 through a connect outage", func(t *testing.T) {
-		bs := startBackends(t, 1)
+		t.Parallel()
+		bs := testutil.StartBackends(t, 1)
 		var d rvDialer
-		p, _ := readyPool(t, bs, append(opts, pool.WithSize(1), d.option())...)
+		p, _ := testutil.ReadyPool(t, bs, append(opts, pool.WithSize(1), d.option())...)
 		c := echopb.NewEchoClient(p)
 		d.fail.Store(true) // new connections fail; the one made works on
-		rvHold(t, time.Second, func() error {
+		testutil.Hold(t, time.Second, func() error {
 			if b := rvOnly(t, p); b.Ready < 1 {
 				return fmt.Errorf("during a connect outage the backend's working connection was retired: %d ready, conns %+v", b.Ready, b.Conns)
 			}
 			return nil
 		})
-		_, err := rvUnary(rvCtx(t, 2*time.Second), c)
+		_, err := rvUnary(testutil.ContextFor(t, 2*time.Second), c)
 		require.NoError(t, err, "a call during the outage, on the connection that still works")
 		d.fail.Store(false)
-		ctx := rvCtx(t, 10*time.Second)
+		ctx := testutil.ContextFor(t, 10*time.Second)
 		for rvOnly(t, p).Ready < 1 {
 			require.NoError(t, ctx.Err(), "the pool did not recover after the outage: %+v", rvOnly(t, p).Conns)
 			time.Sleep(5 * time.Millisecond)
@@ -220,6 +169,7 @@ func (c *rvSlowCreds) RequireTransportSecurity() bool { return false }
 // no evidence of the server's MAX_CONCURRENT_STREAMS: no limit is learned,
 // the backend does not grow, and the slow stream is the caller's.
 func TestStreamLimitNotLearnedFromSlowCredentialsOrInterceptor(t *testing.T) {
+	t.Parallel()
 	const stall = 100 * time.Millisecond
 	delay := &rvSlowCreds{}
 	slowIntercept := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
@@ -234,13 +184,13 @@ func TestStreamLimitNotLearnedFromSlowCredentialsOrInterceptor(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			delay.delay.Store(0)
-			bs := startBackends(t, 1) // no MAX_CONCURRENT_STREAMS set
-			p, _ := readyPool(t, bs, pool.WithSize(1), pool.WithStreamStallTimeout(stall), pool.WithDialOptions(dial))
-			ctx := rvCtx(t, 10*time.Second)
+			bs := testutil.StartBackends(t, 1) // no MAX_CONCURRENT_STREAMS set
+			p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithStreamStallTimeout(stall), pool.WithDialOptions(dial))
+			ctx := testutil.ContextFor(t, 10*time.Second)
 			c := echopb.NewEchoClient(p)
-			openBidi(t, ctx, c, 2)
+			testutil.OpenBidi(t, ctx, c, 2)
 			delay.delay.Store(int64(3 * stall))
-			slow := openBidi(t, ctx, c, 1)[0]
+			slow := testutil.OpenBidi(t, ctx, c, 1)[0]
 			delay.delay.Store(0)
 			require.NoError(t, slow.Send(&echopb.EchoRequest{Message: "again"}), "the slow stream must stay the caller's")
 			_, err := slow.Recv()
@@ -257,19 +207,21 @@ func TestStreamLimitNotLearnedFromSlowCredentialsOrInterceptor(t *testing.T) {
 // consecutive slots; a call is refused only after every distinct pickable
 // backend refused it, and a retry goes to a backend not tried yet.
 func TestWeightedRoundRobinTriesEveryDistinctBackend(t *testing.T) {
+	t.Parallel()
 	const calls = 100
 	t.Run("retry goes to the untried light backend", func(t *testing.T) {
-		bs := startBackends(t, 2)
+		t.Parallel()
+		bs := testutil.StartBackends(t, 2)
 		light, heavy := bs[0], bs[1]
 		heavy.SetFail(codes.Unavailable)
-		r, target := rvWeighted(addrsOf(bs), []uint32{1, 10})
-		p := newPool(t, target, pool.WithResolvers(r), pool.WithSize(1),
+		r, target := testutil.WeightedTarget(testutil.AddrsOf(bs), []uint32{1, 10})
+		p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithSize(1),
 			pool.WithRetry(retry.Policy{MaxAttempts: 2, Budget: retry.BudgetConfig{Disabled: true}}))
-		require.NoError(t, p.WaitForReady(rvCtx(t, 10*time.Second)))
+		require.NoError(t, p.WaitForReady(testutil.ContextFor(t, 10*time.Second)))
 		c := echopb.NewEchoClient(p)
 		failed, first := 0, error(nil)
 		for range calls {
-			got, err := rvUnary(rvCtx(t, 5*time.Second), c, grpc.WaitForReady(true))
+			got, err := rvUnary(testutil.ContextFor(t, 5*time.Second), c, grpc.WaitForReady(true))
 			if err != nil || got != light.Name() {
 				failed++
 				first = cmpErr(first, err)
@@ -278,25 +230,26 @@ func TestWeightedRoundRobinTriesEveryDistinctBackend(t *testing.T) {
 		require.Zero(t, failed, "%d of %d calls failed though their retry could go to the light backend; first: %v", failed, calls, first)
 	})
 	t.Run("heavy backend half-open with its probe out", func(t *testing.T) {
-		bs := startBackends(t, 2)
+		t.Parallel()
+		bs := testutil.StartBackends(t, 2)
 		light, heavy := bs[0], bs[1]
-		r, target := rvWeighted(addrsOf(bs), []uint32{1, 10})
-		p := newPool(t, target, pool.WithResolvers(r), pool.WithSize(1),
+		r, target := testutil.WeightedTarget(testutil.AddrsOf(bs), []uint32{1, 10})
+		p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithSize(1),
 			pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond}))
 		c := echopb.NewEchoClient(p)
-		ctx := rvCtx(t, 10*time.Second)
+		ctx := testutil.ContextFor(t, 10*time.Second)
 		require.NoError(t, p.WaitForReady(ctx))
 		for p.Stats().Backends[0].Ready == 0 || p.Stats().Backends[1].Ready == 0 {
 			require.NoError(t, ctx.Err(), "both backends ready")
 			time.Sleep(5 * time.Millisecond)
 		}
 		heavy.SetFail(codes.Unavailable)
-		for rvMust(t, p, heavy.Addr()).Breaker != breaker.StateOpen {
+		for testutil.MustFind(t, p, heavy.Addr()).Breaker != breaker.StateOpen {
 			require.NoError(t, ctx.Err(), "heavy backend's breaker opening")
 			_, _ = rvUnary(ctx, c)
 		}
 		heavy.SetBlackHole()
-		for rvMust(t, p, heavy.Addr()).Breaker != breaker.StateHalfOpen {
+		for testutil.MustFind(t, p, heavy.Addr()).Breaker != breaker.StateHalfOpen {
 			require.NoError(t, ctx.Err(), "heavy backend's breaker half-open")
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -313,7 +266,7 @@ func TestWeightedRoundRobinTriesEveryDistinctBackend(t *testing.T) {
 		}
 		failed, first := 0, error(nil)
 		for range calls {
-			got, err := rvUnary(rvCtx(t, 5*time.Second), c)
+			got, err := rvUnary(testutil.ContextFor(t, 5*time.Second), c)
 			if err != nil || got != light.Name() {
 				failed++
 				first = cmpErr(first, err)
@@ -337,17 +290,18 @@ func cmpErr(first, err error) error {
 // connection failing to dial, a fail-fast call must not wait on the doomed
 // growth: it overflows onto the least-loaded connection at once.
 func TestFailedGrowthDoesNotStallFailFastCalls(t *testing.T) {
-	bs := startBackends(t, 1)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 1)
 	px := rvProxy(t, bs[0].Addr())
-	r, target := manualTarget(px.Addr())
-	p := newPool(t, target, pool.WithResolvers(r), pool.WithSize(1), pool.WithMaxStreamsPerConn(1))
-	ctx := rvCtx(t, 10*time.Second)
+	r, target := testutil.ManualTarget(px.Addr())
+	p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithSize(1), pool.WithMaxStreamsPerConn(1))
+	ctx := testutil.ContextFor(t, 10*time.Second)
 	require.NoError(t, p.WaitForReady(ctx))
 	c := echopb.NewEchoClient(p)
-	openBidi(t, ctx, c, 1) // the only connection is at its cap
-	px.SetBackends(rvDeadAddr(t))
+	testutil.OpenBidi(t, ctx, c, 1) // the only connection is at its cap
+	px.SetBackends(testutil.DeadAddr(t))
 	for i := range 3 { // and again: each growth fails the same way
-		_, err := rvUnary(rvCtx(t, 3*time.Second), c)
+		_, err := rvUnary(testutil.ContextFor(t, 3*time.Second), c)
 		require.NoError(t, err, "fail-fast call %d with the connection full and growth failing", i)
 	}
 }
@@ -356,10 +310,11 @@ func TestFailedGrowthDoesNotStallFailFastCalls(t *testing.T) {
 // reports success as soon as the backend answers it, so the breaker closes
 // while the stream stays open.
 func TestStreamProbeClosesBreakerOnFirstResponse(t *testing.T) {
-	bs := startBackends(t, 1)
-	p, _ := readyPool(t, bs, pool.WithSize(1),
+	// Not parallel: its probe must be picked while a 50 ms breaker is half-open.
+	bs := testutil.StartBackends(t, 1)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1),
 		pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond}))
-	ctx := rvCtx(t, 10*time.Second)
+	ctx := testutil.ContextFor(t, 10*time.Second)
 	c := echopb.NewEchoClient(p)
 	bs[0].SetFail(codes.Unavailable)
 	_, err := rvUnary(ctx, c)
@@ -370,8 +325,8 @@ func TestStreamProbeClosesBreakerOnFirstResponse(t *testing.T) {
 		require.NoError(t, ctx.Err(), "breaker half-open")
 		time.Sleep(5 * time.Millisecond)
 	}
-	openBidi(t, rvCtx(t, time.Minute), c, 1) // the probe, open till cleanup: it has had its first echo
-	wait := rvCtx(t, 3*time.Second)
+	testutil.OpenBidi(t, testutil.ContextFor(t, time.Minute), c, 1) // the probe, open till cleanup: it has had its first echo
+	wait := testutil.ContextFor(t, 3*time.Second)
 	for st := rvOnly(t, p).Breaker; st != breaker.StateClosed; st = rvOnly(t, p).Breaker {
 		require.NoError(t, wait.Err(), "the breaker must close once the probe stream was answered; it is %v", st)
 		time.Sleep(5 * time.Millisecond)
@@ -386,12 +341,13 @@ func TestStreamProbeClosesBreakerOnFirstResponse(t *testing.T) {
 // caller's own deadline is no backend failure: default breaker settings stay
 // closed and Stats counts no failure.
 func TestStreamsEndingAtCallerDeadlineAreNotFailures(t *testing.T) {
-	bs := startBackends(t, 1)
-	p, _ := readyPool(t, bs, pool.WithSize(1), pool.WithBreaker(breaker.Settings{}))
+	t.Parallel()
+	bs := testutil.StartBackends(t, 1)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithBreaker(breaker.Settings{}))
 	c := echopb.NewEchoClient(p)
 	for i := range breaker.DefaultConsecutiveFailures {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		s := openBidi(t, ctx, c, 1)[0]
+		s := testutil.OpenBidi(t, ctx, c, 1)[0]
 		_, err := s.Recv() // nothing more comes: the watch ends at its deadline
 		cancel()
 		require.Equal(t, codes.DeadlineExceeded, status.Code(err), "stream %d", i)

@@ -13,12 +13,14 @@ import (
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
 // Each route by which a stream can end brings the pool's count of active
 // streams back to 0.
 func TestStreamAccountingEveryRoute(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		run  func(t *testing.T, ctx context.Context, c echopb.EchoClient, bs []*backend.Server, p *pool.Pool)
@@ -103,11 +105,12 @@ func TestStreamAccountingEveryRoute(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bs := startBackends(t, 2)
-			p, _ := readyPool(t, bs)
-			ctx := testContext(t)
+			t.Parallel()
+			bs := testutil.StartBackends(t, 2)
+			p, _ := testutil.ReadyPool(t, bs)
+			ctx := testutil.Context(t)
 			tt.run(t, ctx, echopb.NewEchoClient(p), bs, p)
-			waitFor(t, "active streams back to 0", func() bool { return activeStreams(p) == 0 })
+			testutil.WaitFor(t, "active streams back to 0", func() bool { return activeStreams(p) == 0 })
 			for _, b := range p.Stats().Backends {
 				for _, c := range b.Conns {
 					if c.Active != 0 {
@@ -121,7 +124,7 @@ func TestStreamAccountingEveryRoute(t *testing.T) {
 
 func mustBidi(t *testing.T, ctx context.Context, c echopb.EchoClient, p *pool.Pool) grpc.BidiStreamingClient[echopb.EchoRequest, echopb.EchoResponse] {
 	t.Helper()
-	s := openBidi(t, ctx, c, 1)[0]
+	s := testutil.OpenBidi(t, ctx, c, 1)[0]
 	if n := activeStreams(p); n != 1 {
 		t.Fatalf("active streams = %d, want 1", n)
 	}
@@ -129,10 +132,11 @@ func mustBidi(t *testing.T, ctx context.Context, c echopb.EchoClient, p *pool.Po
 }
 
 func TestUnaryAccountingAndCounts(t *testing.T) {
-	bs := startBackends(t, 2)
-	p, _ := readyPool(t, bs)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 2)
+	p, _ := testutil.ReadyPool(t, bs)
 	client := echopb.NewEchoClient(p)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	for range 10 {
 		if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil {
 			t.Fatal(err)
@@ -161,10 +165,11 @@ func TestUnaryAccountingAndCounts(t *testing.T) {
 // Round-robin spreads unary calls evenly over backends, and over the
 // connections of each.
 func TestRoundRobinSpreadsUnaryCalls(t *testing.T) {
-	bs := startBackends(t, 3)
-	p, _ := readyPool(t, bs, pool.WithSize(2))
+	t.Parallel()
+	bs := testutil.StartBackends(t, 3)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(2))
 	client := echopb.NewEchoClient(p)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	for range 300 {
 		if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil {
 			t.Fatal(err)
@@ -180,6 +185,7 @@ func TestRoundRobinSpreadsUnaryCalls(t *testing.T) {
 // 600 long-lived streams over 6 backends: the spread counted on the
 // servers, for each policy.
 func TestStreamDistribution(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		policy pool.Policy
 		limit  float64
@@ -189,11 +195,12 @@ func TestStreamDistribution(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.policy.String(), func(t *testing.T) {
-			bs := startBackends(t, 6)
-			p, _ := readyPool(t, bs, pool.WithPolicy(tt.policy))
-			ctx, cancel := context.WithCancel(testContext(t))
+			t.Parallel()
+			bs := testutil.StartBackends(t, 6)
+			p, _ := testutil.ReadyPool(t, bs, pool.WithPolicy(tt.policy))
+			ctx, cancel := context.WithCancel(testutil.Context(t))
 			defer cancel()
-			openBidi(t, ctx, echopb.NewEchoClient(p), 600)
+			testutil.OpenBidi(t, ctx, echopb.NewEchoClient(p), 600)
 			counts := serverStreams(bs)
 			got := backend.MaxOverMean(counts)
 			t.Logf("%v: streams per backend %v, max/mean %.3f", tt.policy, counts, got)
@@ -206,9 +213,10 @@ func TestStreamDistribution(t *testing.T) {
 
 // LeastActive sends new streams to the backend with fewer active ones.
 func TestLeastActiveFillsTheLessLoadedBackend(t *testing.T) {
-	bs := startBackends(t, 2)
-	p, _ := readyPool(t, bs, pool.WithPolicy(pool.LeastActive))
-	ctx := testContext(t)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 2)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithPolicy(pool.LeastActive))
+	ctx := testutil.Context(t)
 	client := echopb.NewEchoClient(p)
 	var on0 []grpc.BidiStreamingClient[echopb.EchoRequest, echopb.EchoResponse]
 	for range 10 {
@@ -235,17 +243,18 @@ func TestLeastActiveFillsTheLessLoadedBackend(t *testing.T) {
 			t.Fatalf("Recv = %v, want io.EOF", err)
 		}
 	}
-	waitFor(t, "b0 down to 1 stream", func() bool { return bs[0].ActiveStreams() == 1 })
-	openBidi(t, ctx, client, 4)
+	testutil.WaitFor(t, "b0 down to 1 stream", func() bool { return bs[0].ActiveStreams() == 1 })
+	testutil.OpenBidi(t, ctx, client, 4)
 	if got := serverStreams(bs); got[0] != 5 || got[1] != 5 {
 		t.Fatalf("streams per backend = %v, want [5 5]", got)
 	}
 }
 
 func TestStreamsSurviveAndErrorsPassThrough(t *testing.T) {
-	bs := startBackends(t, 1)
-	p, _ := readyPool(t, bs)
-	ctx := testContext(t)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 1)
+	p, _ := testutil.ReadyPool(t, bs)
+	ctx := testutil.Context(t)
 	bs[0].SetFail(codes.NotFound)
 	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
 	if st := status.Convert(err); st.Code() != codes.NotFound {

@@ -13,15 +13,16 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/stats"
 
 	"github.com/grpcpool/grpcpool/internal/backend"
 	"github.com/grpcpool/grpcpool/internal/subset"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
 func TestWithSubsetInvalid(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		opt  pool.Option
@@ -35,7 +36,7 @@ func TestWithSubsetInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := pool.New("passthrough:///x", pool.WithDialOptions(insecureCreds), tt.opt)
+			p, err := pool.New("passthrough:///x", pool.WithDialOptions(testutil.Insecure), tt.opt)
 			if p != nil {
 				_ = p.Close()
 			}
@@ -45,6 +46,7 @@ func TestWithSubsetInvalid(t *testing.T) {
 }
 
 func TestStaticMembershipWatch(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	var got [][2]int
 	done := make(chan error, 1)
@@ -102,6 +104,7 @@ func (c *connCounter) Open() int {
 // dialer maps to the servers' ports, so the subsets do not depend on the
 // ports the system hands out and the test is the same on every run.
 func TestSubsetSpreadRealServers(t *testing.T) {
+	t.Parallel()
 	const (
 		clients  = 20
 		backends = 100
@@ -129,14 +132,14 @@ func TestSubsetSpreadRealServers(t *testing.T) {
 
 	pools := make([]*pool.Pool, clients)
 	for i := range pools {
-		r := manual.NewBuilderWithScheme(fmt.Sprintf("subset%d", schemes.Add(1)))
+		r := testutil.NewScheme("subset")
 		r.InitialState(resolver.State{Addresses: addrs})
-		pools[i] = newPool(t, r.Scheme()+":///svc.test:50051",
+		pools[i] = testutil.NewPool(t, r.Scheme()+":///svc.test:50051",
 			pool.WithResolvers(r), pool.WithDialOptions(dial), pool.WithSize(1),
 			pool.WithSubset(size, pool.StaticMembership(i, clients)))
 	}
 	for i, p := range pools {
-		waitFor(t, fmt.Sprintf("pool %d: %d backends ready", i, size), func() bool {
+		testutil.WaitFor(t, fmt.Sprintf("pool %d: %d backends ready", i, size), func() bool {
 			st := p.Stats()
 			if len(st.Backends) != size {
 				return false
@@ -149,7 +152,7 @@ func TestSubsetSpreadRealServers(t *testing.T) {
 			return true
 		})
 	}
-	waitFor(t, "servers to count 200 connections", func() bool {
+	testutil.WaitFor(t, "servers to count 200 connections", func() bool {
 		total := 0
 		for _, c := range counters {
 			total += c.Open()
@@ -194,8 +197,9 @@ func backendAddrs(p *pool.Pool) []string {
 // size backends; when the place arrives and when it changes, the pool moves
 // to the subset of its index, and ignores places out of range.
 func TestSubsetFollowsMembership(t *testing.T) {
-	bs := startBackends(t, 8)
-	keys := addrsOf(bs)
+	t.Parallel()
+	bs := testutil.StartBackends(t, 8)
+	keys := testutil.AddrsOf(bs)
 	want := func(index int) []string {
 		s := subset.Select(keys, index, 3)
 		slices.Sort(s)
@@ -204,11 +208,11 @@ func TestSubsetFollowsMembership(t *testing.T) {
 	require.NotEqual(t, want(0), want(1), "the test needs two different subsets")
 
 	m := make(chanMembership)
-	r, target := manualTarget(keys...)
-	p := newPool(t, target, pool.WithResolvers(r), pool.WithSize(1), pool.WithSubset(3, m))
-	waitFor(t, "a provisional subset of 3", func() bool { return len(backendAddrs(p)) == 3 })
+	r, target := testutil.ManualTarget(keys...)
+	p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithSize(1), pool.WithSubset(3, m))
+	testutil.WaitFor(t, "a provisional subset of 3", func() bool { return len(backendAddrs(p)) == 3 })
 
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	send := func(index, count int) {
 		t.Helper()
 		select {
@@ -218,9 +222,9 @@ func TestSubsetFollowsMembership(t *testing.T) {
 		}
 	}
 	send(0, 4)
-	waitFor(t, "the subset of index 0", func() bool { return slices.Equal(backendAddrs(p), want(0)) })
+	testutil.WaitFor(t, "the subset of index 0", func() bool { return slices.Equal(backendAddrs(p), want(0)) })
 	send(1, 4)
-	waitFor(t, "the subset of index 1", func() bool { return slices.Equal(backendAddrs(p), want(1)) })
+	testutil.WaitFor(t, "the subset of index 1", func() bool { return slices.Equal(backendAddrs(p), want(1)) })
 	send(7, 4) // out of range: ignored
 	send(1, 5) // returns once the place before it has been handled
 	assert.Equal(t, want(1), backendAddrs(p), "an index out of range moved the subset")
@@ -231,7 +235,8 @@ func TestSubsetFollowsMembership(t *testing.T) {
 // ready on them; the time, against 50 addresses without a subset, is
 // logged for docs/fleets.md.
 func TestSubsetOfManyAddresses(t *testing.T) {
-	servers := startBackends(t, 50)
+	// Not parallel: it logs the ready times docs/fleets.md quotes.
+	servers := testutil.StartBackends(t, 50)
 	real := make(map[string]string)
 	var many []resolver.Address
 	for i := range 5000 {
@@ -245,11 +250,11 @@ func TestSubsetOfManyAddresses(t *testing.T) {
 	})
 	ready := func(addrs []resolver.Address, opts ...pool.Option) time.Duration {
 		start := time.Now()
-		r := manual.NewBuilderWithScheme(fmt.Sprintf("many%d", schemes.Add(1)))
+		r := testutil.NewScheme("many")
 		r.InitialState(resolver.State{Addresses: addrs})
-		p := newPool(t, r.Scheme()+":///svc.test:50051",
+		p := testutil.NewPool(t, r.Scheme()+":///svc.test:50051",
 			append([]pool.Option{pool.WithResolvers(r), pool.WithDialOptions(dial), pool.WithSize(1)}, opts...)...)
-		waitFor(t, "50 backends ready", func() bool {
+		testutil.WaitFor(t, "50 backends ready", func() bool {
 			st := p.Stats()
 			n := 0
 			for _, b := range st.Backends {

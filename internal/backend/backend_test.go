@@ -17,20 +17,11 @@ import (
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 )
 
 // testTimeout bounds every wait in these tests.
 const testTimeout = 10 * time.Second
-
-func listen(t *testing.T, o backend.Options) *backend.Server {
-	t.Helper()
-	s, err := backend.Listen(o)
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	t.Cleanup(s.Stop)
-	return s
-}
 
 func dial(t *testing.T, addr string) *grpc.ClientConn {
 	t.Helper()
@@ -40,28 +31,6 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { cc.Close() })
 	return cc
-}
-
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// waitFor polls cond until it holds, failing the test after testTimeout.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	ctx := testContext(t)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }
 
 // callKind runs one RPC of a kind to completion and returns its responses.
@@ -138,7 +107,7 @@ var kinds = []callKind{
 }
 
 func TestModeOK(t *testing.T) {
-	s := listen(t, backend.Options{Name: "b1"})
+	s := testutil.StartBackend(t, backend.Options{Name: "b1"})
 	c := echopb.NewEchoClient(dial(t, s.Addr()))
 	want := map[string][]string{
 		"Unary":        {"hi"},
@@ -148,7 +117,7 @@ func TestModeOK(t *testing.T) {
 	}
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) {
-			rs, err := k.call(testContext(t), c)
+			rs, err := k.call(testutil.ContextFor(t, testTimeout), c)
 			if err != nil {
 				t.Fatalf("got error %v, want nil", err)
 			}
@@ -171,17 +140,17 @@ func TestModeOK(t *testing.T) {
 	if got, want := s.Streams(), int64(3); got != want {
 		t.Errorf("Streams: got %d, want %d", got, want)
 	}
-	waitFor(t, "ActiveStreams == 0", func() bool { return s.ActiveStreams() == 0 })
+	testutil.WaitFor(t, "ActiveStreams == 0", func() bool { return s.ActiveStreams() == 0 })
 	if got, want := s.Mode(), backend.ModeOK; got != want {
 		t.Errorf("Mode: got %v, want %v", got, want)
 	}
 }
 
 func TestServerStreamCount(t *testing.T) {
-	s := listen(t, backend.Options{})
+	s := testutil.StartBackend(t, backend.Options{})
 	c := echopb.NewEchoClient(dial(t, s.Addr()))
 	for _, count := range []int32{-1, 0, 1, 5} {
-		st, err := c.ServerStream(testContext(t), &echopb.EchoRequest{Message: "x", Count: count})
+		st, err := c.ServerStream(testutil.ContextFor(t, testTimeout), &echopb.EchoRequest{Message: "x", Count: count})
 		if err != nil {
 			t.Fatalf("ServerStream: %v", err)
 		}
@@ -203,11 +172,11 @@ func TestServerStreamCount(t *testing.T) {
 }
 
 func TestNameDefaultsToAddr(t *testing.T) {
-	s := listen(t, backend.Options{})
+	s := testutil.StartBackend(t, backend.Options{})
 	if got, want := s.Name(), s.Addr(); got != want {
 		t.Fatalf("Name: got %q, want %q", got, want)
 	}
-	r, err := echopb.NewEchoClient(dial(t, s.Addr())).Unary(testContext(t), &echopb.EchoRequest{})
+	r, err := echopb.NewEchoClient(dial(t, s.Addr())).Unary(testutil.ContextFor(t, testTimeout), &echopb.EchoRequest{})
 	if err != nil {
 		t.Fatalf("Unary: %v", err)
 	}
@@ -217,7 +186,7 @@ func TestNameDefaultsToAddr(t *testing.T) {
 }
 
 func TestModeFail(t *testing.T) {
-	s := listen(t, backend.Options{Name: "b1"})
+	s := testutil.StartBackend(t, backend.Options{Name: "b1"})
 	c := echopb.NewEchoClient(dial(t, s.Addr()))
 	for _, code := range []codes.Code{codes.Unavailable, codes.Internal, codes.InvalidArgument} {
 		s.SetFail(code)
@@ -226,7 +195,7 @@ func TestModeFail(t *testing.T) {
 		}
 		for _, k := range kinds {
 			t.Run(code.String()+"/"+k.name, func(t *testing.T) {
-				rs, err := k.call(testContext(t), c)
+				rs, err := k.call(testutil.ContextFor(t, testTimeout), c)
 				if got := status.Code(err); got != code {
 					t.Fatalf("got code %v (%v), want %v", got, err, code)
 				}
@@ -243,15 +212,15 @@ func TestModeFail(t *testing.T) {
 	if got, want := s.Mode(), backend.ModeOK; got != want {
 		t.Errorf("SetFail(OK): Mode got %v, want %v", got, want)
 	}
-	if _, err := c.Unary(testContext(t), &echopb.EchoRequest{}); err != nil {
+	if _, err := c.Unary(testutil.ContextFor(t, testTimeout), &echopb.EchoRequest{}); err != nil {
 		t.Errorf("after SetFail(OK): got %v, want nil", err)
 	}
 }
 
 func TestModeFailOpenStream(t *testing.T) {
-	s := listen(t, backend.Options{})
+	s := testutil.StartBackend(t, backend.Options{})
 	c := echopb.NewEchoClient(dial(t, s.Addr()))
-	st, err := c.Bidi(testContext(t))
+	st, err := c.Bidi(testutil.ContextFor(t, testTimeout))
 	if err != nil {
 		t.Fatalf("Bidi: %v", err)
 	}
@@ -271,11 +240,11 @@ func TestModeFailOpenStream(t *testing.T) {
 }
 
 func TestModeBlackHole(t *testing.T) {
-	s := listen(t, backend.Options{})
+	s := testutil.StartBackend(t, backend.Options{})
 	c := echopb.NewEchoClient(dial(t, s.Addr()))
 	// Connect first, so that the short deadlines below run out on the
 	// server and not while dialing.
-	if _, err := c.Unary(testContext(t), &echopb.EchoRequest{}); err != nil {
+	if _, err := c.Unary(testutil.ContextFor(t, testTimeout), &echopb.EchoRequest{}); err != nil {
 		t.Fatalf("Unary: %v", err)
 	}
 	s.SetBlackHole()
@@ -294,26 +263,26 @@ func TestModeBlackHole(t *testing.T) {
 	if got, want := s.Calls(), int64(5); got != want {
 		t.Errorf("Calls: got %d, want %d", got, want)
 	}
-	waitFor(t, "ActiveStreams == 0", func() bool { return s.ActiveStreams() == 0 })
+	testutil.WaitFor(t, "ActiveStreams == 0", func() bool { return s.ActiveStreams() == 0 })
 
 	// A black-holed stream stays open on the server until the client gives up.
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithCancel(testutil.ContextFor(t, testTimeout))
 	if _, err := c.Bidi(ctx); err != nil {
 		t.Fatalf("Bidi: %v", err)
 	}
-	waitFor(t, "ActiveStreams == 1", func() bool { return s.ActiveStreams() == 1 })
+	testutil.WaitFor(t, "ActiveStreams == 1", func() bool { return s.ActiveStreams() == 1 })
 	cancel()
-	waitFor(t, "ActiveStreams == 0", func() bool { return s.ActiveStreams() == 0 })
+	testutil.WaitFor(t, "ActiveStreams == 0", func() bool { return s.ActiveStreams() == 0 })
 
 	s.SetOK()
-	if _, err := c.Unary(testContext(t), &echopb.EchoRequest{}); err != nil {
+	if _, err := c.Unary(testutil.ContextFor(t, testTimeout), &echopb.EchoRequest{}); err != nil {
 		t.Errorf("after SetOK: got %v, want nil", err)
 	}
 }
 
 func TestModeDelay(t *testing.T) {
 	const d = 100 * time.Millisecond
-	s := listen(t, backend.Options{})
+	s := testutil.StartBackend(t, backend.Options{})
 	c := echopb.NewEchoClient(dial(t, s.Addr()))
 	s.SetDelay(d)
 	if got, want := s.Mode(), backend.ModeDelay; got != want {
@@ -322,7 +291,7 @@ func TestModeDelay(t *testing.T) {
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) {
 			start := time.Now()
-			if _, err := k.call(testContext(t), c); err != nil {
+			if _, err := k.call(testutil.ContextFor(t, testTimeout), c); err != nil {
 				t.Fatalf("got %v, want nil", err)
 			}
 			if got := time.Since(start); got < d {
@@ -342,9 +311,9 @@ func TestModeDelay(t *testing.T) {
 }
 
 func TestActiveStreamsAllKinds(t *testing.T) {
-	s := listen(t, backend.Options{})
+	s := testutil.StartBackend(t, backend.Options{})
 	c := echopb.NewEchoClient(dial(t, s.Addr()))
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithCancel(testutil.ContextFor(t, testTimeout))
 	defer cancel()
 	if _, err := c.Bidi(ctx); err != nil {
 		t.Fatalf("Bidi: %v", err)
@@ -352,14 +321,14 @@ func TestActiveStreamsAllKinds(t *testing.T) {
 	if _, err := c.ClientStream(ctx); err != nil {
 		t.Fatalf("ClientStream: %v", err)
 	}
-	waitFor(t, "ActiveStreams == 2", func() bool { return s.ActiveStreams() == 2 })
+	testutil.WaitFor(t, "ActiveStreams == 2", func() bool { return s.ActiveStreams() == 2 })
 	s.SetDelay(time.Hour) // holds the server stream before its first response
 	if _, err := c.ServerStream(ctx, &echopb.EchoRequest{Count: 1}); err != nil {
 		t.Fatalf("ServerStream: %v", err)
 	}
-	waitFor(t, "ActiveStreams == 3", func() bool { return s.ActiveStreams() == 3 })
+	testutil.WaitFor(t, "ActiveStreams == 3", func() bool { return s.ActiveStreams() == 3 })
 	cancel()
-	waitFor(t, "ActiveStreams == 0", func() bool { return s.ActiveStreams() == 0 })
+	testutil.WaitFor(t, "ActiveStreams == 0", func() bool { return s.ActiveStreams() == 0 })
 	if got, want := s.Streams(), int64(3); got != want {
 		t.Errorf("Streams: got %d, want %d", got, want)
 	}
@@ -367,13 +336,13 @@ func TestActiveStreamsAllKinds(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	t.Run("on", func(t *testing.T) {
-		s := listen(t, backend.Options{Health: true})
+		s := testutil.StartBackend(t, backend.Options{Health: true})
 		if s.Health() == nil {
 			t.Fatal("Health: got nil, want a server")
 		}
 		h := healthpb.NewHealthClient(dial(t, s.Addr()))
 		for _, svc := range []string{"", echopb.Echo_ServiceDesc.ServiceName} {
-			r, err := h.Check(testContext(t), &healthpb.HealthCheckRequest{Service: svc})
+			r, err := h.Check(testutil.ContextFor(t, testTimeout), &healthpb.HealthCheckRequest{Service: svc})
 			if err != nil {
 				t.Fatalf("Check(%q): %v", svc, err)
 			}
@@ -382,7 +351,7 @@ func TestHealth(t *testing.T) {
 			}
 		}
 		s.Health().SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-		r, err := h.Check(testContext(t), &healthpb.HealthCheckRequest{})
+		r, err := h.Check(testutil.ContextFor(t, testTimeout), &healthpb.HealthCheckRequest{})
 		if err != nil {
 			t.Fatalf("Check: %v", err)
 		}
@@ -394,11 +363,11 @@ func TestHealth(t *testing.T) {
 		}
 	})
 	t.Run("off", func(t *testing.T) {
-		s := listen(t, backend.Options{})
+		s := testutil.StartBackend(t, backend.Options{})
 		if s.Health() != nil {
 			t.Fatal("Health: got a server, want nil")
 		}
-		_, err := healthpb.NewHealthClient(dial(t, s.Addr())).Check(testContext(t), &healthpb.HealthCheckRequest{})
+		_, err := healthpb.NewHealthClient(dial(t, s.Addr())).Check(testutil.ContextFor(t, testTimeout), &healthpb.HealthCheckRequest{})
 		if got, want := status.Code(err), codes.Unimplemented; got != want {
 			t.Errorf("Check: got %v, want code %v", err, want)
 		}
@@ -406,15 +375,15 @@ func TestHealth(t *testing.T) {
 }
 
 func TestStop(t *testing.T) {
-	s := listen(t, backend.Options{})
+	s := testutil.StartBackend(t, backend.Options{})
 	c := echopb.NewEchoClient(dial(t, s.Addr()))
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithCancel(testutil.ContextFor(t, testTimeout))
 	defer cancel()
 	st, err := c.Bidi(ctx)
 	if err != nil {
 		t.Fatalf("Bidi: %v", err)
 	}
-	waitFor(t, "ActiveStreams == 1", func() bool { return s.ActiveStreams() == 1 })
+	testutil.WaitFor(t, "ActiveStreams == 1", func() bool { return s.ActiveStreams() == 1 })
 	s.Stop()
 	s.Stop()
 	s.GracefulStop()
@@ -424,15 +393,15 @@ func TestStop(t *testing.T) {
 	if got := s.ActiveStreams(); got != 0 {
 		t.Errorf("ActiveStreams after Stop: got %d, want 0", got)
 	}
-	if _, err := c.Unary(testContext(t), &echopb.EchoRequest{}); status.Code(err) != codes.Unavailable {
+	if _, err := c.Unary(testutil.ContextFor(t, testTimeout), &echopb.EchoRequest{}); status.Code(err) != codes.Unavailable {
 		t.Errorf("Unary after Stop: got %v, want code %v", err, codes.Unavailable)
 	}
 }
 
 func TestGracefulStopWaitsForStreams(t *testing.T) {
-	s := listen(t, backend.Options{Health: true})
+	s := testutil.StartBackend(t, backend.Options{Health: true})
 	c := echopb.NewEchoClient(dial(t, s.Addr()))
-	st, err := c.Bidi(testContext(t))
+	st, err := c.Bidi(testutil.ContextFor(t, testTimeout))
 	if err != nil {
 		t.Fatalf("Bidi: %v", err)
 	}
@@ -466,16 +435,16 @@ func TestGracefulStopWaitsForStreams(t *testing.T) {
 	}
 	select {
 	case <-stopped:
-	case <-testContext(t).Done():
+	case <-testutil.ContextFor(t, testTimeout).Done():
 		t.Fatal("GracefulStop did not return after the last stream ended")
 	}
-	if _, err := c.Unary(testContext(t), &echopb.EchoRequest{}); err == nil {
+	if _, err := c.Unary(testutil.ContextFor(t, testTimeout), &echopb.EchoRequest{}); err == nil {
 		t.Error("Unary after GracefulStop: got nil error")
 	}
 }
 
 func TestGracefulStopTimeout(t *testing.T) {
-	s := listen(t, backend.Options{})
+	s := testutil.StartBackend(t, backend.Options{})
 	c := echopb.NewEchoClient(dial(t, s.Addr()))
 	s.SetBlackHole()
 	errc := make(chan error, 1)
@@ -484,20 +453,20 @@ func TestGracefulStopTimeout(t *testing.T) {
 		_, err := c.Unary(context.Background(), &echopb.EchoRequest{})
 		errc <- err
 	}()
-	waitFor(t, "Calls == 1", func() bool { return s.Calls() == 1 })
+	testutil.WaitFor(t, "Calls == 1", func() bool { return s.Calls() == 1 })
 	s.GracefulStopTimeout(50 * time.Millisecond)
 	select {
 	case err := <-errc:
 		if err == nil {
 			t.Error("black-holed call: got nil error after hard stop")
 		}
-	case <-testContext(t).Done():
+	case <-testutil.ContextFor(t, testTimeout).Done():
 		t.Fatal("black-holed call did not end after GracefulStopTimeout")
 	}
 }
 
 func TestConcurrentModeChanges(t *testing.T) {
-	s := listen(t, backend.Options{})
+	s := testutil.StartBackend(t, backend.Options{})
 	c := echopb.NewEchoClient(dial(t, s.Addr()))
 	var wg sync.WaitGroup
 	wg.Go(func() {

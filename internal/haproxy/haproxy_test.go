@@ -2,14 +2,12 @@ package haproxy
 
 import (
 	"context"
-	"io"
-	"net"
 	"os"
 	"os/exec"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -30,91 +28,38 @@ func need(t *testing.T) string {
 	return ""
 }
 
-// nameServers starts n TCP servers on loopback that write their name
-// ("s1"…) to every connection and keep it open until the client closes it.
-func nameServers(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait) // runs after the listeners' Close, registered later
-	for i := range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		name := []byte{'s', byte('1' + i)}
-		wg.Go(func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				wg.Go(func() {
-					defer c.Close()
-					if _, err := c.Write(name); err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, c) // until the client closes
-				})
-			}
-		})
-		t.Cleanup(func() { _ = l.Close() })
-		addrs = append(addrs, l.Addr().String())
-	}
-	return addrs
-}
-
-// dial connects through the proxy and returns the conn and the name of
-// the server it reached.
-func dial(t *testing.T, addr string) (net.Conn, string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
-	b := make([]byte, 2)
-	_, err = io.ReadFull(c, b)
-	require.NoError(t, err)
-	return c, string(b)
-}
-
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // Connections go to the servers in turn; after a reload new connections
 // reach the new list while an old one stays with its server.
 func TestRoundRobinAndReload(t *testing.T) {
 	bin := need(t)
-	addrs := nameServers(t, 3)
-	ctx := testContext(t)
+	addrs := []string{testutil.NameServer(t, "127.0.0.1:0"), testutil.NameServer(t, "127.0.0.1:0"), testutil.NameServer(t, "127.0.0.1:0")}
+	ctx := testutil.ContextFor(t, time.Minute)
 	h, err := Start(ctx, bin, addrs[:2])
 	require.NoError(t, err)
 	defer h.Close()
 
 	var got []string
-	var conns []net.Conn
+	var conns []*testutil.NameConn
 	for range 4 {
-		c, name := dial(t, h.Addr)
+		c := testutil.DialName(t, h.Addr)
 		conns = append(conns, c)
-		got = append(got, name)
+		got = append(got, c.Server)
 	}
-	assert.ElementsMatch(t, []string{"s1", "s1", "s2", "s2"}, got, "four connections over two servers")
+	assert.ElementsMatch(t, []string{addrs[0], addrs[0], addrs[1], addrs[1]}, got, "four connections over two servers")
 	assert.NotEqual(t, got[0], got[1], "consecutive connections go to different servers")
 
 	require.NoError(t, h.SetServers(ctx, addrs))
 	seen := map[string]int{}
 	for range 3 {
-		c, name := dial(t, h.Addr)
-		seen[name]++
+		c := testutil.DialName(t, h.Addr)
+		seen[c.Server]++
 		_ = c.Close()
 	}
-	assert.Equal(t, map[string]int{"s1": 1, "s2": 1, "s3": 1}, seen, "three connections after the reload")
+	assert.Equal(t, map[string]int{addrs[0]: 1, addrs[1]: 1, addrs[2]: 1}, seen, "three connections after the reload")
 
 	// A connection from before the reload is still open: the old worker
 	// keeps it.
-	_, err = conns[0].Write([]byte("x"))
-	assert.NoError(t, err)
+	assert.NoError(t, conns[0].Ping())
 	procs, err := h.ShowProc(ctx)
 	require.NoError(t, err)
 	assert.Contains(t, procs, "master")
@@ -133,7 +78,7 @@ func TestRoundRobinAndReload(t *testing.T) {
 // A configuration haproxy rejects is an error, not a hang.
 func TestStartBadServer(t *testing.T) {
 	bin := need(t)
-	ctx, cancel := context.WithTimeout(testContext(t), 10*time.Second)
+	ctx, cancel := context.WithTimeout(testutil.Context(t), 10*time.Second)
 	defer cancel()
 	_, err := Start(ctx, bin, []string{"not an address"})
 	require.Error(t, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/grpcpool/grpcpool/internal/backend"
 	"github.com/grpcpool/grpcpool/internal/integration/harness"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -42,7 +43,7 @@ func TestDNSDiscovery(t *testing.T) {
 	ld := startLoad(t, p)
 
 	// 1. Long-lived streams spread over the three resolved addresses.
-	streams := openStreams(t, p, firstStreams)
+	streams := testutil.OpenStreams(t, p, firstStreams)
 	got := f.waitActive(t, first, firstStreams)
 	// How evenly LeastActive spreads concurrent streams depends on the
 	// machine's load: logged; every backend takes some.
@@ -62,10 +63,10 @@ func TestDNSDiscovery(t *testing.T) {
 	took := time.Since(start)
 	t.Logf("added %v to DNS: pool ready on them %v after the hosts file changed (resolve interval %v)",
 		hostsOf(added), took.Round(time.Millisecond), resolveInterval)
-	newer := openStreams(t, p, moreStreams)
-	onNew := byBackend(newer, added)
+	newer := testutil.OpenStreams(t, p, moreStreams)
+	onNew := testutil.ByBackend(newer, added)
 	t.Logf("%d new streams after adding %v: %s (new streams on added: %v)", moreStreams, hostsOf(added),
-		figures(addrs, byBackend(newer, addrs)), onNew)
+		figures(addrs, testutil.ByBackend(newer, addrs)), onNew)
 	for i, a := range added {
 		if onNew[i] == 0 {
 			t.Errorf("added backend %s got none of %d new streams", a, moreStreams)
@@ -84,22 +85,22 @@ func TestDNSDiscovery(t *testing.T) {
 	waitGone(t, p, gone)
 	t.Logf("removed %s from DNS: pool retired it %v after the hosts file changed", gone, time.Since(start).Round(time.Millisecond))
 	f.expectNoMoreUnary(t, gone, kept)
-	var onGone []*stream
+	var onGone []*testutil.Stream
 	for _, st := range streams {
-		if st.backend == gone {
+		if st.Backend == gone {
 			onGone = append(onGone, st)
 		}
 	}
 	for _, st := range onGone {
-		if _, err := st.roundTrip("still there"); err != nil {
+		if _, err := st.RoundTrip("still there"); err != nil {
 			t.Fatalf("stream on retired %s cut before it ended: %v", gone, err)
 		}
 	}
-	b, _ := backendStats(p, gone)
+	b, _ := testutil.Find(p, gone)
 	t.Logf("retired %s: %d streams still open and answering, draining connections %d", gone, len(onGone), b.Draining)
-	endAll(t, onGone)
+	testutil.EndAll(t, onGone)
 	harness.Eventually(t, waitLong, "pool to close the drained connections of "+gone, func() error {
-		if b, ok := backendStats(p, gone); ok {
+		if b, ok := testutil.Find(p, gone); ok {
 			return fmt.Errorf("still listed: %+v", b)
 		}
 		return nil

@@ -2,9 +2,7 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -15,11 +13,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
 	"github.com/grpcpool/grpcpool/internal/integration/harness"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -37,16 +35,9 @@ type fleet struct {
 // t.Cleanup.
 func startFleet(t *testing.T, addrs ...string) *fleet {
 	t.Helper()
-	f := &fleet{servers: make(map[string]*backend.Server)}
-	for _, a := range addrs {
-		lis, err := net.Listen("tcp4", a)
-		if err != nil {
-			t.Fatalf("listen %s: %v", a, err)
-		}
-		s := backend.Start(lis, backend.Options{Name: a})
-		t.Cleanup(s.Stop)
-		f.addrs = append(f.addrs, a)
-		f.servers[a] = s
+	f := &fleet{addrs: slices.Clone(addrs), servers: make(map[string]*backend.Server)}
+	for i, s := range testutil.StartBackendsAt(t, addrs...) {
+		f.servers[addrs[i]] = s
 	}
 	return f
 }
@@ -97,20 +88,12 @@ func (f *fleet) waitActive(t *testing.T, addrs []string, want int64) []int64 {
 	var got []int64
 	harness.Eventually(t, waitLong, fmt.Sprintf("servers to count %d open streams", want), func() error {
 		got = f.active(addrs)
-		if s := sum(got); s != want {
+		if s := testutil.Sum(got); s != want {
 			return fmt.Errorf("open streams %v (sum %d), want sum %d", got, s, want)
 		}
 		return nil
 	})
 	return got
-}
-
-func sum(xs []int64) int64 {
-	var s int64
-	for _, x := range xs {
-		s += x
-	}
-	return s
 }
 
 // figures formats per-backend counts and their max/mean for t.Logf.
@@ -127,11 +110,7 @@ func figures(addrs []string, counts []int64) string {
 // it is closed in t.Cleanup.
 func newPool(t *testing.T, target string, opts ...pool.Option) *pool.Pool {
 	t.Helper()
-	opts = append([]pool.Option{pool.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()))}, opts...)
-	p, err := pool.New(target, opts...)
-	if err != nil {
-		t.Fatalf("pool.New(%q): %v", target, err)
-	}
+	p := testutil.NewPool(t, target, opts...)
 	t.Cleanup(func() {
 		if err := p.Close(); err != nil {
 			t.Errorf("pool.Close: %v", err)
@@ -168,100 +147,6 @@ func waitReadyConns(t *testing.T, p *pool.Pool, want map[string]int) time.Durati
 		}
 		return nil
 	})
-}
-
-// stream is one open Bidi stream and the backend that answered it.
-type stream struct {
-	s       echopb.Echo_BidiClient
-	cancel  context.CancelFunc
-	backend string
-}
-
-// firstReplyTimeout bounds each Send/Recv round trip of a stream.
-const firstReplyTimeout = 10 * time.Second
-
-// openStreams opens n Bidi streams through cc and makes one round trip on
-// each, so that every stream is open on its server when it returns. The
-// streams end in t.Cleanup, before the pool closes (cleanups run last in,
-// first out, and the pool was made first).
-func openStreams(t *testing.T, cc grpc.ClientConnInterface, n int) []*stream {
-	t.Helper()
-	c := echopb.NewEchoClient(cc)
-	out := make([]*stream, 0, n)
-	for i := range n {
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		s, err := c.Bidi(ctx)
-		if err != nil {
-			cancel()
-			t.Fatalf("stream %d of %d: Bidi: %v", i+1, n, err)
-		}
-		st := &stream{s: s, cancel: cancel}
-		resp, err := st.roundTrip("hello")
-		if err != nil {
-			t.Fatalf("stream %d of %d: first round trip: %v", i+1, n, err)
-		}
-		st.backend = resp.GetBackend()
-		out = append(out, st)
-	}
-	return out
-}
-
-// roundTrip sends msg and reads its echo, cancelling the stream if that
-// takes longer than firstReplyTimeout.
-func (st *stream) roundTrip(msg string) (*echopb.EchoResponse, error) {
-	timer := time.AfterFunc(firstReplyTimeout, st.cancel)
-	defer timer.Stop()
-	if err := st.s.Send(&echopb.EchoRequest{Message: msg}); err != nil {
-		return nil, fmt.Errorf("send: %w", err)
-	}
-	resp, err := st.s.Recv()
-	if err != nil {
-		return nil, fmt.Errorf("recv: %w", err)
-	}
-	if resp.GetMessage() != msg {
-		return nil, fmt.Errorf("echo: got %q, want %q", resp.GetMessage(), msg)
-	}
-	return resp, nil
-}
-
-// end closes the stream the polite way (CloseSend, then read to io.EOF).
-func (st *stream) end() error {
-	defer st.cancel()
-	timer := time.AfterFunc(firstReplyTimeout, st.cancel)
-	defer timer.Stop()
-	if err := st.s.CloseSend(); err != nil {
-		return err
-	}
-	for {
-		_, err := st.s.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-func endAll(t *testing.T, ss []*stream) {
-	t.Helper()
-	for _, st := range ss {
-		if err := st.end(); err != nil {
-			t.Errorf("ending a stream on %s: %v", st.backend, err)
-		}
-	}
-}
-
-// byBackend counts streams per backend name, in the order of addrs.
-func byBackend(ss []*stream, addrs []string) []int64 {
-	out := make([]int64, len(addrs))
-	for _, st := range ss {
-		if i := slices.Index(addrs, st.backend); i >= 0 {
-			out[i]++
-		}
-	}
-	return out
 }
 
 // load is a steady stream of unary calls from a few workers, each paced by
@@ -343,23 +228,13 @@ func (l *load) check(t *testing.T, during string) {
 // the load run for a while.
 func (f *fleet) waitMoreUnary(t *testing.T, addrs []string, n int64) {
 	t.Helper()
-	base := sum(f.unary(addrs))
+	base := testutil.Sum(f.unary(addrs))
 	harness.Eventually(t, waitLong, fmt.Sprintf("%d more unary calls on %v", n, addrs), func() error {
-		if got := sum(f.unary(addrs)) - base; got < n {
+		if got := testutil.Sum(f.unary(addrs)) - base; got < n {
 			return fmt.Errorf("%d more calls", got)
 		}
 		return nil
 	})
-}
-
-// backendStats returns the pool's stats for addr, if it has any.
-func backendStats(p *pool.Pool, addr string) (pool.BackendStats, bool) {
-	for _, b := range p.Stats().Backends {
-		if b.Addr == addr {
-			return b, true
-		}
-	}
-	return pool.BackendStats{}, false
 }
 
 // waitGone waits until the pool no longer sends new calls to addr: it is
@@ -367,7 +242,7 @@ func backendStats(p *pool.Pool, addr string) (pool.BackendStats, bool) {
 func waitGone(t *testing.T, p *pool.Pool, addr string) {
 	t.Helper()
 	harness.Eventually(t, waitLong, "pool to retire "+addr, func() error {
-		if b, ok := backendStats(p, addr); ok && !b.Removed {
+		if b, ok := testutil.Find(p, addr); ok && !b.Removed {
 			return fmt.Errorf("%s still resolved: ready %d", addr, b.Ready)
 		}
 		return nil

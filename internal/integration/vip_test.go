@@ -11,6 +11,7 @@ import (
 
 	"github.com/grpcpool/grpcpool/internal/backend"
 	"github.com/grpcpool/grpcpool/internal/integration/harness"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -47,21 +48,21 @@ func TestL4VIP(t *testing.T) {
 			t.Fatalf("grpc.NewClient: %v", err)
 		}
 		t.Cleanup(func() { _ = cc.Close() })
-		ss := openStreams(t, cc, streams)
+		ss := testutil.OpenStreams(t, cc, streams)
 		got := f.waitActive(t, first, streams)
 		mm := backend.MaxOverMean(got)
 		t.Logf("grpc.ClientConn via haproxy, %d streams: %s", streams, figures(first, got))
 		if want := 3.0; mm != want {
 			t.Errorf("max/mean: got %.2f, want %.2f (all on one)", mm, want)
 		}
-		endAll(t, ss)
+		testutil.EndAll(t, ss)
 		f.waitActive(t, first, 0)
 	})
 
 	t.Run("pool of 6 connections spreads them", func(t *testing.T) {
 		p := newPool(t, target, pool.WithSize(size), pool.WithPolicy(pool.LeastActive))
 		waitReadyConns(t, p, map[string]int{hap.Addr: size})
-		ss := openStreams(t, p, streams)
+		ss := testutil.OpenStreams(t, p, streams)
 		got := f.waitActive(t, first, streams)
 		mm := backend.MaxOverMean(got)
 		t.Logf("pool WithSize(%d) via haproxy, %d streams: %s, max/mean %.2f", size, streams, figures(first, got), mm)
@@ -70,7 +71,7 @@ func TestL4VIP(t *testing.T) {
 				t.Errorf("backend %s got none of %d streams", a, streams)
 			}
 		}
-		endAll(t, ss)
+		testutil.EndAll(t, ss)
 		f.waitActive(t, first, 0)
 	})
 
@@ -83,7 +84,7 @@ func TestL4VIP(t *testing.T) {
 		waitReadyConns(t, p, map[string]int{hap.Addr: size})
 		// A few streams opened before the reload; few, so that the reload
 		// is done well before the first connection reaches its age.
-		old := openStreams(t, p, oldStreams)
+		old := testutil.OpenStreams(t, p, oldStreams)
 		f.waitActive(t, first, oldStreams)
 
 		hap.SetServers(t, addrs)
@@ -93,7 +94,7 @@ func TestL4VIP(t *testing.T) {
 		// it took is logged.
 		harness.Eventually(t, waitLong, "every connection replaced after the reload", func() error {
 			since := time.Since(reloaded)
-			b, ok := backendStats(p, hap.Addr)
+			b, ok := testutil.Find(p, hap.Addr)
 			if !ok {
 				return fmt.Errorf("no backend %s", hap.Addr)
 			}
@@ -113,12 +114,12 @@ func TestL4VIP(t *testing.T) {
 		// The streams opened before are still open on the old backends:
 		// the draining connections and haproxy's old worker keep them.
 		for _, st := range old {
-			if _, err := st.roundTrip("still there"); err != nil {
-				t.Fatalf("stream opened before the reload, on %s: %v", st.backend, err)
+			if _, err := st.RoundTrip("still there"); err != nil {
+				t.Fatalf("stream opened before the reload, on %s: %v", st.Backend, err)
 			}
 		}
 		before := f.active(addrs)
-		ss := openStreams(t, p, streams)
+		ss := testutil.OpenStreams(t, p, streams)
 		f.waitActive(t, addrs, int64(streams+len(old)))
 		now := f.active(addrs)
 		got := make([]int64, len(addrs))
@@ -131,8 +132,8 @@ func TestL4VIP(t *testing.T) {
 				t.Errorf("backend %s got none of %d new streams", a, streams)
 			}
 		}
-		endAll(t, ss)
-		endAll(t, old)
+		testutil.EndAll(t, ss)
+		testutil.EndAll(t, old)
 		f.waitActive(t, addrs, 0)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

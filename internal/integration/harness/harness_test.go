@@ -1,17 +1,15 @@
 package harness_test
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/grpcpool/grpcpool/internal/integration/harness"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 )
 
 func TestDNSServesAndUpdatesRecords(t *testing.T) {
@@ -50,17 +48,17 @@ func TestHAProxyRoundRobinAndSeamlessReload(t *testing.T) {
 	addrs := make([]string, len(hosts))
 	for i, h := range hosts {
 		addrs[i] = net.JoinHostPort(h, fmt.Sprint(port))
-		startNameServer(t, addrs[i])
+		testutil.NameServer(t, addrs[i])
 	}
 
 	hap := harness.StartHAProxy(t, addrs[:2])
 
 	// Round robin: four connections, two on each server.
 	counts := map[string]int{}
-	var kept []*nameConn
+	var kept []*testutil.NameConn
 	for range 4 {
-		c := dialName(t, hap.Addr)
-		counts[c.server]++
+		c := testutil.DialName(t, hap.Addr)
+		counts[c.Server]++
 		kept = append(kept, c)
 	}
 	if counts[addrs[0]] != 2 || counts[addrs[1]] != 2 {
@@ -71,15 +69,15 @@ func TestHAProxyRoundRobinAndSeamlessReload(t *testing.T) {
 
 	// Connections made before the reload live on, to the same server.
 	for _, c := range kept {
-		if err := c.ping(); err != nil {
-			t.Fatalf("connection to %s made before the reload: %v", c.server, err)
+		if err := c.Ping(); err != nil {
+			t.Fatalf("connection to %s made before the reload: %v", c.Server, err)
 		}
 	}
 	// New connections reach all three, the new one included.
 	counts = map[string]int{}
 	for range 6 {
-		c := dialName(t, hap.Addr)
-		counts[c.server]++
+		c := testutil.DialName(t, hap.Addr)
+		counts[c.Server]++
 	}
 	for _, a := range addrs {
 		if counts[a] != 2 {
@@ -123,83 +121,4 @@ func TestEtcdServesTheGoClient(t *testing.T) {
 		t.Fatalf("revoke: %v", err)
 	}
 	t.Logf("etcd server %s at %s", st.Version, e.Endpoint)
-}
-
-// startNameServer listens on addr; each connection is told the server's
-// address on a first line and then gets every line it sends echoed back.
-func startNameServer(t *testing.T, addr string) {
-	t.Helper()
-	l, err := net.Listen("tcp4", addr)
-	if err != nil {
-		t.Fatalf("listen %s: %v", addr, err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex // guards conns
-		conns []net.Conn
-	)
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() {
-				fmt.Fprintln(c, addr)
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintln(c, sc.Text())
-				}
-			})
-		}
-	})
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-}
-
-type nameConn struct {
-	net.Conn
-	r      *bufio.Reader
-	server string
-}
-
-func dialName(t *testing.T, addr string) *nameConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(c)
-	line, err := r.ReadString('\n')
-	if err != nil {
-		t.Fatalf("via %s: read server name: %v", addr, err)
-	}
-	return &nameConn{Conn: c, r: r, server: strings.TrimSpace(line)}
-}
-
-func (c *nameConn) ping() error {
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintln(c, "ping"); err != nil {
-		return err
-	}
-	line, err := c.r.ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(line) != "ping" {
-		return errors.New("echo: got " + line)
-	}
-	return nil
 }

@@ -21,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/stats"
 
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/keepalive"
 )
 
@@ -51,7 +52,7 @@ func TestMatchedPairKeepsIdleConnection(t *testing.T) {
 	// A mismatched server sends GOAWAY at the third keepalive ping (see
 	// TestMismatchedPairGetsTooManyPings); stay idle for one more.
 	const wantPings = 4
-	poll(ctx, t, "4 keepalive pings on the idle connection", func() bool {
+	testutil.WaitCtxEvery(t, ctx, 100*time.Millisecond, "4 keepalive pings on the idle connection", func() bool {
 		r := p.onlyConn(t)
 		if len(r.goAways) > 0 || r.closed {
 			t.Fatalf("after %v and %d keepalive pings: server sent GOAWAY %+v, closed = %v; want neither",
@@ -94,7 +95,7 @@ func TestMismatchedPairGetsTooManyPings(t *testing.T) {
 	start := time.Now()
 
 	var r connReport
-	poll(ctx, t, "GOAWAY ENHANCE_YOUR_CALM too_many_pings and the connection closed", func() bool {
+	testutil.WaitCtxEvery(t, ctx, 100*time.Millisecond, "GOAWAY ENHANCE_YOUR_CALM too_many_pings and the connection closed", func() bool {
 		r = p.onlyConn(t)
 		return r.tooManyPings() && r.closed && p.stats.ends.Load() >= 1
 	})
@@ -166,21 +167,6 @@ func (p *pair) onlyConn(t *testing.T) connReport {
 		t.Fatalf("server accepted %d connections, want 1", len(rs))
 	}
 	return rs[0]
-}
-
-// poll calls cond every 100ms until it returns true; it fails the test if
-// ctx ends first.
-func poll(ctx context.Context, t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-tick.C:
-		}
-	}
 }
 
 // connCounter is a client stats.Handler counting transport connections
