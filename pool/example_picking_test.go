@@ -6,7 +6,9 @@ import (
 	"log"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/pool"
@@ -20,7 +22,7 @@ func ExamplePeakEWMA() {
 	bs, stop := exampleBackends(4, false)
 	defer stop()
 	r, target := exampleResolver(exampleAddrs(bs)...)
-	p, err := pool.New(target, pool.WithResolvers(r), pool.WithDialOptions(insecureCreds),
+	p, err := pool.New(target, pool.WithResolvers(r), pool.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())),
 		pool.WithPolicy(pool.PeakEWMA),
 		pool.WithSlowStart(30*time.Second)) // a backend added later ramps up over 30 s
 	if err != nil {

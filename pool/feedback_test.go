@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -18,10 +19,10 @@ import (
 // and round-robin fail a quarter of the calls). The bound is loose; the
 // fake-seam test holds the exact one.
 func TestPeakEWMAAvoidsAFailingBackend(t *testing.T) {
-	bs := startBackends(t, 4)
-	p, _ := readyPool(t, bs, pool.WithPolicy(pool.PeakEWMA))
+	bs := testutil.StartBackends(t, 4)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithPolicy(pool.PeakEWMA))
 	c := echopb.NewEchoClient(p)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	for range 20 { // every backend answers once
 		_, err := c.Unary(ctx, &echopb.EchoRequest{})
 		require.NoError(t, err)
@@ -40,9 +41,9 @@ func TestPeakEWMAAvoidsAFailingBackend(t *testing.T) {
 
 func TestPeakEWMAAndSlowStartOptions(t *testing.T) {
 	require.Equal(t, "peak_ewma", pool.PeakEWMA.String())
-	_, err := pool.New("dns:///x.test:443", pool.WithDialOptions(insecureCreds), pool.WithSlowStart(-time.Second))
+	_, err := pool.New("dns:///x.test:443", pool.WithDialOptions(testutil.Insecure), pool.WithSlowStart(-time.Second))
 	require.True(t, errors.Is(err, pool.ErrInvalidOption), "%v", err)
-	p, err := pool.New("dns:///x.test:443", pool.WithDialOptions(insecureCreds), pool.WithPolicy(pool.PeakEWMA), pool.WithSlowStart(time.Second))
+	p, err := pool.New("dns:///x.test:443", pool.WithDialOptions(testutil.Insecure), pool.WithPolicy(pool.PeakEWMA), pool.WithSlowStart(time.Second))
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
 }
