@@ -125,7 +125,9 @@ func (p *Pool) invoke(ctx context.Context, pk balancer.Result, method string, ar
 	addr := b.Addr()
 	p.rec.Active(addr, telemetry.KindUnary, 1)
 	start := time.Now()
+	fb, opts := p.feedback(b, opts)
 	err := handle(c).cc.Invoke(ctx, method, args, reply, opts...)
+	fb.done(err)
 	p.rec.AttemptDone(ctx, method, status.Code(err), addr, time.Since(start))
 	p.rec.Active(addr, telemetry.KindUnary, -1)
 	b.Calls.Add(-1)
@@ -302,6 +304,7 @@ type stream struct {
 	finRan  atomic.Bool
 	endErr  atomic.Pointer[error]
 	optsBuf [4]grpc.CallOption
+	fb      *feedback // PeakEWMA: a failure before the first answer
 }
 
 // stallCall is what the stall handling of one NewStream call carries from
@@ -314,7 +317,7 @@ type stallCall struct {
 
 func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.StreamDesc, method string, opts []grpc.CallOption, fin []func(error), sc *stallCall) (grpc.ClientStream, error) {
 	c := pk.Conn
-	st := &stream{p: p, c: c, done: pk.Done, fin: fin, method: method, start: time.Now(), callStart: sc.start}
+	st := &stream{p: p, c: c, done: pk.Done, fin: fin, method: method, start: time.Now(), callStart: sc.start, fb: p.streamFeedback(c.Backend)}
 	o := append(st.optsBuf[:0], opts...)
 	o = append(o, grpc.OnFinish(st.finish))
 	b := c.Backend
@@ -401,6 +404,9 @@ func (st *stream) finish(err error) {
 		st.cancel()
 	}
 	answered := st.answered.Load()
+	if !answered {
+		st.fb.done(err)
+	}
 	if st.reported.CompareAndSwap(false, true) {
 		st.p.finish(b, st.done, err, answered)
 	} else {

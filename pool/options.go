@@ -58,14 +58,25 @@ const (
 	// backend in turn. Backend weights (see WithAddressWeight) are honoured
 	// with smooth weighted round-robin. The default.
 	RoundRobin Policy = iota
-	// LeastActive uses the power of two choices: of two random backends it
-	// takes the one with fewer active calls and streams (divided by weight),
-	// then the same between two of its connections.
+	// LeastActive takes the backend with the fewest active calls and
+	// streams (divided by weight), exactly: by a scan of every backend up
+	// to 64, by a maintained load floor above (equal weights; the best of
+	// 8 random backends with unequal weights), then its least active
+	// connection. See docs/policies.md.
 	LeastActive
 	// ConsistentHash sends calls with the same key to the same backend while
 	// that backend can take calls; see WithHashKey and WithHashKeyFunc.
 	// Calls without a key are spread round-robin.
 	ConsistentHash
+	// PeakEWMA weighs each backend by cost = a peak-sensitive moving
+	// average of its latency (decaying with a 10 s time constant) ×
+	// (active calls and streams + 1), per unit of weight, and takes the
+	// cheaper of two random backends. A failed call counts as a 5 s
+	// latency, or as the server's grpc-retry-pushback-ms when it sends
+	// one; a backend without a latency yet starts at the fleet's median.
+	// It steers away from slow and failing backends even when calls come
+	// one at a time, which LeastActive cannot see. See docs/policies.md.
+	PeakEWMA
 )
 
 func (p Policy) String() string {
@@ -76,6 +87,8 @@ func (p Policy) String() string {
 		return "least_active"
 	case ConsistentHash:
 		return "consistent_hash"
+	case PeakEWMA:
+		return "peak_ewma"
 	}
 	return fmt.Sprintf("Policy(%d)", int(p))
 }
@@ -110,6 +123,7 @@ type options struct {
 	healthService    *string
 	errs             []error
 	learnStreamLimit time.Duration
+	slowStart        time.Duration
 
 	// Retry and hedging per method: WithRetry, WithHedging and
 	// WithServiceConfig add to the lists; validate builds methods from
@@ -214,7 +228,7 @@ func WithIdleTimeout(d time.Duration) Option {
 func WithPolicy(p Policy) Option {
 	return optionFunc(func(o *options) {
 		switch p {
-		case RoundRobin, LeastActive, ConsistentHash:
+		case RoundRobin, LeastActive, ConsistentHash, PeakEWMA:
 			o.policy = p
 		default:
 			o.fail("WithPolicy(%v): unknown policy", p)
@@ -631,4 +645,30 @@ func (o *options) recorder(target string) (*telemetry.Recorder, error) {
 		limit = *o.metricsBackendLimit
 	}
 	return telemetry.New(o.meterProvider, target, limit)
+}
+
+// WithSlowStart ramps the share of calls of a backend that becomes ready
+// after the others — added by the resolver, or back after all of its
+// connections failed — over window, as Envoy's slow start does: the
+// backend's weight is scaled by max(0.1, elapsed/window), so it starts at
+// a tenth of its full share and has all of it at the window's end. A
+// backend ramps only while another one has been ready for a whole window:
+// when every backend is new (the pool is starting) none ramps. It applies
+// to RoundRobin, LeastActive and PeakEWMA; ConsistentHash keys are not
+// shares and are not ramped. Default 0: off. Negative values make New
+// fail.
+func WithSlowStart(window time.Duration) Option {
+	return durationOption("WithSlowStart", window, func(o *options) { o.slowStart = window })
+}
+
+// durationOption is an option that applies set unless d is negative,
+// which makes New fail naming the option.
+func durationOption(name string, d time.Duration, set func(*options)) Option {
+	return optionFunc(func(o *options) {
+		if d < 0 {
+			o.fail("%s(%v): must not be negative", name, d)
+			return
+		}
+		set(o)
+	})
 }

@@ -221,6 +221,7 @@ func (p *Pool) coreConfig() balancer.Config {
 		HealthCheck:   o.healthService != nil,
 		HealthTimeout: DefaultHealthTimeout,
 		Policy:        balancer.Policy(o.policy),
+		SlowStart:     o.slowStart,
 		Log:           p.log,
 		Observer:      telemetry.CoreObserver{R: p.rec},
 	}

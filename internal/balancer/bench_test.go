@@ -33,7 +33,7 @@ func benchCore(tb testing.TB, policy Policy, n, size int) *fakeSeam {
 // (run it with -cpu 1,2 to see contention).
 func BenchmarkPick(b *testing.B) {
 	for _, n := range []int{6, 1000, 10000} {
-		for _, policy := range []Policy{RoundRobin, LeastActive, ConsistentHash} {
+		for _, policy := range []Policy{RoundRobin, LeastActive, ConsistentHash, PeakEWMA} {
 			b.Run(fmt.Sprintf("%s/backends=%d", policyName(policy), n), func(b *testing.B) {
 				p := benchCore(b, policy, n, 2).k.Picker()
 				info := PickInfo{}
@@ -56,8 +56,36 @@ func BenchmarkPick(b *testing.B) {
 	}
 }
 
+// BenchmarkPickLoaded is LeastActive's pick over 1,000 backends that
+// carry streams which end and are replaced: every op ends one stream and
+// opens one, so every pick follows a release that lowered the floor.
+func BenchmarkPickLoaded(b *testing.B) {
+	f := benchCore(b, LeastActive, 1000, 1)
+	held := make([]*Conn, 0, 10000)
+	for range 10000 {
+		r, _ := f.k.Picker().Pick(PickInfo{})
+		r.Conn.Backend.Streams.Add(1)
+		held = append(held, r.Conn)
+	}
+	p := f.k.Picker()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c := held[i]
+		c.Backend.Streams.Add(-1)
+		c.Release()
+		r, o := p.Pick(PickInfo{})
+		if o != Picked {
+			b.Fatal("not picked")
+		}
+		r.Conn.Backend.Streams.Add(1)
+		held[i] = r.Conn
+		i = (i + 7919) % len(held)
+	}
+}
+
 func policyName(p Policy) string {
-	return [...]string{"round_robin", "least_active", "consistent_hash"}[p]
+	return [...]string{"round_robin", "least_active", "consistent_hash", "peak_ewma"}[p]
 }
 
 // BenchmarkReady is the core's work for a fleet of 1,000 backends × 2

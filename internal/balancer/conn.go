@@ -69,6 +69,15 @@ func (h *Hot) Release() (drained bool) {
 	return h.active.Add(-1) == 0 && h.closed.Load()
 }
 
+// Release ends a call placed by Acquire, after the caller took it off its
+// backend's load: see Hot.Release. With LeastActive it also lowers the
+// fleet's load floor when the backend now carries less than it.
+func (c *Conn) Release() (drained bool) {
+	d := c.Hot.Release()
+	c.Backend.released()
+	return d
+}
+
 // StreamOpened and StreamEnded count streams the server admitted.
 func (h *Hot) StreamOpened()      { h.open.Add(1) }
 func (h *Hot) StreamEnded()       { h.open.Add(-1) }
@@ -128,6 +137,10 @@ type BackendHot struct {
 	Failures atomic.Uint64 // calls and streams that ended in a backend failure
 	brkState atomic.Int32  // breaker.State the pickers act on
 	growReq  atomic.Bool   // a pick asked the core to grow the backend
+
+	least *leastShared                // LeastActive: the fleet's load floor; nil otherwise
+	entry atomic.Pointer[pickBackend] // its entry in the newest picker; nil when none
+	ewma  latency                     // PeakEWMA: the latency estimate
 }
 
 // Load returns the calls and streams the backend carries.
@@ -166,8 +179,11 @@ type Backend struct {
 	limitTimer stopper
 	probeTimer stopper
 
-	warnedAt time.Time // the last warning about its connections
-	unwarned int       // state changes since then not logged at warn level
+	readySince time.Time // when it last went from no READY connection to one; zero while none
+	ejected    bool      // its open breaker takes it out of the pickers (see Config.MaxEjectPercent)
+	rampTimer  stopper   // touches it when its slow start ends
+	warnedAt   time.Time // the last warning about its connections
+	unwarned   int       // state changes since then not logged at warn level
 
 	pb    *pickBackend // its entry in the pickers; nil when it takes no call
 	dirty bool         // pb is out of date

@@ -33,6 +33,7 @@ const (
 	RoundRobin Policy = iota
 	LeastActive
 	ConsistentHash
+	PeakEWMA
 )
 
 // Seam is how the Core acts on real connections. Its methods are called
@@ -68,6 +69,7 @@ const (
 	LimitTimer                    // a learned stream limit expired
 	GrowTimer                     // a failed growth's backoff ended
 	IdleTimer                     // the periodic idle shrink
+	RampTimer                     // a backend's slow start window ended
 )
 
 // A Timer is a scheduled event; Core.Fire handles it.
@@ -101,6 +103,31 @@ type Config struct {
 	HealthTimeout  time.Duration // a READY connection's first health report must come within it
 	GrowBackoff    time.Duration // pause after a failed growth (doubling, up to 30 × it)
 	Policy         Policy
+
+	// SlowStart ramps the share of a backend that becomes ready after
+	// the others over this window (see slowstart.go); 0: off.
+	SlowStart time.Duration
+	// SlowStartAggression shapes the ramp (Envoy's aggression): the
+	// share grows as (elapsed/window)^(1/aggression). 0 is taken as 1
+	// (linear).
+	SlowStartAggression float64
+	// SlowStartFloor is the least fraction of its full share a ramping
+	// backend gets (0 is taken as DefaultSlowStartFloor).
+	SlowStartFloor float64
+	// MaxEjectPercent caps the backends open breakers take out of the
+	// pickers, in per cent of the resolved ones, at least one; the
+	// others with open breakers take calls past their breakers. 0: no
+	// cap (every open breaker takes its backend out).
+	MaxEjectPercent int
+	// PanicPercent: with at least this per cent of the resolved backends'
+	// breakers open, none is taken out. 0: never.
+	PanicPercent int
+	// EWMADecay is PeakEWMA's decay time constant (0: DefaultEWMADecay).
+	EWMADecay time.Duration
+	// FailurePenalty is the latency PeakEWMA records for a failed call
+	// whose server sent no grpc-retry-pushback-ms (0:
+	// DefaultFailurePenalty).
+	FailurePenalty time.Duration
 
 	// NewBreaker returns b's breaker, or nil. Called once per backend.
 	NewBreaker func(b *Backend) *breaker.Breaker
@@ -153,6 +180,10 @@ type Core struct {
 	at       time.Time // the time of the event being handled
 	stale    bool      // the last picker published is out of date
 	ringGen  uint64    // changes when the resolved backends or weights do
+	clock    *clock
+	least    *leastShared // LeastActive's load floor; nil for other policies
+	ew       *ewmaCfg     // PeakEWMA's configuration; nil for other policies
+	ctr      *counters    // the pickers' counters
 }
 
 // New returns a Core that acts through seam. It publishes a first picker
@@ -181,7 +212,8 @@ func New(cfg Config, seam Seam) *Core {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	k := &Core{cfg: cfg, seam: seam, log: log, backends: make(map[string]*Backend)}
+	k := &Core{cfg: cfg, seam: seam, log: log, backends: make(map[string]*Backend), clock: newClock(), ctr: newCounters(cfg.Rand())}
+	k.initPolicy()
 	if cfg.IdleTimeout > 0 && cfg.MaxSize > cfg.Size {
 		k.idle = seam.After(k.idleEvery(), Timer{Kind: IdleTimer})
 	}
@@ -281,6 +313,7 @@ func (k *Core) ResolverError(now time.Time, err error) {
 func (k *Core) addBackend(now time.Time, g Group) *Backend {
 	b := &Backend{Key: g.Key, Addrs: g.Addrs, weight: max(g.Weight, 1), dirty: true}
 	b.brkState.Store(int32(breaker.StateClosed))
+	b.least, b.ewma.cfg = k.least, k.ew
 	if k.cfg.NewBreaker != nil {
 		b.Breaker = k.cfg.NewBreaker(b)
 	}
@@ -295,6 +328,8 @@ func (k *Core) removeBackend(now time.Time, b *Backend) {
 	b.removed = true
 	b.probeTimer.stop()
 	b.limitTimer.stop()
+	b.rampTimer.stop()
+	b.entry.Store(nil)
 	k.retired = append(k.retired, b)
 	for _, c := range append([]*Conn(nil), b.conns...) {
 		k.retire(now, c, "removed")
@@ -457,6 +492,7 @@ func (k *Core) setState(now time.Time, c *Conn, s State) {
 	c.state = s
 	b := c.Backend
 	k.touch(b)
+	k.trackReady(now, b, from, s)
 	k.logState(c, from, s)
 	k.cfg.Observer.ConnState(c, from, s)
 	switch s {
@@ -832,6 +868,7 @@ func (k *Core) Close(now time.Time, closedErr error) []*Conn {
 	for _, b := range k.Backends() {
 		b.probeTimer.stop()
 		b.limitTimer.stop()
+		b.rampTimer.stop()
 		for _, c := range b.conns {
 			c.ageTimer.stop()
 			c.drainTimer.stop()

@@ -20,7 +20,7 @@ func (k *Core) index(q *Picker) {
 			break
 		}
 	}
-	if weighted && q.policy != LeastActive {
+	if weighted && q.policy != LeastActive && q.policy != PeakEWMA {
 		ws := make([]uint32, len(q.backends))
 		for i, pb := range q.backends {
 			ws[i] = pb.b.weight

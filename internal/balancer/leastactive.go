@@ -1,37 +1,104 @@
 package balancer
 
-// exactScan is the most backends LeastActive compares on every pick;
-// above it, it takes the best of leastSamples random ones.
+import "sync/atomic"
+
+// exactScan is the most backends LeastActive compares on every pick.
+// Above it, a fleet of equal weights is picked from exactly by the load
+// floor (see pickFloor); otherwise (unequal weights, slow start, a retry
+// passing over tried backends) it takes the best of leastSamples random
+// ones.
 const (
 	exactScan    = 64
 	leastSamples = 8
 )
 
+// leastShared is what LeastActive's pickers share across a Core's
+// lifetime: a lower bound on the load of every backend that takes calls,
+// and per P a backend a release left at it.
+//
+// The floor holds when every backend carries at least floor: the Core
+// sets it to the exact minimum with every picker it builds, a release
+// that leaves its backend below it lowers it (Conn.Release), and a pick
+// raises it only after a scan of every backend found none at it. A pick
+// therefore takes any backend at the floor and it is one of the least
+// loaded: the hint if it is still there, else the first from its P's
+// cursor, which walks the fleet, so a fleet filling up level by level
+// costs about one backend read per pick, and a stream that ends is
+// replaced on its backend at the cost of one.
+type leastShared struct {
+	floor atomic.Int64
+	large atomic.Bool // the fleet is above exactScan: the floor is in use
+	ctr   *counters   // the pickers' shards, which hold the hints
+}
+
+// released is called after a call on b ended and left b's load. With the
+// floor in use, a backend left below it lowers it, and one left at or
+// below it becomes the hint of the releasing P (a per-P slot, so that
+// releases write no shared memory).
+func (b *Backend) released() {
+	ls := b.least
+	if ls == nil || !ls.large.Load() {
+		return
+	}
+	l := b.Load()
+	for {
+		f := ls.floor.Load()
+		if l > f {
+			return
+		}
+		if l == f || ls.floor.CompareAndSwap(f, l) {
+			break
+		}
+	}
+	s := ls.ctr.pin()
+	s.hint.Store(b)
+	unpin()
+}
+
 // pickLeast takes the backend with the fewest active calls and streams per
 // unit of weight — exactly, by a scan, for fleets of up to exactScan
-// backends — then its least active connection. Ties go to the backend
-// after a rotating start, so equal backends share the calls. Tried
-// backends are passed over while an untried one is left.
+// backends, and by the load floor above it when weights are equal — then
+// its least active connection. Ties go to the backend after a rotating
+// start, so equal backends share the calls. Tried backends are passed
+// over while an untried one is left.
 func (p *Picker) pickLeast(tr *Tried) (Result, bool) {
 	n := len(p.backends)
 	if n == 1 {
 		return p.take(p.backends[0])
 	}
 	skip := skipTried(tr, n)
+	if !skip && !p.ramping {
+		if n > exactScan && p.least != nil {
+			return p.pickFloor()
+		}
+		if n <= exactScan {
+			return p.pickScan()
+		}
+	}
+	var now int64
+	if p.ramping {
+		now = p.clock.now()
+	}
 	var best *pickBackend
+	var bestW int64
 	consider := func(pb *pickBackend) {
 		if skip && tr.Has(pb.b) || allFull(pb) {
 			return
 		}
-		if best == nil || lessLoaded(pb, best) {
-			best = pb
+		w := p.effWeight(pb, now)
+		if best == nil || pb.b.Load()*bestW < best.b.Load()*w {
+			best, bestW = pb, w
 		}
 	}
 	r := p.rand()
 	if n <= exactScan {
 		start := int(r % uint64(n))
 		for k := range n {
-			consider(p.backends[(start+k)%n])
+			i := start + k
+			if i >= n {
+				i -= n
+			}
+			consider(p.backends[i])
 		}
 	} else {
 		for range leastSamples {
@@ -43,13 +110,87 @@ func (p *Picker) pickLeast(tr *Tried) (Result, bool) {
 	if best == nil {
 		return Result{}, false
 	}
-	if res, ok := p.take(best); ok {
-		return res, true
-	}
-	return Result{}, false // leave it to the round-robin fallback
+	return p.take(best) // on refusal: the round-robin fallback
 }
 
-// lessLoaded reports whether a carries less than b per unit of weight.
-func lessLoaded(a, b *pickBackend) bool {
-	return a.b.Load()*b.weight < b.b.Load()*a.weight
+// pickScan is the exact scan of a small fleet: every backend's load per
+// unit of weight, from a random start; a backend's connections are read
+// only when it would win.
+func (p *Picker) pickScan() (Result, bool) {
+	bs := p.backends
+	n := len(bs)
+	i := int(p.rand() % uint64(n))
+	var best *pickBackend
+	var bl, bw int64
+	for range n {
+		pb := bs[i]
+		if i++; i == n {
+			i = 0
+		}
+		l := pb.b.Load()
+		if best != nil && l*bw >= bl*pb.weight || allFull(pb) {
+			continue
+		}
+		best, bl, bw = pb, l, pb.weight
+	}
+	if best == nil {
+		return Result{}, false
+	}
+	return p.take(best)
+}
+
+// pickFloor takes a backend at the load floor: the hint, else the first
+// at it from this P's cursor. A scan that goes round the whole fleet
+// without finding one has seen the true minimum: it raises the floor to
+// it and takes that backend.
+func (p *Picker) pickFloor() (Result, bool) {
+	ls := p.least
+	floor := ls.floor.Load()
+	s := p.ctr.pin()
+	h := s.hint.Load()
+	if h != nil {
+		s.hint.Store(nil)
+	}
+	cur := s.cursor.Load()
+	unpin()
+	if h != nil {
+		if pb := h.entry.Load(); pb != nil && pb.b.Load() <= floor && !allFull(pb) {
+			if r, ok := p.take(pb); ok {
+				return r, true
+			}
+		}
+	}
+	bs := p.backends
+	n := len(bs)
+	start := int(cur % uint64(n))
+	var best *pickBackend
+	bestI, bestL := -1, int64(0)
+	for k := range n {
+		i := start + k
+		if i >= n {
+			i -= n
+		}
+		pb := bs[i]
+		l := pb.b.Load()
+		if l <= floor {
+			if !allFull(pb) {
+				best, bestI = pb, i
+				break
+			}
+			continue
+		}
+		if (best == nil || l < bestL) && !allFull(pb) {
+			best, bestI, bestL = pb, i, l
+		}
+		if k == n-1 && best != nil {
+			ls.floor.CompareAndSwap(floor, bestL)
+		}
+	}
+	if best == nil {
+		return Result{}, false
+	}
+	s = p.ctr.pin()
+	s.cursor.Store(uint64(bestI + 1))
+	unpin()
+	return p.take(best)
 }

@@ -67,6 +67,10 @@ func (p *Picker) Pick(info PickInfo) (Result, Outcome) {
 		if r, ok := p.pickLeast(info.Tried); ok {
 			return r, Picked
 		}
+	case PeakEWMA:
+		if r, ok := p.pickEWMA(info.Tried); ok {
+			return r, Picked
+		}
 	}
 	if r, ok := p.pickRoundRobin(info.Tried); ok {
 		return r, Picked
@@ -84,15 +88,28 @@ func (p *Picker) FailErr() error {
 }
 
 // take places the call on one of pb's connections, if its breaker lets it
-// and a connection has room.
+// and a connection has room. Connections are taken in turn by the calling
+// P's own counter (see counters.turn).
 func (p *Picker) take(pb *pickBackend) (Result, bool) {
+	if len(pb.conns) == 1 {
+		return p.takeAt(pb, 0)
+	}
+	s := p.ctr.pin()
+	t := p.ctr.turn(s)
+	unpin()
+	return p.takeAt(pb, uint32(t))
+}
+
+// takeAt is take with the connection rotation at turn.
+func (p *Picker) takeAt(pb *pickBackend, turn uint32) (Result, bool) {
 	for range 2 { // a connection retired under the pick: try another once
-		c := p.connOf(pb)
+		c := p.connOf(pb, turn)
 		if c == nil {
 			return Result{}, false
 		}
+		turn++
 		var done func(error)
-		if brk := pb.b.Breaker; brk != nil {
+		if brk := pb.b.Breaker; brk != nil && !pb.bypass {
 			var err error
 			if done, err = brk.Allow(); err != nil {
 				return Result{}, false
@@ -109,8 +126,8 @@ func (p *Picker) take(pb *pickBackend) (Result, bool) {
 }
 
 // connOf chooses a connection of pb with room: the least active one for
-// LeastActive, in turn otherwise.
-func (p *Picker) connOf(pb *pickBackend) *Conn {
+// LeastActive and PeakEWMA, in turn otherwise.
+func (p *Picker) connOf(pb *pickBackend, turn uint32) *Conn {
 	cs := pb.conns
 	n := uint32(len(cs))
 	if n == 1 {
@@ -119,8 +136,8 @@ func (p *Picker) connOf(pb *pickBackend) *Conn {
 		}
 		return cs[0]
 	}
-	start := pb.next.Add(1)
-	if p.policy == LeastActive {
+	start := turn + pb.off
+	if p.policy == LeastActive || p.policy == PeakEWMA {
 		var best *Conn
 		for k := range n {
 			c := cs[(start+k)%n]
@@ -206,7 +223,7 @@ func (p *Picker) overflow() (Result, Outcome) {
 		return Result{}, Wait
 	}
 	var done func(error)
-	if brk := best.b.Breaker; brk != nil {
+	if brk := best.b.Breaker; brk != nil && !best.bypass {
 		var err error
 		if done, err = brk.Allow(); err != nil {
 			return Result{}, Fail

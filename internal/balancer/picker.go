@@ -3,7 +3,6 @@ package balancer
 import (
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,7 +30,11 @@ type Picker struct {
 	wait     bool  // with no backends: the pool is starting; calls wait
 	changed  chan struct{}
 	rand     func() uint64
-	rr       *atomic.Uint32 // carried from picker to picker
+	ctr      *counters    // carried from picker to picker
+	least    *leastShared // LeastActive: the load floor; carried
+	clock    *clock       // the Core's clock, for slow start and PeakEWMA
+	ss       slowStart    // the slow start configuration
+	ramping  bool         // some backend is in its slow start
 
 	sched     *wrr.Schedule  // RoundRobin with unequal weights
 	schedW    []uint32       // the weights sched was built for
@@ -45,9 +48,11 @@ type pickBackend struct {
 	b       *Backend
 	weight  int64
 	conns   []*Conn
-	next    atomic.Uint32
-	canGrow bool // below its maximum size and not backing off a failed growth
-	growing bool // a connection is being added to it
+	off     uint32 // where its connection rotation starts
+	canGrow bool   // below its maximum size and not backing off a failed growth
+	growing bool   // a connection is being added to it
+	bypass  bool   // its breaker is open but ejection is capped: calls skip the breaker
+	rampAt  int64  // slow start: the clock time it became ready; 0: no ramp
 }
 
 // Changed is closed when a newer picker has been published.
@@ -78,7 +83,7 @@ func (p *Picker) Err() error { return p.err }
 func (p *Picker) next(q *Picker) *Picker {
 	q.changed = make(chan struct{})
 	if p != nil {
-		q.policy, q.rand, q.rr = p.policy, p.rand, p.rr
+		q.policy, q.rand, q.ctr, q.least, q.clock, q.ss = p.policy, p.rand, p.ctr, p.least, p.clock, p.ss
 		close(p.changed)
 	}
 	return q
@@ -99,17 +104,30 @@ func (k *Core) Flush() {
 	prev := k.picker
 	q := &Picker{}
 	if prev == nil {
-		q.policy, q.rand, q.rr = k.cfg.Policy, k.cfg.Rand, new(atomic.Uint32)
-		q.rr.Store(uint32(k.cfg.Rand()))
+		q.policy, q.rand, q.ctr = k.cfg.Policy, k.cfg.Rand, k.ctr
+		q.least, q.clock, q.ss = k.least, k.clock, k.slowStart()
 	}
+	k.eject()
+	warm := k.anyWarm()
 	q.backends = make([]*pickBackend, 0, len(k.order))
+	floor := int64(-1)
 	for _, b := range k.order {
 		if b.dirty {
-			b.pb, b.dirty = k.entry(b), false
+			b.pb, b.dirty = k.entry(b, warm), false
+			k.seed(b)
+			b.entry.Store(b.pb)
 		}
-		if b.pb != nil {
-			q.backends = append(q.backends, b.pb)
+		if pb := b.pb; pb != nil {
+			q.backends = append(q.backends, pb)
+			q.ramping = q.ramping || pb.rampAt != 0
+			if l := b.Load(); floor < 0 || l < floor {
+				floor = l
+			}
 		}
+	}
+	if k.least != nil {
+		k.least.floor.Store(max(floor, 0))
+		k.least.large.Store(len(q.backends) > exactScan)
 	}
 	q = prev.next(q)
 	if prev != nil {
@@ -121,7 +139,7 @@ func (k *Core) Flush() {
 			for _, c := range b.conns {
 				w.conn(c)
 			}
-			if b.BreakerState() == breaker.StateOpen {
+			if b.BreakerState() == breaker.StateOpen && b.ejected {
 				w.open++
 			} else {
 				w.backend(b)
@@ -139,8 +157,9 @@ func (k *Core) Flush() {
 // Entries are shared by successive pickers until b changes, so the cost of
 // a change is that of the backend it touches, and round-robin counters
 // carry over.
-func (k *Core) entry(b *Backend) *pickBackend {
-	if b.BreakerState() == breaker.StateOpen {
+func (k *Core) entry(b *Backend, warm bool) *pickBackend {
+	open := b.BreakerState() == breaker.StateOpen
+	if open && b.ejected {
 		return nil
 	}
 	var conns []*Conn
@@ -155,7 +174,9 @@ func (k *Core) entry(b *Backend) *pickBackend {
 	pb := &pickBackend{b: b, weight: int64(b.weight), conns: conns}
 	pb.canGrow = liveCount(b) < k.cfg.MaxSize && b.growing == nil && !k.at.Before(b.growAfter)
 	pb.growing = b.growing != nil
-	pb.next.Store(uint32(k.cfg.Rand()))
+	pb.bypass = open
+	pb.off = uint32(k.cfg.Rand())
+	k.ramp(b, pb, warm)
 	return pb
 }
 

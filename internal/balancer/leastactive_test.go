@@ -1,0 +1,97 @@
+package balancer
+
+import (
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func manyKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("b%03d", i)
+	}
+	return keys
+}
+
+// resolvedFake is newFake with keys resolved and every connection READY.
+func resolvedFake(t *testing.T, cfg Config, keys ...string) *fakeSeam {
+	t.Helper()
+	f := newFake(t, cfg)
+	f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(keys...)) })
+	f.readyAll()
+	return f
+}
+
+// requireLoads asserts that every backend of keys carries want streams.
+func requireLoads(t *testing.T, f *fakeSeam, want int64, keys ...string) {
+	t.Helper()
+	for i, l := range loads(f, keys...) {
+		require.EqualValues(t, want, l, "backend %d", i)
+	}
+}
+
+func maxOverMean(ls []int64) float64 {
+	var sum, top int64
+	for _, l := range ls {
+		sum += l
+		top = max(top, l)
+	}
+	return float64(top) * float64(len(ls)) / float64(sum)
+}
+
+// Above the exact scan, the load floor keeps LeastActive exact: 200
+// backends with 10 never-ending streams each end at 10 each.
+func TestLeastActiveIsExactOverTwoHundredBackends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		keys := manyKeys(200)
+		f := resolvedFake(t, Config{Size: 1, Policy: LeastActive}, keys...)
+		openStreams(t, f, 2000)
+		ls := loads(f, keys...)
+		require.LessOrEqual(t, maxOverMean(ls), 1.05, "%v", ls)
+		requireLoads(t, f, 10, keys...)
+	})
+}
+
+// Scale-up at scale: 100 backends join 100 that carry 10 streams each;
+// the next 1,000 streams all go to the new ones.
+func TestLeastActiveFillsNewBackendsAtScale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		keys := manyKeys(200)
+		f := resolvedFake(t, Config{Size: 1, Policy: LeastActive}, keys[:100]...)
+		openStreams(t, f, 1000)
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(keys...)) })
+		f.readyAll()
+		openStreams(t, f, 1000)
+		requireLoads(t, f, 10, keys...)
+	})
+}
+
+// A stream that ends lowers the floor: the next stream goes to the
+// backend it left, though every other backend is at the same level.
+func TestLeastActiveRefillsWhereAStreamEnded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		keys := manyKeys(100)
+		f := resolvedFake(t, Config{Size: 1, Policy: LeastActive}, keys...)
+		var held []*Conn
+		for range 500 {
+			r, o := f.picker().Pick(PickInfo{})
+			require.Equal(t, Picked, o)
+			r.Conn.Backend.Streams.Add(1)
+			held = append(held, r.Conn)
+		}
+		for i := range 50 {
+			c := held[i*7]
+			c.Backend.Streams.Add(-1)
+			c.Release()
+			r, o := f.picker().Pick(PickInfo{})
+			require.Equal(t, Picked, o)
+			require.Same(t, c.Backend, r.Conn.Backend, "end %d: the new stream goes where one ended", i)
+			r.Conn.Backend.Streams.Add(1)
+		}
+		requireLoads(t, f, 5, keys...)
+	})
+}

@@ -1,0 +1,104 @@
+package balancer
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// seeded returns a fixed random sequence, safe for concurrent use.
+func seeded(seed uint64) func() uint64 {
+	var mu sync.Mutex
+	r := rand.New(rand.NewPCG(seed, seed))
+	return func() uint64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return r.Uint64()
+	}
+}
+
+// rampShares makes perSecond picks (released at once) in each of secs
+// seconds and returns the share of backend key in each second.
+func rampShares(t *testing.T, f *fakeSeam, key string, secs, perSecond int) []float64 {
+	t.Helper()
+	var out []float64
+	for range secs {
+		n := 0
+		for range perSecond {
+			r, o := f.picker().Pick(PickInfo{})
+			require.Equal(t, Picked, o)
+			if r.Conn.Backend.Key == key {
+				n++
+			}
+			r.Conn.Release()
+			time.Sleep(time.Second / time.Duration(perSecond))
+		}
+		out = append(out, float64(n)/float64(perSecond))
+	}
+	return out
+}
+
+// A backend added to three warm ones ramps over the window: it starts at
+// the 10 % floor of its full share (a quarter), grows linearly, and takes
+// exactly its share once the window has passed.
+func TestSlowStartRampsANewBackend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const window = 10 * time.Second
+		// A seeded generator: the fake's default sequence is too regular
+		// for a draw every fourth pick.
+		f := newFake(t, Config{Size: 1, SlowStart: window, Rand: seeded(1)})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c")) })
+		f.readyAll()
+		time.Sleep(window) // the three are warm
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c", "new")) })
+		f.readyAll()
+		shares := rampShares(t, f, "new", 10, 2000)
+		t.Logf("share of the new backend per second: %.3f", shares)
+		for s, got := range shares {
+			// Over second s the factor runs from s/10 to (s+1)/10 (at
+			// least 0.1): the share is a quarter of its mean.
+			want := 0.25 * max((float64(s)+0.5)/10, 0.1)
+			if s == 0 {
+				want = 0.25 * 0.1
+			}
+			require.InDelta(t, want, got, 0.015, "second %d: %.3f", s, shares)
+		}
+		// Past the window: round-robin exact.
+		byB, _ := pickN(t, f, 400, PickInfo{})
+		require.Equal(t, map[string]int{"a": 100, "b": 100, "c": 100, "new": 100}, byB)
+	})
+}
+
+// When every backend is new (the pool is starting), none ramps.
+func TestSlowStartNotWhenEveryBackendIsNew(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, SlowStart: 10 * time.Second})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c", "d")) })
+		f.readyAll()
+		byB, _ := pickN(t, f, 400, PickInfo{})
+		require.Equal(t, map[string]int{"a": 100, "b": 100, "c": 100, "d": 100}, byB)
+	})
+}
+
+// LeastActive counts a ramping backend's load against its reduced
+// weight: with 300 streams on three warm backends, a new one at the start
+// of its ramp takes streams until it carries a tenth of theirs.
+func TestSlowStartWithLeastActive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, Policy: LeastActive, SlowStart: 10 * time.Second})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c")) })
+		f.readyAll()
+		openStreams(t, f, 300)
+		time.Sleep(10 * time.Second)
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c", "new")) })
+		f.readyAll()
+		openStreams(t, f, 10)
+		require.Equal(t, []int64{100, 100, 100, 10}, loads(f, "a", "b", "c", "new"))
+		openStreams(t, f, 3)
+		require.Equal(t, []int64{101, 101, 101, 10}, loads(f, "a", "b", "c", "new"))
+	})
+}

@@ -1,0 +1,93 @@
+package pool
+
+import (
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/internal/balancer"
+)
+
+// pushbackKey is the trailer a server sets to ask clients to back off
+// (gRFC A6): milliseconds, or a negative value for "do not retry".
+const pushbackKey = "grpc-retry-pushback-ms"
+
+// feedback tells PeakEWMA how one attempt went: its latency, or its
+// failure with the server's pushback. A nil *feedback (other policies)
+// does nothing.
+type feedback struct {
+	p       *Pool
+	b       *balancer.Backend
+	start   time.Time
+	trailer metadata.MD
+	stream  bool // only failures count: see streamFeedback
+}
+
+// feedback starts the feedback of an attempt on b. With PeakEWMA it adds
+// a grpc.Trailer option to opts so the attempt's trailer, and any pushback
+// in it, can be read; otherwise it returns nil and opts unchanged.
+func (p *Pool) feedback(b *balancer.Backend, opts []grpc.CallOption) (*feedback, []grpc.CallOption) {
+	if p.o.policy != PeakEWMA {
+		return nil, opts
+	}
+	f := &feedback{p: p, b: b, start: time.Now()}
+	return f, append(opts[:len(opts):len(opts)], grpc.Trailer(&f.trailer))
+}
+
+// streamFeedback is feedback for a stream. Only a failure before the
+// stream's first answer counts (with the failure penalty: the trailer
+// comes only at the stream's end). Its time to a first answer is not a
+// latency: a watch stream's server may rightly send nothing for minutes,
+// and a backend must not be shunned for it.
+func (p *Pool) streamFeedback(b *balancer.Backend) *feedback {
+	if p.o.policy != PeakEWMA {
+		return nil
+	}
+	return &feedback{p: p, b: b, start: time.Now(), stream: true}
+}
+
+// done records how the attempt ended: its latency when it succeeded or
+// ran out of time (DeadlineExceeded: at least that long), a failure when
+// the pool's classifier says the backend failed; calls the classifier
+// ignores (the caller's cancellation) teach nothing.
+func (f *feedback) done(err error) {
+	if f == nil {
+		return
+	}
+	d := time.Since(f.start)
+	switch {
+	case err == nil:
+		if !f.stream {
+			f.b.Observe(d, false, 0)
+		}
+	case status.Code(err) == codes.DeadlineExceeded:
+		// The deadline says the latency was at least d; a 5 s penalty
+		// for every call a caller's tight deadline cut would shun
+		// healthy backends.
+		if !f.stream {
+			f.b.Observe(d, false, 0)
+		}
+	case f.p.classify(err) == breaker.Failure:
+		f.b.Observe(d, true, pushback(f.trailer))
+	}
+}
+
+// pushback returns the server's pushback in md, 0 when it sent none (or
+// asked for no retry at all, a negative value: the failure penalty then
+// applies).
+func pushback(md metadata.MD) time.Duration {
+	v := md.Get(pushbackKey)
+	if len(v) == 0 {
+		return 0
+	}
+	ms, err := strconv.ParseInt(v[0], 10, 64)
+	if err != nil || ms < 0 {
+		return 0
+	}
+	return time.Duration(ms) * time.Millisecond
+}
