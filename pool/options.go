@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/resolver"
 
 	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/internal/balancer"
 	"github.com/grpcpool/grpcpool/internal/telemetry"
 	"github.com/grpcpool/grpcpool/keepalive"
 	"github.com/grpcpool/grpcpool/retry"
@@ -37,6 +38,10 @@ const (
 	// MinResolveInterval is the smallest re-resolution interval; smaller
 	// values given to WithResolveInterval are raised to it.
 	MinResolveInterval = 100 * time.Millisecond
+	// DefaultMaxEjectPercent is the largest share of the resolved backends
+	// that open circuit breakers take out of rotation (see
+	// WithMaxEjectPercent): gRPC's outlier detection default.
+	DefaultMaxEjectPercent = balancer.DefaultMaxEjectPercent
 	// DefaultDrainTimeout bounds how long a retired connection keeps
 	// carrying its in-flight calls and streams (see WithDrainTimeout), so
 	// a stream a caller abandoned without cancelling it cannot keep a
@@ -124,6 +129,7 @@ type options struct {
 	errs             []error
 	learnStreamLimit time.Duration
 	slowStart        time.Duration
+	maxEjectPercent  int
 
 	// Retry and hedging per method: WithRetry, WithHedging and
 	// WithServiceConfig add to the lists; validate builds methods from
@@ -147,6 +153,7 @@ func defaultOptions() options {
 		resolveInterval:  DefaultResolveInterval,
 		idleTimeout:      DefaultIdleTimeout,
 		drainTimeout:     DefaultDrainTimeout,
+		maxEjectPercent:  DefaultMaxEjectPercent,
 		logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 		learnStreamLimit: DefaultStreamStallTimeout,
 	}
@@ -670,5 +677,28 @@ func durationOption(name string, d time.Duration, set func(*options)) Option {
 			return
 		}
 		set(o)
+	})
+}
+
+// WithMaxEjectPercent caps the share of the resolved backends that open
+// circuit breakers (WithBreaker) take out of rotation, so a fleet-wide
+// blip does not shut every backend until its breaker's open timeout: at
+// most p % of them (at least one) are out, those whose breakers opened
+// first; the others keep taking calls past their open breakers, and the
+// first call after the fleet recovers succeeds. When half or more of the
+// backends have open breakers (Envoy's panic threshold) none is out.
+// Backends that cannot connect are never "in rotation": they cannot be
+// picked, and calls still fail fast when none can. Default 10
+// (DefaultMaxEjectPercent). 100 turns the cap off: every open breaker
+// takes its backend out, and with all of them open calls fail at once
+// with "all backends have open circuit breakers". Values outside 1–100
+// make New fail.
+func WithMaxEjectPercent(p int) Option {
+	return optionFunc(func(o *options) {
+		if p < 1 || p > 100 {
+			o.fail("WithMaxEjectPercent(%d): must be between 1 and 100", p)
+			return
+		}
+		o.maxEjectPercent = p
 	})
 }

@@ -225,6 +225,9 @@ func (p *Pool) coreConfig() balancer.Config {
 		Log:           p.log,
 		Observer:      telemetry.CoreObserver{R: p.rec},
 	}
+	if o.maxEjectPercent < 100 {
+		cfg.MaxEjectPercent, cfg.PanicPercent = o.maxEjectPercent, balancer.DefaultPanicPercent
+	}
 	if o.breaker != nil {
 		cfg.NewBreaker = func(b *balancer.Backend) *breaker.Breaker {
 			brk, err := breaker.New(b.Key, *o.breaker, func(_ string, from, to breaker.State) {

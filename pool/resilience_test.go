@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -279,6 +280,50 @@ func TestResilienceBlackHole(t *testing.T) {
 	t.Logf("%d calls failed (DeadlineExceeded) while tripping; then %v", len(failed), r)
 }
 
+// With the default cap on ejection, a fleet-wide outage never shuts every
+// backend until its breaker's open timeout: calls keep reaching the
+// backends (they fail with the backends' own status, not "open circuit
+// breakers"), and the first calls after the fleet recovers succeed,
+// although the breakers' open timeout is a minute away.
+func TestOpenBreakersNeverShutTheFleet(t *testing.T) {
+	t.Parallel()
+	bs := testutil.StartBackends(t, 4)
+	for _, b := range bs {
+		b.SetFail(codes.Unavailable)
+	}
+	p, _ := testutil.ReadyPool(t, bs, pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 3, OpenTimeout: time.Minute}))
+	client := echopb.NewEchoClient(p)
+	ctx := testutil.Context(t)
+	open := func() int {
+		n := 0
+		for _, b := range p.Stats().Backends {
+			if b.Breaker == breaker.StateOpen {
+				n++
+			}
+		}
+		return n
+	}
+	for i := 0; open() < len(bs); i++ {
+		require.Less(t, i, 200, "breakers not all open: %+v", p.Stats().Backends)
+		_, err := client.Unary(ctx, &echopb.EchoRequest{})
+		require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+		require.NotContains(t, status.Convert(err).Message(), "open circuit breakers", "the outage shut the fleet")
+	}
+	before := totalCalls(bs)
+	for range 20 {
+		_, err := client.Unary(ctx, &echopb.EchoRequest{})
+		require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	}
+	require.Equal(t, before+20, totalCalls(bs), "with every breaker open, calls still reach the backends")
+	for _, b := range bs {
+		b.SetOK()
+	}
+	for i := range 20 {
+		_, err := client.Unary(ctx, &echopb.EchoRequest{})
+		require.NoError(t, err, "call %d after the fleet recovered", i)
+	}
+}
+
 // Every backend fails: once every breaker is open, calls fail at once with
 // Unavailable and a message naming the open breakers, and reach no server.
 func TestResilienceAllDown(t *testing.T) {
@@ -288,11 +333,11 @@ func TestResilienceAllDown(t *testing.T) {
 		name string
 		opts []pool.Option
 	}{
-		{"breaker", []pool.Option{pool.WithBreaker(settings)}},
+		{"breaker", []pool.Option{pool.WithBreaker(settings), pool.WithMaxEjectPercent(100)}},
 		// A backoff longer than any test: if the pool retried a call that
 		// found every breaker open, the call would still be waiting when
 		// its context is canceled.
-		{"breaker+retry", []pool.Option{pool.WithBreaker(settings), pool.WithRetry(retry.Policy{InitialBackoff: time.Hour})}},
+		{"breaker+retry", []pool.Option{pool.WithBreaker(settings), pool.WithMaxEjectPercent(100), pool.WithRetry(retry.Policy{InitialBackoff: time.Hour})}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
