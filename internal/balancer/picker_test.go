@@ -157,3 +157,98 @@ func TestLateBreakerReportDoesNotUndoALaterChange(t *testing.T) {
 		require.Equal(t, "a", r.Conn.Backend.Key)
 	})
 }
+
+// ConsistentHash over the fake: 2,000 keys spread over 5 backends within
+// 10 % of the mean, and a 6th backend takes only its own share of keys,
+// from every other backend, and no key moves elsewhere.
+func TestConsistentHashSpreadAndAdd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		keys := make([]string, 2000)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("user-%016x", uint64(i)*0x9E3779B97F4A7C15)
+		}
+		f := newFake(t, Config{Size: 1, Policy: ConsistentHash})
+		ids := []string{"10.0.0.1:50051", "10.0.0.2:50051", "10.0.0.3:50051", "10.0.0.4:50051", "10.0.0.5:50051", "10.0.0.6:50051"}
+		owners := func() []string {
+			out := make([]string, len(keys))
+			for i, k := range keys {
+				r, o := f.picker().Pick(PickInfo{Key: k, HasKey: true})
+				require.Equal(t, Picked, o)
+				out[i] = r.Conn.Backend.Key
+				r.Conn.Release()
+			}
+			return out
+		}
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(ids[:5]...)) })
+		f.readyAll()
+		before := owners()
+		counts := map[string]int{}
+		for _, o := range before {
+			counts[o]++
+		}
+		most := 0
+		for _, n := range counts {
+			most = max(most, n)
+		}
+		require.Len(t, counts, 5)
+		require.LessOrEqual(t, float64(most)/(float64(len(keys))/5), 1.10, "%v", counts)
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(ids...)) })
+		f.readyAll()
+		after := owners()
+		moved := 0
+		for i := range keys {
+			if after[i] != before[i] {
+				moved++
+				require.Equal(t, ids[5], after[i], "key %q moved from %s to another old backend", keys[i], before[i])
+			}
+		}
+		require.LessOrEqual(t, float64(moved)/float64(len(keys)), 1.0/6+0.02, "moved %d of %d", moved, len(keys))
+		require.Positive(t, moved)
+	})
+}
+
+// Weighted LeastActive follows the weights as far as there is
+// concurrency to compare: with nothing in flight every backend is idle at
+// each pick and the calls spread evenly; with 12 calls in flight, ended
+// oldest first, the calls follow the weights 1:2:3.
+func TestWeightedLeastActiveFollowsWeightsUnderConcurrency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, Policy: LeastActive})
+		gs := groupsOf("w1", "w2", "w3")
+		for i := range gs {
+			gs[i].Weight = uint32(i + 1)
+		}
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, gs) })
+		f.readyAll()
+		run := func(inFlight, calls int) map[string]int {
+			got := map[string]int{}
+			var q []Result
+			for range calls {
+				r, o := f.picker().Pick(PickInfo{})
+				require.Equal(t, Picked, o)
+				r.Conn.Backend.Calls.Add(1)
+				got[r.Conn.Backend.Key]++
+				q = append(q, r)
+				if len(q) > inFlight {
+					r := q[0]
+					q = q[1:]
+					r.Conn.Backend.Calls.Add(-1)
+					r.Conn.Release()
+				}
+			}
+			for _, r := range q {
+				r.Conn.Backend.Calls.Add(-1)
+				r.Conn.Release()
+			}
+			return got
+		}
+		seq := run(0, 600)
+		for _, k := range []string{"w1", "w2", "w3"} {
+			require.InDelta(t, 200, seq[k], 20, "sequential calls at weights 1:2:3: %v", seq)
+		}
+		conc := run(12, 1200)
+		require.Less(t, conc["w1"], conc["w2"], "%v", conc)
+		require.Less(t, conc["w2"], conc["w3"], "%v", conc)
+		require.GreaterOrEqual(t, float64(conc["w3"]), 0.4*1200, "%v", conc)
+	})
+}
