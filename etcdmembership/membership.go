@@ -60,7 +60,8 @@ const retryEvery = 500 * time.Millisecond
 // ErrClosed is returned by Watch once the Membership is closed.
 var ErrClosed = errors.New("etcdmembership: closed")
 
-// Options configures a Membership. The zero value is valid.
+// Options configures a Membership. The zero value is valid. It is a plain
+// value, safe to copy and share.
 type Options struct {
 	// TTL is the lease TTL: a client that stops without Close (a crash, a
 	// partition) keeps its slot this long. Rounded up to whole seconds.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ const (
 	// DefaultIdleTimeout is how long a connection above the floor may carry
 	// nothing before it is drained and closed.
 	DefaultIdleTimeout = time.Minute
+	// MaxConnsPerBackend is the most connections WithSize and WithMaxSize
+	// accept per backend.
+	MaxConnsPerBackend = 1024
 	// MinResolveInterval is the smallest re-resolution interval; smaller
 	// values given to WithResolveInterval are raised to it.
 	MinResolveInterval = 100 * time.Millisecond
@@ -55,7 +59,7 @@ const (
 )
 
 // Policy chooses a backend, and a connection of it, for each call and
-// stream.
+// stream. It is a plain value, safe to copy and share.
 type Policy int
 
 const (
@@ -99,7 +103,8 @@ func (p Policy) String() string {
 }
 
 // An Option configures a Pool. Options are applied in order; New validates
-// the result once and returns an error for invalid values.
+// the result once and returns an error for invalid values. An Option is
+// immutable: it may be reused for any number of pools, concurrently.
 type Option interface {
 	apply(*options)
 }
@@ -165,9 +170,9 @@ func (o *options) fail(format string, args ...any) {
 
 func (o *options) validate() error {
 	if o.maxSize == 0 {
-		o.maxSize = max(o.size*DefaultMaxSizeFactor, DefaultMinMaxSize)
-	}
-	if o.maxSize < o.size {
+		// size ≤ MaxConnsPerBackend, so the default is never below it.
+		o.maxSize = min(max(o.size*DefaultMaxSizeFactor, DefaultMinMaxSize), MaxConnsPerBackend)
+	} else if o.maxSize < o.size {
 		o.fail("WithMaxSize(%d) is below WithSize(%d)", o.maxSize, o.size)
 	}
 	o.validateMethods()
@@ -176,11 +181,11 @@ func (o *options) validate() error {
 
 // WithSize sets how many connections the pool keeps to every resolved
 // address: the floor it keeps warm. Default 2 (DefaultSize). Values below 1
-// make New fail.
+// or above MaxConnsPerBackend (1,024) make New fail.
 func WithSize(n int) Option {
 	return optionFunc(func(o *options) {
-		if n < 1 {
-			o.fail("WithSize(%d): size must be at least 1", n)
+		if n < 1 || n > MaxConnsPerBackend {
+			o.fail("WithSize(%d): size must be between 1 and %d", n, MaxConnsPerBackend)
 			return
 		}
 		o.size = n
@@ -189,11 +194,12 @@ func WithSize(n int) Option {
 
 // WithMaxSize sets the most connections the pool opens to one backend when
 // its connections are full (see WithMaxStreamsPerConn). Default:
-// max(8 × size, 16). Values below the size make New fail.
+// max(8 × size, 16), at most MaxConnsPerBackend. Values below the size or
+// above MaxConnsPerBackend (1,024) make New fail.
 func WithMaxSize(n int) Option {
 	return optionFunc(func(o *options) {
-		if n < 1 {
-			o.fail("WithMaxSize(%d): must be at least 1", n)
+		if n < 1 || n > MaxConnsPerBackend {
+			o.fail("WithMaxSize(%d): must be between 1 and %d", n, MaxConnsPerBackend)
 			return
 		}
 		o.maxSize = n
@@ -267,7 +273,7 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 func WithResolvers(rs ...resolver.Builder) Option {
 	return optionFunc(func(o *options) {
 		for i, r := range rs {
-			if r == nil {
+			if isNil(r) {
 				o.fail("WithResolvers: builder %d is nil", i)
 				return
 			}
@@ -397,8 +403,8 @@ func WithKeepalive(c keepalive.Config) Option {
 // logged. A nil logger makes New fail.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(o *options) {
-		if l == nil {
-			o.fail("WithLogger: nil logger")
+		if l == nil || l.Handler() == nil {
+			o.fail("WithLogger: nil logger, or one without a handler")
 			return
 		}
 		o.logger = l
@@ -436,8 +442,10 @@ func WithHashKeyFunc(f func(ctx context.Context, method string) (string, bool)) 
 // for serviceName ("" is the server as a whole): a connection whose server
 // reports NOT_SERVING or UNKNOWN takes no new calls until it reports
 // SERVING again; calls it carries finish. Servers without the health
-// service (Unimplemented) are treated as serving, with a debug log.
-// Default: no health checking.
+// service (Unimplemented) are treated as serving, with a debug log. A
+// READY connection whose server sends no first report within
+// DefaultHealthTimeout (10 s) counts as not serving, and calls say so,
+// until a report comes. Default: no health checking.
 func WithHealthCheck(serviceName string) Option {
 	return optionFunc(func(o *options) {
 		o.healthService = &serviceName
@@ -549,7 +557,7 @@ func WithSubset(size int, m Membership) Option {
 		case size < 1:
 			o.fail("WithSubset(%d): size must be at least 1", size)
 			return
-		case m == nil:
+		case isNil(m):
 			o.fail("WithSubset(%d): nil Membership", size)
 			return
 		}
@@ -578,7 +586,7 @@ const DefaultMetricsBackendLimit = telemetry.DefaultBackendLimit
 // almost no cost. A nil provider makes New fail.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(o *options) {
-		if mp == nil {
+		if isNil(mp) {
 			o.fail("WithMeterProvider: nil provider")
 			return
 		}
@@ -689,10 +697,10 @@ func durationOption(name string, d time.Duration, set func(*options)) Option {
 // backends have open breakers (Envoy's panic threshold) none is out.
 // Backends that cannot connect are never "in rotation": they cannot be
 // picked, and calls still fail fast when none can. Default 10
-// (DefaultMaxEjectPercent). 100 turns the cap off: every open breaker
-// takes its backend out, and with all of them open calls fail at once
-// with "all backends have open circuit breakers". Values outside 1–100
-// make New fail.
+// (DefaultMaxEjectPercent). 100 turns the cap and the panic threshold
+// off: every open breaker takes its backend out, and with all of them open
+// calls fail at once with "all backends have open circuit breakers".
+// Values outside 1–100 make New fail.
 func WithMaxEjectPercent(p int) Option {
 	return optionFunc(func(o *options) {
 		if p < 1 || p > 100 {
@@ -701,4 +709,17 @@ func WithMaxEjectPercent(p int) Option {
 		}
 		o.maxEjectPercent = p
 	})
+}
+
+// isNil reports whether v is nil or an interface holding a nil pointer,
+// map, func, channel or slice.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch r := reflect.ValueOf(v); r.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return r.IsNil()
+	}
+	return false
 }

@@ -5,17 +5,21 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
+	"math"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
@@ -26,6 +30,10 @@ import (
 	"github.com/grpcpool/grpcpool/pool"
 	"github.com/grpcpool/grpcpool/retry"
 )
+
+type nilMembership struct{}
+
+func (*nilMembership) Watch(context.Context, func(index, count int)) error { return nil }
 
 func TestNewRejectsBadInput(t *testing.T) {
 	t.Parallel()
@@ -42,6 +50,14 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"size 0", "127.0.0.1:1", []pool.Option{pool.WithSize(0)}, pool.ErrInvalidOption},
 		{"size negative", "127.0.0.1:1", []pool.Option{pool.WithSize(-3)}, pool.ErrInvalidOption},
 		{"max size below size", "127.0.0.1:1", []pool.Option{pool.WithSize(4), pool.WithMaxSize(2)}, pool.ErrInvalidOption},
+		{"size above the maximum", "127.0.0.1:1", []pool.Option{pool.WithSize(math.MaxInt32)}, pool.ErrInvalidOption},
+		{"size that overflows the default maximum", "127.0.0.1:1", []pool.Option{pool.WithSize(math.MaxInt)}, pool.ErrInvalidOption},
+		{"max size above the maximum", "127.0.0.1:1", []pool.Option{pool.WithMaxSize(pool.MaxConnsPerBackend + 1)}, pool.ErrInvalidOption},
+		{"typed nil meter provider", "127.0.0.1:1", []pool.Option{pool.WithMeterProvider((*sdkmetric.MeterProvider)(nil))}, pool.ErrInvalidOption},
+		{"logger without a handler", "127.0.0.1:1", []pool.Option{pool.WithLogger(&slog.Logger{})}, pool.ErrInvalidOption},
+		{"typed nil resolver", "127.0.0.1:1", []pool.Option{pool.WithResolvers((*manual.Resolver)(nil))}, pool.ErrInvalidOption},
+		{"typed nil membership", "127.0.0.1:1", []pool.Option{pool.WithSubset(1, (*nilMembership)(nil))}, pool.ErrInvalidOption},
+		{"bad escape", "dns:///%zz", nil, pool.ErrInvalidTarget},
 		{"nil option", "127.0.0.1:1", []pool.Option{nil}, pool.ErrInvalidOption},
 		{"unknown policy", "127.0.0.1:1", []pool.Option{pool.WithPolicy(pool.Policy(42))}, pool.ErrInvalidOption},
 		{"negative resolve interval", "127.0.0.1:1", []pool.Option{pool.WithResolveInterval(-time.Second)}, pool.ErrInvalidOption},

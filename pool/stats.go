@@ -10,7 +10,9 @@ import (
 )
 
 // Stats is a snapshot of a pool: one BackendStats per backend, resolved
-// ones first in resolver order, then removed ones still draining.
+// ones first in resolver order, then removed ones still draining. It is a
+// plain value that shares nothing with the pool: safe to keep, copy and
+// read from any goroutine.
 type Stats struct {
 	Target   string
 	Policy   Policy
@@ -19,7 +21,7 @@ type Stats struct {
 }
 
 // BackendStats describes one backend: a resolved address and the
-// connections the pool keeps to it.
+// connections the pool keeps to it. A plain value, like Stats.
 type BackendStats struct {
 	Addr    string // the address connections dial
 	Weight  uint32 // see WithAddressWeight; 1 by default
@@ -47,7 +49,7 @@ type BackendStats struct {
 // Active returns the calls and streams the backend carries.
 func (b BackendStats) Active() int64 { return b.ActiveCalls + b.ActiveStreams }
 
-// ConnStats describes one connection.
+// ConnStats describes one connection. A plain value, like Stats.
 type ConnStats struct {
 	ID        uint64
 	State     connectivity.State // what its transport last reported

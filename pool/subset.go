@@ -126,11 +126,11 @@ func (s *subsetter) place(index, count int) bool {
 
 // run follows the membership until ctx ends, calling changed whenever the
 // subset may have changed. A static membership needs no goroutine.
-func (s *subsetter) run(ctx context.Context, changed func()) {
+func (s *subsetter) run(ctx context.Context, changed func()) error {
 	if _, ok := s.m.(staticMembership); ok {
-		return
+		return nil
 	}
-	_ = s.m.Watch(ctx, func(index, count int) {
+	return s.m.Watch(ctx, func(index, count int) {
 		if s.place(index, count) {
 			changed()
 		}
@@ -172,12 +172,22 @@ func (p *Pool) startSubset() {
 		return
 	}
 	p.goAsync(func() {
-		sub.run(p.ctx, func() {
+		defer func() {
+			// A Membership that panics must not take the process down:
+			// the pool keeps the last place it had.
+			if r := recover(); r != nil {
+				p.log.Error("grpcpool: membership Watch panicked; keeping the last place", "target", p.target, "panic", r)
+			}
+		}()
+		err := sub.run(p.ctx, func() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			if sub.hasLast {
 				_ = p.updateStateLocked(sub.last)
 			}
 		})
+		if err != nil && p.ctx.Err() == nil {
+			p.log.Error("grpcpool: membership Watch ended; keeping the last place", "target", p.target, "err", err)
+		}
 	})
 }

@@ -42,8 +42,15 @@ func parseTarget(target string, builders []resolver.Builder) (resolver.Target, r
 	if err == nil && u.Scheme != "" && strings.Contains(target, "://") {
 		return resolver.Target{}, nil, fmt.Errorf("%w: %q in target %q", ErrUnknownScheme, u.Scheme, target)
 	}
+	first := err
 	u, err = url.Parse(defaultScheme + ":///" + target)
 	if err != nil {
+		if first != nil {
+			err = first // what is wrong with the target as the caller wrote it
+		}
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err
+		}
 		return resolver.Target{}, nil, fmt.Errorf("%w: %q: %v", ErrInvalidTarget, target, err)
 	}
 	if u.Path == "/" || u.Path == "" {

@@ -37,6 +37,8 @@ const (
 // before the last of them, plus MinPerSecond × Window. When calls stop,
 // retries already made may exceed the bound for the calls left; no retry
 // is allowed until they expire too.
+//
+// A BudgetConfig is a plain value, safe to copy and share.
 type BudgetConfig struct {
 	// Ratio is the fraction of calls that may be retried: each call
 	// (Deposit) earns Ratio retries (Withdraw). Zero means

@@ -61,6 +61,9 @@ type Config struct {
 // retryThrottling, timeout, waitForReady, message size limits; each with
 // what to use instead).
 func ParseServiceConfig(js string) (*Config, error) {
+	if t := strings.TrimSpace(js); t == "null" || t == "" {
+		return nil, fmt.Errorf("%w: service config: %q is not a JSON object", ErrInvalidPolicy, t)
+	}
 	var sc serviceConfigJSON
 	dec := json.NewDecoder(strings.NewReader(js))
 	dec.DisallowUnknownFields()

@@ -21,6 +21,8 @@ func TestParseServiceConfig(t *testing.T) {
 		wantErr string // a part of the error; "" for none
 	}{
 		{"empty", `{}`, &retry.Config{}, ""},
+		{"null", `null`, nil, "not a JSON object"},
+		{"nothing", ` `, nil, "not a JSON object"},
 		{"retry for a method", `{"methodConfig": [{"name": [{"service": "pkg.Svc", "method": "Get"}], ` + validRetry + `}]}`,
 			&retry.Config{Retry: []retry.Policy{{
 				MaxAttempts: 3, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 1500 * time.Millisecond, Multiplier: 2,
