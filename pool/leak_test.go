@@ -11,7 +11,7 @@ import (
 // given: most tests wait on real loopback servers and timers, not on the
 // CPU, so more of them than GOMAXPROCS (go test's default) overlap their
 // waits. Tests that bound wall-clock delays do not call t.Parallel.
-const parallelDefault = "4"
+const parallelDefault = "8"
 
 func TestMain(m *testing.M) {
 	flag.Parse()
