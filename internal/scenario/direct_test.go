@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -36,7 +37,18 @@ func TestDirect(t *testing.T) {
 	for _, name := range []string{DirectRoundRobin, DirectPoolRR, DirectPoolRRSize1} {
 		c := get(name)
 		assert.Equal(t, []int64{30, 30, 30}, c.Streams, "%s streams per backend", name)
-		assert.Equal(t, []int64{100, 100, 100}, c.Unary, "%s unary calls per backend", name)
+		// grpc's round_robin shares one counter: exact. The pool's
+		// round-robin takes tickets per P when concurrent picks collide,
+		// which keeps each backend within one call per P of its share.
+		slack := int64(0)
+		if name != DirectRoundRobin {
+			slack = int64(runtime.GOMAXPROCS(0))
+		}
+		require.Len(t, c.Unary, 3)
+		for i, n := range c.Unary {
+			assert.InDelta(t, 100, n, float64(slack), "%s unary calls per backend %v (backend %d)", name, c.Unary, i)
+		}
+		assert.Equal(t, int64(300), sum(c.Unary), "%s unary calls", name)
 	}
 	assert.Equal(t, 3, get(DirectRoundRobin).Conns)
 	assert.Equal(t, 3, get(DirectPoolRRSize1).Conns, "the like-for-like row has round_robin's connection count")
