@@ -325,7 +325,13 @@ func TestStreamProbeClosesBreakerOnFirstResponse(t *testing.T) {
 		require.NoError(t, ctx.Err(), "breaker half-open")
 		time.Sleep(5 * time.Millisecond)
 	}
-	testutil.OpenBidi(t, testutil.ContextFor(t, time.Minute), c, 1) // the probe, open till cleanup: it has had its first echo
+	// The probe, open till cleanup. It waits for the pool to offer the
+	// half-open backend, then has its echo.
+	probe, err := c.Bidi(testutil.ContextFor(t, time.Minute), grpc.WaitForReady(true))
+	require.NoError(t, err)
+	require.NoError(t, probe.Send(&echopb.EchoRequest{Message: "probe"}))
+	_, err = probe.Recv()
+	require.NoError(t, err)
 	wait := testutil.ContextFor(t, 3*time.Second)
 	for st := rvOnly(t, p).Breaker; st != breaker.StateClosed; st = rvOnly(t, p).Breaker {
 		require.NoError(t, wait.Err(), "the breaker must close once the probe stream was answered; it is %v", st)
