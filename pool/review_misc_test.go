@@ -80,12 +80,16 @@ func TestConnectionFailureMessageCarriesTheCause(t *testing.T) {
 // its Unavailable message.
 func TestDNSTargetWithIPv6ServerDialsPort53(t *testing.T) {
 	t.Parallel()
-	p := testutil.NewPool(t, "dns://[::1]/svc.test:50051")
-	_, err := rvUnary(testutil.ContextFor(t, 15*time.Second), echopb.NewEchoClient(p))
-	msg := status.Convert(err).Message()
-	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
-	require.NotContains(t, msg, "[[::1]]", "the DNS server's address was bracketed twice")
-	require.Contains(t, msg, "[::1]:53", "the lookup must go to [::1]:53")
+	for _, target := range []string{"dns://[::1]/svc.test:50051", "dns://[::1]:53/svc.test:50051"} {
+		t.Run(target, func(t *testing.T) {
+			p := testutil.NewPool(t, target)
+			_, err := rvUnary(testutil.ContextFor(t, 15*time.Second), echopb.NewEchoClient(p))
+			msg := status.Convert(err).Message()
+			require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+			require.NotContains(t, msg, "[[::1]]", "the DNS server's address was bracketed twice")
+			require.Contains(t, msg, "[::1]:53", "the lookup must go to [::1]:53")
+		})
+	}
 }
 
 // review item 15: a caller's grpc.OnFinish runs once per call, as gRPC
