@@ -28,7 +28,7 @@ type shard struct {
 	local     atomic.Uint64           // this P's own counter: connection rotation
 	cursor    atomic.Uint64           // LeastActive's scan position (large fleets)
 	hint      atomic.Pointer[Backend] // LeastActive: a backend this P's last release left at the floor
-	_         [80]byte // 128 bytes: no two Ps' shards share a cache line, or a prefetched pair
+	_         [80]byte                // 128 bytes: no two Ps' shards share a cache line, or a prefetched pair
 }
 
 // counters is the pickers' shared pick state, carried from picker to
