@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 	"github.com/grpcpool/grpcpool/internal/telemetry"
 	"github.com/grpcpool/grpcpool/retry"
 )
@@ -79,7 +79,7 @@ func (p *Pool) invokeCall(ctx context.Context, method string, args, reply any, o
 	if pol != nil {
 		p.budget.Deposit()
 	}
-	var tr balancer.Tried
+	var tr core.Tried
 	var last error // the error of the last attempt made
 	for n := 1; ; {
 		pk, s, err := p.pick(ctx, method, opts, &tr)
@@ -117,7 +117,7 @@ func (p *Pool) invokeCall(ctx context.Context, method string, args, reply any, o
 	}
 }
 
-func (p *Pool) invoke(ctx context.Context, pk balancer.Result, method string, args, reply any, opts []grpc.CallOption, a *attempt) error {
+func (p *Pool) invoke(ctx context.Context, pk core.Result, method string, args, reply any, opts []grpc.CallOption, a *attempt) error {
 	c := pk.Conn
 	b := c.Backend
 	b.Started.Add(1)
@@ -137,7 +137,7 @@ func (p *Pool) invoke(ctx context.Context, pk balancer.Result, method string, ar
 }
 
 // release ends a call on c and tells the core when that drained it.
-func (p *Pool) release(c *balancer.Conn) {
+func (p *Pool) release(c *core.Conn) {
 	if c.Release() {
 		p.events.push(func(now time.Time) { p.core.Drained(now, c) })
 	}
@@ -146,11 +146,11 @@ func (p *Pool) release(c *balancer.Conn) {
 // finish records how a call or stream ended. answered: the server had
 // answered it, so the caller's own deadline or cancellation that ended it
 // says nothing about the backend.
-func (p *Pool) finish(b *balancer.Backend, done func(error), err error, answered bool) {
+func (p *Pool) finish(b *core.Backend, done func(error), err error, answered bool) {
 	switch {
 	case err == nil:
 	case notSent(err), answered && callerEnded(err):
-		err = balancer.ErrNotSent
+		err = core.ErrNotSent
 	case p.classify(err) == breaker.Failure:
 		b.Failures.Add(1)
 	}
@@ -228,7 +228,7 @@ func (p *Pool) NewStream(ctx context.Context, desc *grpc.StreamDesc, method stri
 // grpc.Streamer.
 func (p *Pool) logicalStream(ctx context.Context, desc *grpc.StreamDesc, _ *grpc.ClientConn, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	opts, fin := splitOnFinish(opts)
-	var tr balancer.Tried
+	var tr core.Tried
 	pol := p.o.methods.ForCall(method, opts).Retry
 	if pol != nil {
 		p.budget.Deposit()
@@ -285,7 +285,7 @@ const (
 type stream struct {
 	grpc.ClientStream
 	p         *Pool
-	c         *balancer.Conn
+	c         *core.Conn
 	done      func(error)
 	reported  atomic.Bool // the breaker has been told
 	answered  atomic.Bool // the server sent headers or a message
@@ -315,7 +315,7 @@ type stallCall struct {
 	stalls int // attempts given up so far
 }
 
-func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.StreamDesc, method string, opts []grpc.CallOption, fin []func(error), sc *stallCall) (grpc.ClientStream, error) {
+func (p *Pool) newStream(ctx context.Context, pk core.Result, desc *grpc.StreamDesc, method string, opts []grpc.CallOption, fin []func(error), sc *stallCall) (grpc.ClientStream, error) {
 	c := pk.Conn
 	st := &stream{p: p, c: c, done: pk.Done, fin: fin, method: method, start: time.Now(), callStart: sc.start, fb: p.streamFeedback(c.Backend)}
 	o := append(st.optsBuf[:0], opts...)
@@ -362,7 +362,7 @@ func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.Str
 			if err == nil {
 				st.cancel()
 			}
-			st.finish(balancer.ErrNotSent)
+			st.finish(core.ErrNotSent)
 			return nil, errStalled
 		}
 	}
@@ -372,7 +372,7 @@ func (p *Pool) newStream(ctx context.Context, pk balancer.Result, desc *grpc.Str
 	}
 	st.ClientStream = cs
 	if p.o.maxStreamAge > 0 {
-		st.timer = time.AfterFunc(balancer.Jitter(p.o.maxStreamAge), st.expire)
+		st.timer = time.AfterFunc(core.Jitter(p.o.maxStreamAge), st.expire)
 	}
 	st.final.Store(true)
 	if st.ended.Load() {

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 )
 
 // pushbackKey is the trailer a server sets to ask clients to back off
@@ -22,7 +22,7 @@ const pushbackKey = "grpc-retry-pushback-ms"
 // does nothing.
 type feedback struct {
 	p       *Pool
-	b       *balancer.Backend
+	b       *core.Backend
 	start   time.Time
 	trailer metadata.MD
 	stream  bool // only failures count: see streamFeedback
@@ -31,7 +31,7 @@ type feedback struct {
 // feedback starts the feedback of an attempt on b. With PeakEWMA it adds
 // a grpc.Trailer option to opts so the attempt's trailer, and any pushback
 // in it, can be read; otherwise it returns nil and opts unchanged.
-func (p *Pool) feedback(b *balancer.Backend, opts []grpc.CallOption) (*feedback, []grpc.CallOption) {
+func (p *Pool) feedback(b *core.Backend, opts []grpc.CallOption) (*feedback, []grpc.CallOption) {
 	if p.o.policy != PeakEWMA {
 		return nil, opts
 	}
@@ -44,7 +44,7 @@ func (p *Pool) feedback(b *balancer.Backend, opts []grpc.CallOption) (*feedback,
 // comes only at the stream's end). Its time to a first answer is not a
 // latency: a watch stream's server may rightly send nothing for minutes,
 // and a backend must not be shunned for it.
-func (p *Pool) streamFeedback(b *balancer.Backend) *feedback {
+func (p *Pool) streamFeedback(b *core.Backend) *feedback {
 	if p.o.policy != PeakEWMA {
 		return nil
 	}

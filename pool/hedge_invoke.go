@@ -7,7 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 	"github.com/grpcpool/grpcpool/retry"
 )
 
@@ -19,8 +19,8 @@ import (
 func (p *Pool) invokeHedged(ctx context.Context, mc retry.MethodConfig, method string, args, reply any, opts []grpc.CallOption) error {
 	p.budget.Deposit()
 	var (
-		mu sync.Mutex     // guards tr: attempts pick from goroutines of their own
-		tr balancer.Tried // the backends the call's attempts went to
+		mu sync.Mutex // guards tr: attempts pick from goroutines of their own
+		tr core.Tried // the backends the call's attempts went to
 	)
 	return hedge(ctx, hedgeCall{
 		mc:     mc,
@@ -41,7 +41,7 @@ func (p *Pool) invokeHedged(ctx context.Context, mc retry.MethodConfig, method s
 					// load where the call already waits.
 					p.release(pk.Conn)
 					if pk.Done != nil {
-						pk.Done(balancer.ErrNotSent)
+						pk.Done(core.ErrNotSent)
 					}
 					err = errNoHedgeTarget
 				}

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/resolver"
 
 	"github.com/grpcpool/grpcpool/breaker"
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 	"github.com/grpcpool/grpcpool/internal/telemetry"
 	"github.com/grpcpool/grpcpool/keepalive"
 	"github.com/grpcpool/grpcpool/retry"
@@ -45,7 +45,7 @@ const (
 	// DefaultMaxEjectPercent is the largest share of the resolved backends
 	// that open circuit breakers take out of rotation (see
 	// WithMaxEjectPercent): gRPC's outlier detection default.
-	DefaultMaxEjectPercent = balancer.DefaultMaxEjectPercent
+	DefaultMaxEjectPercent = core.DefaultMaxEjectPercent
 	// DefaultDrainTimeout bounds how long a retired connection keeps
 	// carrying its in-flight calls and streams (see WithDrainTimeout), so
 	// a stream a caller abandoned without cancelling it cannot keep a

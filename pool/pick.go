@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 )
 
 // waitForReady reports whether the call asked for grpc.WaitForReady(true).
@@ -34,8 +34,8 @@ const growWait = 5 * time.Second
 // it fails at once with codes.Unavailable, unless the caller asked for
 // grpc.WaitForReady(true), in which case it waits for a connection. It
 // returns the picker it picked from.
-func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, tr *balancer.Tried) (balancer.Result, *balancer.Picker, error) {
-	info := balancer.PickInfo{Tried: tr, Grow: p.growFn}
+func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, tr *core.Tried) (core.Result, *core.Picker, error) {
+	info := core.PickInfo{Tried: tr, Grow: p.growFn}
 	if p.o.policy == ConsistentHash {
 		info.Key, info.HasKey = p.hashKey(ctx, method)
 	}
@@ -52,17 +52,17 @@ func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, 
 		s := p.picker.Load()
 		r, o := s.Pick(info)
 		switch o {
-		case balancer.Picked:
+		case core.Picked:
 			if !waited.IsZero() {
 				p.rec.PickWait(ctx, time.Since(waited))
 			}
 			return r, s, nil
-		case balancer.WaitGrowth:
+		case core.WaitGrowth:
 			if grow == nil {
 				grow = time.NewTimer(growWait)
 				growC = grow.C
 			}
-		case balancer.Fail:
+		case core.Fail:
 			if p.closed.Load() {
 				return r, s, status.Error(codes.Canceled, msgClosed)
 			}
@@ -78,11 +78,11 @@ func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, 
 		}
 		select {
 		case <-ctx.Done():
-			return balancer.Result{}, s, status.FromContextError(ctx.Err()).Err()
+			return core.Result{}, s, status.FromContextError(ctx.Err()).Err()
 		case <-s.Changed():
 		case <-growC:
 			growC = nil
-			if r, o := p.picker.Load().Overflow(); o == balancer.Picked {
+			if r, o := p.picker.Load().Overflow(); o == core.Picked {
 				return r, s, nil
 			}
 		}
@@ -92,7 +92,7 @@ func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, 
 // awaitChange waits, within ctx, until a picker newer than s is published:
 // after an attempt found its connection no longer READY, the next pick
 // should not see the same picker again.
-func awaitChange(ctx context.Context, s *balancer.Picker) {
+func awaitChange(ctx context.Context, s *core.Picker) {
 	t := time.NewTimer(100 * time.Millisecond)
 	defer t.Stop()
 	select {

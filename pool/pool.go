@@ -76,7 +76,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 	"github.com/grpcpool/grpcpool/retry"
 )
 
@@ -101,11 +101,11 @@ type Pool struct {
 	goMu     sync.Mutex // guards goClosed and wg.Add; never held while calling out
 	goClosed bool
 
-	picker         atomic.Pointer[balancer.Picker] // what calls pick from
+	picker         atomic.Pointer[core.Picker] // what calls pick from
 	closed         atomic.Bool
 	lastResolveNow atomic.Int64
 	calls          atomic.Uint64 // numbers NewStream calls for the core's stall evidence
-	growFn         func(*balancer.Backend)
+	growFn         func(*core.Backend)
 
 	resMu sync.Mutex // guards res
 	res   resolver.Resolver
@@ -113,7 +113,7 @@ type Pool struct {
 	events events
 
 	mu   sync.Mutex // guards core and the pconn fields marked so
-	core *balancer.Core
+	core *core.Core
 }
 
 var _ grpc.ClientConnInterface = (*Pool)(nil)
@@ -168,11 +168,11 @@ func New(target string, opts ...Option) (*Pool, error) {
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.events = events{wake: make(chan struct{}, 1), poolMu: &p.mu, flush: func() { p.core.Flush() }}
-	p.growFn = func(b *balancer.Backend) {
+	p.growFn = func(b *core.Backend) {
 		p.events.push(func(now time.Time) { p.core.Grow(now, b) })
 	}
 	p.mu.Lock()
-	p.core = balancer.New(p.coreConfig(), seam{p})
+	p.core = core.New(p.coreConfig(), seam{p})
 	p.mu.Unlock()
 	if err := p.rec.RegisterGauges(func(g telemetry.GaugeObserver) {
 		p.mu.Lock()
@@ -207,9 +207,9 @@ func New(target string, opts ...Option) (*Pool, error) {
 	return p, nil
 }
 
-func (p *Pool) coreConfig() balancer.Config {
+func (p *Pool) coreConfig() core.Config {
 	o := p.o
-	cfg := balancer.Config{
+	cfg := core.Config{
 		Target:        p.target,
 		Size:          o.size,
 		MaxSize:       o.maxSize,
@@ -220,16 +220,16 @@ func (p *Pool) coreConfig() balancer.Config {
 		DrainTimeout:  o.drainTimeout,
 		HealthCheck:   o.healthService != nil,
 		HealthTimeout: DefaultHealthTimeout,
-		Policy:        balancer.Policy(o.policy),
+		Policy:        core.Policy(o.policy),
 		SlowStart:     o.slowStart,
 		Log:           p.log,
 		Observer:      telemetry.CoreObserver{R: p.rec},
 	}
 	if o.maxEjectPercent < 100 {
-		cfg.MaxEjectPercent, cfg.PanicPercent = o.maxEjectPercent, balancer.DefaultPanicPercent
+		cfg.MaxEjectPercent, cfg.PanicPercent = o.maxEjectPercent, core.DefaultPanicPercent
 	}
 	if o.breaker != nil {
-		cfg.NewBreaker = func(b *balancer.Backend) *breaker.Breaker {
+		cfg.NewBreaker = func(b *core.Backend) *breaker.Breaker {
 			brk, err := breaker.New(b.Key, *o.breaker, func(_ string, from, to breaker.State) {
 				b.StoreBreakerState(to)
 				p.log.Info("grpcpool: circuit breaker", "target", p.target, "addr", b.Addr(), "from", from.String(), "to", to.String())

@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 )
 
 var errNoAddresses = errors.New("grpcpool: resolver returned no addresses")
@@ -33,8 +33,8 @@ func (r *resolverCC) ParseServiceConfig(string) *serviceconfig.ParseResult {
 
 // groups turns a resolver state into backends: one per address, or one per
 // endpoint (with all its addresses) for resolvers that report endpoints only.
-func groups(s resolver.State) []balancer.Group {
-	var gs []balancer.Group
+func groups(s resolver.State) []core.Group {
+	var gs []core.Group
 	seen := make(map[string]bool)
 	add := func(addrs []resolver.Address) {
 		if len(addrs) == 0 {
@@ -45,7 +45,7 @@ func groups(s resolver.State) []balancer.Group {
 			return
 		}
 		seen[k] = true
-		gs = append(gs, balancer.Group{Key: k, Addrs: addrs, Weight: weightOf(addrs[0])})
+		gs = append(gs, core.Group{Key: k, Addrs: addrs, Weight: weightOf(addrs[0])})
 	}
 	if len(s.Addresses) > 0 {
 		for _, a := range s.Addresses {
@@ -129,12 +129,12 @@ func (p *Pool) resolveSoon() {
 }
 
 // jitter returns d ±10 %.
-func jitter(d time.Duration) time.Duration { return balancer.Jitter(d) }
+func jitter(d time.Duration) time.Duration { return core.Jitter(d) }
 
 // staticBuilder resolves a pool connection's target to its backend's
 // addresses, attributes and all, and gives the connection the pool target's
 // authority, so TLS checks the target's host name, never the dialed IP.
-// attrs carry the connection to the leaf balancer.
+// attrs carry the connection to the leaf core.
 type staticBuilder struct {
 	addrs     []resolver.Address
 	authority string

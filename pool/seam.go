@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
 
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 )
 
 // The pool implements the decision core's seam over grpc.ClientConn. The
@@ -24,7 +24,7 @@ import (
 // grpc.ClientConn behind it.
 type pconn struct {
 	p  *Pool
-	c  *balancer.Conn
+	c  *core.Conn
 	cc *grpc.ClientConn
 
 	// Guarded by Pool.mu.
@@ -33,7 +33,7 @@ type pconn struct {
 
 type pconnKey struct{}
 
-func handle(c *balancer.Conn) *pconn { return c.Handle.(*pconn) }
+func handle(c *core.Conn) *pconn { return c.Handle.(*pconn) }
 
 // stateChanged is called by the leaf balancer, on grpc's goroutine.
 func (pc *pconn) stateChanged(s connectivity.State, err error) {
@@ -43,10 +43,10 @@ func (pc *pconn) stateChanged(s connectivity.State, err error) {
 	})
 }
 
-// seam is the balancer.Seam of a Pool.
+// seam is the core.Seam of a Pool.
 type seam struct{ p *Pool }
 
-func (s seam) Dial(c *balancer.Conn) {
+func (s seam) Dial(c *core.Conn) {
 	p := s.p
 	pc := &pconn{p: p, c: c}
 	c.Handle = pc
@@ -68,13 +68,13 @@ func (s seam) Dial(c *balancer.Conn) {
 	cc.Connect()
 }
 
-func (s seam) Connect(c *balancer.Conn) {
+func (s seam) Connect(c *core.Conn) {
 	if pc := handle(c); pc.cc != nil {
 		pc.cc.Connect()
 	}
 }
 
-func (s seam) Close(c *balancer.Conn) {
+func (s seam) Close(c *core.Conn) {
 	pc := handle(c)
 	if pc.healthCancel != nil {
 		pc.healthCancel()
@@ -85,11 +85,11 @@ func (s seam) Close(c *balancer.Conn) {
 	}
 }
 
-func (s seam) Publish(q *balancer.Picker) { s.p.picker.Store(q) }
+func (s seam) Publish(q *core.Picker) { s.p.picker.Store(q) }
 
 func (s seam) ResolveNow() { s.p.resolveSoon() }
 
-func (s seam) After(d time.Duration, t balancer.Timer) func() bool {
+func (s seam) After(d time.Duration, t core.Timer) func() bool {
 	p := s.p
 	tm := time.AfterFunc(d, func() {
 		p.events.push(func(now time.Time) { p.core.Fire(now, t) })

@@ -6,7 +6,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/grpcpool/grpcpool/breaker"
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 )
 
 // Stats is a snapshot of a pool: one BackendStats per backend, resolved
@@ -100,12 +100,12 @@ func (p *Pool) Stats() Stats {
 				bs.LastError = cs.LastError
 			}
 			switch c.State() {
-			case balancer.Ready:
+			case core.Ready:
 				bs.Ready++
 				bs.Healthy = true
-			case balancer.Draining, balancer.Closed:
+			case core.Draining, core.Closed:
 				bs.Draining++
-			case balancer.NotServing:
+			case core.NotServing:
 				bs.Connecting++
 			default:
 				bs.Connecting++

@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/grpc/resolver"
 
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 	"github.com/grpcpool/grpcpool/internal/subset"
 )
 
@@ -140,7 +140,7 @@ func (s *subsetter) run(ctx context.Context, changed func()) error {
 // subsetLocked is the hook of updateState: it remembers s, for re-applying
 // when the place changes, and keeps the groups whose key the subset
 // selects, in their resolver order. Without WithSubset it returns gs.
-func (p *Pool) subsetLocked(s resolver.State, gs []balancer.Group) []balancer.Group {
+func (p *Pool) subsetLocked(s resolver.State, gs []core.Group) []core.Group {
 	sub := p.o.subset
 	if sub == nil {
 		return gs

@@ -133,7 +133,7 @@ func breakerIndex(s breaker.State) int {
 
 // ConnState is a connection's state in grpcpool.connection.state. Its
 // values and names are those of the pool's effective connection states
-// (internal/balancer.State), in the same order, so ConnState(s) converts
+// (internal/core.State), in the same order, so ConnState(s) converts
 // one; Closed, and anything past it, counts as draining.
 type ConnState uint8
 

@@ -1,7 +1,7 @@
 package telemetry
 
 import (
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 )
 
 // CoreObserver reports the decision core's decisions to R: every
@@ -9,20 +9,20 @@ import (
 // timeout closed while it still carried calls, and the last connection of
 // a removed backend closing with nothing in flight, which releases the
 // backend's grpcpool.backend value (ForgetBackend). Give it to the core
-// as balancer.Config.Observer. Its methods run with the core's
+// as core.Config.Observer. Its methods run with the core's
 // serialisation held, as the core calls them; R may be nil.
 type CoreObserver struct{ R *Recorder }
 
-var _ balancer.Observer = CoreObserver{}
+var _ core.Observer = CoreObserver{}
 
 // ConnState handles a connection's state change.
-func (o CoreObserver) ConnState(c *balancer.Conn, from, to balancer.State) {
-	if to != balancer.Closed {
+func (o CoreObserver) ConnState(c *core.Conn, from, to core.State) {
+	if to != core.Closed {
 		return
 	}
 	b := c.Backend
 	active := c.Active()
-	if from == balancer.Draining && active > 0 {
+	if from == core.Draining && active > 0 {
 		o.R.DrainTimeout(b.Addr())
 	}
 	// The core calls this before it drops c from its backend.
@@ -32,18 +32,18 @@ func (o CoreObserver) ConnState(c *balancer.Conn, from, to balancer.State) {
 }
 
 // Retired handles a retirement.
-func (o CoreObserver) Retired(c *balancer.Conn, reason string) { o.R.Recycle(c.Backend.Addr(), reason) }
+func (o CoreObserver) Retired(c *core.Conn, reason string) { o.R.Recycle(c.Backend.Addr(), reason) }
 
 // LimitLearned does nothing: the stream limit is a gauge, read by
 // ObserveBackends at each collection.
-func (CoreObserver) LimitLearned(*balancer.Backend, int64) {}
+func (CoreObserver) LimitLearned(*core.Backend, int64) {}
 
 // ObserveBackends reports the connections, stream limits and breaker
 // states of backends to o, for the gauge callback given to
 // RegisterGauges. The caller holds the core's serialisation. A backend's
 // stream limit is its learned one, else configured (0: none);
 // breakers tells whether the pool has breakers.
-func ObserveBackends(o GaugeObserver, backends []*balancer.Backend, configured int64, breakers bool) {
+func ObserveBackends(o GaugeObserver, backends []*core.Backend, configured int64, breakers bool) {
 	for _, b := range backends {
 		addr := b.Addr()
 		for _, c := range b.Conns() {

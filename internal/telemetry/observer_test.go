@@ -9,27 +9,27 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
 
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 	"github.com/grpcpool/grpcpool/internal/telemetry"
 )
 
 // seam stands in for real connections; the test fires timers itself.
 type seam struct {
-	dials  []*balancer.Conn
-	timers []balancer.Timer
+	dials  []*core.Conn
+	timers []core.Timer
 }
 
-func (s *seam) Dial(c *balancer.Conn)    { s.dials = append(s.dials, c) }
-func (s *seam) Connect(*balancer.Conn)   {}
-func (s *seam) Close(*balancer.Conn)     {}
-func (s *seam) Publish(*balancer.Picker) {}
-func (s *seam) ResolveNow()              {}
-func (s *seam) After(_ time.Duration, t balancer.Timer) func() bool {
+func (s *seam) Dial(c *core.Conn)    { s.dials = append(s.dials, c) }
+func (s *seam) Connect(*core.Conn)   {}
+func (s *seam) Close(*core.Conn)     {}
+func (s *seam) Publish(*core.Picker) {}
+func (s *seam) ResolveNow()          {}
+func (s *seam) After(_ time.Duration, t core.Timer) func() bool {
 	s.timers = append(s.timers, t)
 	return func() bool { return true }
 }
 
-func (s *seam) timer(t *testing.T, kind balancer.TimerKind, c *balancer.Conn) balancer.Timer {
+func (s *seam) timer(t *testing.T, kind core.TimerKind, c *core.Conn) core.Timer {
 	t.Helper()
 	for _, tm := range s.timers {
 		if tm.Kind == kind && tm.Conn == c {
@@ -37,11 +37,11 @@ func (s *seam) timer(t *testing.T, kind balancer.TimerKind, c *balancer.Conn) ba
 		}
 	}
 	t.Fatalf("no timer of kind %d for conn %d", kind, c.ID)
-	return balancer.Timer{}
+	return core.Timer{}
 }
 
-func group(addr string) balancer.Group {
-	return balancer.Group{Key: addr, Addrs: []resolver.Address{{Addr: addr}}}
+func group(addr string) core.Group {
+	return core.Group{Key: addr, Addrs: []resolver.Address{{Addr: addr}}}
 }
 
 // The core's decisions reach the metrics: a recycle, a drain the timeout
@@ -49,7 +49,7 @@ func group(addr string) balancer.Group {
 func TestCoreObserver(t *testing.T) {
 	r, rd := newRecorder(t, "t", 1)
 	s := &seam{}
-	k := balancer.New(balancer.Config{
+	k := core.New(core.Config{
 		Target: "t", Size: 1, MaxSize: 1, DrainTimeout: time.Minute,
 		Jitter:   func(d time.Duration) time.Duration { return d },
 		Observer: telemetry.CoreObserver{R: r},
@@ -58,7 +58,7 @@ func TestCoreObserver(t *testing.T) {
 		telemetry.ObserveBackends(o, k.Backends(), 100, false)
 	}))
 	now := time.Now()
-	k.Resolved(now, []balancer.Group{group(addr1)})
+	k.Resolved(now, []core.Group{group(addr1)})
 	require.Len(t, s.dials, 1)
 	c := s.dials[0]
 	k.ConnState(now, c, connectivity.Ready, nil)
@@ -81,7 +81,7 @@ func TestCoreObserver(t *testing.T) {
 
 	require.True(t, c.Acquire())
 	k.Retire(now, c, "max_age")
-	k.Fire(now.Add(time.Minute), s.timer(t, balancer.DrainTimer, c))
+	k.Fire(now.Add(time.Minute), s.timer(t, core.DrainTimer, c))
 	k.Flush()
 	got := collect(t, rd)
 	assert.Equal(t, map[string]int64{attrs("grpcpool.target=t", b1, "grpcpool.reason=max_age"): 1},

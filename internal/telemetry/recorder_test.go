@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/grpcpool/grpcpool/breaker"
-	"github.com/grpcpool/grpcpool/internal/balancer"
+	"github.com/grpcpool/grpcpool/internal/core"
 	"github.com/grpcpool/grpcpool/internal/telemetry"
 )
 
@@ -65,8 +65,8 @@ func TestEveryInstrument(t *testing.T) {
 		o.Connections(addr1, telemetry.ConnReady, 2)
 		o.Connections(addr1, telemetry.ConnDraining, 1)
 		o.Connections(addr2, telemetry.ConnFailing, 1)
-		o.Connections(addr2, telemetry.ConnState(balancer.Connecting), 1)
-		o.Connections(addr2, telemetry.ConnState(balancer.Closed), 1) // counts as draining
+		o.Connections(addr2, telemetry.ConnState(core.Connecting), 1)
+		o.Connections(addr2, telemetry.ConnState(core.Closed), 1) // counts as draining
 		o.StreamLimit(addr1, 100)
 		o.StreamLimit(addr2, 0) // unknown: absent
 		o.Breaker(addr2, breaker.StateHalfOpen)
@@ -309,11 +309,11 @@ func TestConcurrent(t *testing.T) {
 
 // ConnState converts the pool's connection states by value.
 func TestConnStateNames(t *testing.T) {
-	for s := balancer.Starting; s < balancer.Draining; s++ {
+	for s := core.Starting; s < core.Draining; s++ {
 		assert.Equal(t, s.String(), telemetry.ConnState(s).String(), "state %d", s)
 	}
-	assert.Equal(t, "draining", telemetry.ConnState(balancer.Draining).String())
-	assert.Equal(t, "draining", telemetry.ConnState(balancer.Closed).String())
+	assert.Equal(t, "draining", telemetry.ConnState(core.Draining).String())
+	assert.Equal(t, "draining", telemetry.ConnState(core.Closed).String())
 }
 
 func TestReasonLimit(t *testing.T) {

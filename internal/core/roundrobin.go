@@ -1,4 +1,4 @@
-package balancer
+package core
 
 // pickRoundRobin takes backends in turn (by the smooth weighted schedule
 // when weights differ), then the chosen backend's connections in turn.

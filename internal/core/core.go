@@ -1,4 +1,4 @@
-// Package balancer is the pool's decision core: it owns backends and their
+// Package core is the pool's decision core: it owns backends and their
 // connections, gives each connection one effective state, and makes every
 // lifecycle decision — add, retire, recycle, grow past a stream limit,
 // shrink idle connections, drain, health, breaker, learned limits — without
@@ -10,7 +10,7 @@
 // method call (the pool holds one mutex around them). The Pickers it
 // publishes are immutable and safe for concurrent use; they read only the
 // Hot counters of connections and backends.
-package balancer
+package core
 
 import (
 	"fmt"

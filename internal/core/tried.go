@@ -1,4 +1,4 @@
-package balancer
+package core
 
 // Tried holds the backends earlier attempts of a call went to, so a retry
 // goes to one not tried yet whenever one can take it. The zero value is
