@@ -58,8 +58,9 @@ func (ss slowStart) factor(rampAt, now int64) float64 {
 }
 
 // trackReady keeps b's ready-since time: set when its first connection
-// becomes Ready, cleared when its last one stops being Ready (a backend
-// that comes back from a failure ramps up again).
+// becomes Ready, cleared when it has no Ready connection and none
+// reconnecting (a backend that comes back from a failure ramps up again;
+// one whose connection reconnects after a GOAWAY has not failed).
 func (k *Core) trackReady(now time.Time, b *Backend, from, to State) {
 	if to == Ready {
 		if b.readySince.IsZero() {
@@ -67,11 +68,11 @@ func (k *Core) trackReady(now time.Time, b *Backend, from, to State) {
 		}
 		return
 	}
-	if from != Ready {
+	if b.readySince.IsZero() {
 		return
 	}
 	for _, c := range b.conns {
-		if c.state == Ready {
+		if c.state == Ready || c.state == Connecting {
 			return
 		}
 	}

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/connectivity"
 )
 
 // seeded returns a fixed random sequence, safe for concurrent use.
@@ -100,5 +102,45 @@ func TestSlowStartWithLeastActive(t *testing.T) {
 		require.Equal(t, []int64{100, 100, 100, 10}, loads(f, "a", "b", "c", "new"))
 		openStreams(t, f, 3)
 		require.Equal(t, []int64{101, 101, 101, 10}, loads(f, "a", "b", "c", "new"))
+	})
+}
+
+// A backend whose only connection reconnects after a GOAWAY (READY, IDLE,
+// CONNECTING, READY: the server's max connection age) has not come back
+// from a failure: it keeps its full share, without a new ramp.
+func TestSlowStartNotAfterAReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, SlowStart: 10 * time.Second})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b")) })
+		f.readyAll()
+		time.Sleep(20 * time.Second) // both warm
+		b := f.backend("b").conns[0]
+		f.do(func(k *Core, now time.Time) { k.ConnState(now, b, connectivity.Idle, nil) })
+		f.do(func(k *Core, now time.Time) { k.ConnState(now, b, connectivity.Connecting, nil) })
+		time.Sleep(time.Millisecond)
+		f.do(func(k *Core, now time.Time) { k.ConnState(now, b, connectivity.Ready, nil) })
+		byB, _ := pickN(t, f, 400, PickInfo{})
+		require.Equal(t, map[string]int{"a": 200, "b": 200}, byB)
+	})
+}
+
+// A backend whose connection failed (TRANSIENT_FAILURE) and came back
+// ramps again.
+func TestSlowStartAfterAFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, SlowStart: 10 * time.Second, Rand: seeded(2)})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b")) })
+		f.readyAll()
+		time.Sleep(20 * time.Second)
+		b := f.backend("b").conns[0]
+		f.do(func(k *Core, now time.Time) { k.ConnState(now, b, connectivity.Idle, nil) })
+		f.do(func(k *Core, now time.Time) { k.ConnState(now, b, connectivity.Connecting, nil) })
+		f.do(func(k *Core, now time.Time) {
+			k.ConnState(now, b, connectivity.TransientFailure, errors.New("connection refused"))
+		})
+		time.Sleep(time.Second)
+		f.do(func(k *Core, now time.Time) { k.ConnState(now, b, connectivity.Ready, nil) })
+		byB, _ := pickN(t, f, 1000, PickInfo{})
+		require.Less(t, byB["b"], 150, "%v", byB)
 	})
 }
