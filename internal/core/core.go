@@ -773,11 +773,14 @@ func (k *Core) shrinkIdle(now time.Time) {
 }
 
 // Grow adds a connection to b because a pick found all of its connections
-// full, unless one is being added, b is at its maximum size, or the last
-// growth failed within its backoff.
+// full, unless one is being added, b is at its maximum size, the last
+// growth failed within its backoff, or room appeared meanwhile. Whatever
+// it decides, it publishes a new picker: the calls waiting for the growth
+// pick again from it.
 func (k *Core) Grow(now time.Time, b *Backend) {
 	k.at = now
 	defer b.growReq.Store(false)
+	k.touch(b)
 	if k.closed || b.removed || b.growing != nil || now.Before(b.growAfter) || liveCount(b) >= k.cfg.MaxSize {
 		return
 	}
