@@ -13,15 +13,21 @@ import (
 // Hot holds a connection's counters that calls change on the hot path. It
 // is safe for concurrent use; the core reads it, calls write it.
 type Hot struct {
-	active atomic.Int64  // calls and streams on it
-	uses   atomic.Uint64 // times it went from idle to busy
-	open   atomic.Int64  // streams past NewStream: what the server admitted
-	limit  atomic.Int64  // known stream limit; 0: none known
-	closed atomic.Bool   // retired: acquire fails
+	word  atomic.Int64  // the calls and streams on it, and retiredBit once it is retired
+	uses  atomic.Uint64 // times it went from idle to busy
+	open  atomic.Int64  // streams past NewStream: what the server admitted
+	limit atomic.Int64  // known stream limit; 0: none known
 }
 
+// retiredBit marks a retired connection in Hot.word. The count of calls
+// and the mark share one word, so a call is placed (Acquire) and the
+// connection retired (Hot.retire) in one order every reader agrees on: a
+// call placed before the mark is counted by the retirement, one after it
+// is refused without ever having been counted.
+const retiredBit = 1 << 62
+
 // Active returns the calls and streams the connection carries.
-func (h *Hot) Active() int64 { return h.active.Load() }
+func (h *Hot) Active() int64 { return h.word.Load() &^ retiredBit }
 
 // Limit returns the connection's known stream limit, 0 when none is known.
 func (h *Hot) Limit() int64 { return h.limit.Load() }
@@ -29,44 +35,52 @@ func (h *Hot) Limit() int64 { return h.limit.Load() }
 // Full reports whether the connection carries as many calls as it may.
 func (h *Hot) Full() bool {
 	l := h.limit.Load()
-	return l > 0 && h.active.Load() >= l
+	return l > 0 && h.Active() >= l
 }
+
+// Retired reports whether the connection was retired: it takes no new
+// call.
+func (h *Hot) Retired() bool { return h.word.Load()&retiredBit != 0 }
 
 // Acquire places a call on the connection. It fails, leaving nothing
-// counted, once the connection is retired: the core sets closed before it
-// reads active, and Acquire adds to active before it reads closed, so one
-// of them sees the other.
-func (h *Hot) Acquire() bool {
-	if h.active.Add(1) == 1 {
-		// Counted only when the connection goes from idle to busy, which
-		// is all the idle shrink needs.
-		h.uses.Add(1)
+// counted, once the connection is retired.
+func (h *Hot) Acquire() bool { return h.acquire(0) }
+
+// AcquireWithin is Acquire that also fails when the connection carries its
+// known limit.
+func (h *Hot) AcquireWithin() bool { return h.acquire(h.limit.Load()) }
+
+// acquire counts a call on the connection unless it is retired or carries
+// limit calls (limit 0: no limit). A concurrent change of the count only
+// makes it look again, so it fails only on a connection that was full or
+// retired at one instant.
+func (h *Hot) acquire(limit int64) bool {
+	for {
+		v := h.word.Load()
+		if v&retiredBit != 0 || limit > 0 && v >= limit {
+			return false
+		}
+		if h.word.CompareAndSwap(v, v+1) {
+			if v == 0 {
+				// Counted only when the connection goes from idle to
+				// busy, which is all the idle shrink needs.
+				h.uses.Add(1)
+			}
+			return true
+		}
 	}
-	if h.closed.Load() {
-		h.Release()
-		return false
-	}
-	return true
 }
 
-// AcquireWithin is Acquire that also fails when the connection would carry
-// more than its known limit.
-func (h *Hot) AcquireWithin() bool {
-	if !h.Acquire() {
-		return false
-	}
-	if l := h.limit.Load(); l > 0 && h.active.Load() > l {
-		h.Release()
-		return false
-	}
-	return true
-}
+// retire marks the connection retired and returns the calls it carried
+// at that instant: when 0, nothing will release it, and the core closes
+// it; otherwise the Release that ends its last call reports it drained.
+func (h *Hot) retire() int64 { return h.word.Or(retiredBit) &^ retiredBit }
 
 // Release ends a call placed by Acquire. It reports whether that left a
 // retired connection with nothing in flight: the caller then tells the
 // core (Core.Drained).
 func (h *Hot) Release() (drained bool) {
-	return h.active.Add(-1) == 0 && h.closed.Load()
+	return h.word.Add(-1) == retiredBit
 }
 
 // Release ends a call placed by Acquire, after the caller took it off its

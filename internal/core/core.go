@@ -582,7 +582,7 @@ func (k *Core) retire(now time.Time, c *Conn, why string) {
 	}
 	b := c.Backend
 	c.why = why
-	c.closed.Store(true)
+	active := c.Hot.retire()
 	k.cfg.Observer.Retired(c, why)
 	c.ageTimer.stop()
 	c.healthTimer.stop()
@@ -606,8 +606,8 @@ func (k *Core) retire(now time.Time, c *Conn, why string) {
 	if b.growing == c {
 		b.growing = nil
 	}
-	k.log.Debug("grpcpool: draining connection", "target", k.cfg.Target, "addr", b.Addr(), "conn", c.ID, "why", why, "active", c.Active())
-	if c.Active() == 0 {
+	k.log.Debug("grpcpool: draining connection", "target", k.cfg.Target, "addr", b.Addr(), "conn", c.ID, "why", why, "active", active)
+	if active == 0 {
 		k.closeConn(c)
 	} else if k.cfg.DrainTimeout > 0 {
 		c.drainTimer = k.seam.After(k.cfg.DrainTimeout, Timer{Kind: DrainTimer, Conn: c})
@@ -877,7 +877,7 @@ func (k *Core) Close(now time.Time, closedErr error) []*Conn {
 			c.drainTimer.stop()
 			c.healthTimer.stop()
 			c.replaceTimer.stop()
-			c.closed.Store(true)
+			c.Hot.retire()
 			c.state = Closed
 			all = append(all, c)
 		}

@@ -75,7 +75,7 @@ func starting(b *Backend) bool {
 // otherwise. While the owner is still starting the call waits for it, so
 // a key is served by one backend from its first call. done is false when
 // no backend on the ring could take it.
-func (p *Picker) pickHash(info PickInfo) (r Result, o Outcome, done bool) {
+func (p *Picker) pickHash(info PickInfo, why *refusals) (r Result, o Outcome, done bool) {
 	tr := info.Tried
 	skip := skipTried(tr, len(p.backends))
 	wait := false
@@ -95,7 +95,7 @@ func (p *Picker) pickHash(info PickInfo) (r Result, o Outcome, done bool) {
 			return false
 		}
 		var ok bool
-		r, ok = p.take(pb)
+		r, ok = p.take(pb, why)
 		return ok
 	})
 	if wait {

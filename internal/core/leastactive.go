@@ -3,18 +3,20 @@ package core
 import "sync/atomic"
 
 // exactScan is the most backends LeastActive compares on every pick.
-// Above it, a fleet of equal weights is picked from exactly by the load
-// floor (see pickFloor); otherwise (unequal weights, slow start, a retry
-// passing over tried backends) it takes the best of leastSamples random
-// ones.
+// Above it, the fleet is picked from exactly by the load floor (see
+// pickFloor), weights or not; during a slow start, or for a retry passing
+// over tried backends, it takes the best of leastSamples random ones.
 const (
 	exactScan    = 64
 	leastSamples = 8
 )
 
 // leastShared is what LeastActive's pickers share across a Core's
-// lifetime: a lower bound on the load of every backend that takes calls,
-// and per P a backend a release left at it.
+// lifetime: a lower bound on the load per unit of weight of every backend
+// that takes calls, and per P a backend a release left at it. A backend's
+// load per unit of weight is its load times its entry's inv (2^32 over its
+// weight; see loadOf), so with equal weights the floor orders backends as
+// their loads do.
 //
 // The floor holds when every backend carries at least floor: the Core
 // sets it to the exact minimum with every picker it builds, a release
@@ -40,7 +42,11 @@ func (b *Backend) released() {
 	if ls == nil || !ls.large.Load() {
 		return
 	}
-	l := b.Load()
+	pb := b.entry.Load()
+	if pb == nil {
+		return // it takes no call: no pick reads its load
+	}
+	l := loadOf(pb)
 	for {
 		f := ls.floor.Load()
 		if l > f {
@@ -55,24 +61,27 @@ func (b *Backend) released() {
 	unpin()
 }
 
+// loadOf is pb's load per unit of weight, scaled by 2^32.
+func loadOf(pb *pickBackend) int64 { return pb.b.Load() * pb.inv }
+
 // pickLeast takes the backend with the fewest active calls and streams per
 // unit of weight — exactly, by a scan, for fleets of up to exactScan
-// backends, and by the load floor above it when weights are equal — then
+// backends, and by the load floor above it — then
 // its least active connection. Ties go to the backend after a rotating
 // start, so equal backends share the calls. Tried backends are passed
 // over while an untried one is left.
-func (p *Picker) pickLeast(tr *Tried) (Result, bool) {
+func (p *Picker) pickLeast(tr *Tried, why *refusals) (Result, bool) {
 	n := len(p.backends)
 	if n == 1 {
-		return p.take(p.backends[0])
+		return p.take(p.backends[0], why)
 	}
 	skip := skipTried(tr, n)
 	if !skip && !p.ramping {
 		if n > exactScan && p.least != nil {
-			return p.pickFloor()
+			return p.pickFloor(why)
 		}
 		if n <= exactScan {
-			return p.pickScan()
+			return p.pickScan(why)
 		}
 	}
 	var now int64
@@ -110,13 +119,13 @@ func (p *Picker) pickLeast(tr *Tried) (Result, bool) {
 	if best == nil {
 		return Result{}, false
 	}
-	return p.take(best) // on refusal: the round-robin fallback
+	return p.take(best, why) // on refusal: the round-robin fallback
 }
 
 // pickScan is the exact scan of a small fleet: every backend's load per
 // unit of weight, from a random start; a backend's connections are read
 // only when it would win.
-func (p *Picker) pickScan() (Result, bool) {
+func (p *Picker) pickScan(why *refusals) (Result, bool) {
 	bs := p.backends
 	n := len(bs)
 	i := int(p.rand() % uint64(n))
@@ -136,14 +145,14 @@ func (p *Picker) pickScan() (Result, bool) {
 	if best == nil {
 		return Result{}, false
 	}
-	return p.take(best)
+	return p.take(best, why)
 }
 
 // pickFloor takes a backend at the load floor: the hint, else the first
 // at it from this P's cursor. A scan that goes round the whole fleet
 // without finding one has seen the true minimum: it raises the floor to
 // it and takes that backend.
-func (p *Picker) pickFloor() (Result, bool) {
+func (p *Picker) pickFloor(why *refusals) (Result, bool) {
 	ls := p.least
 	floor := ls.floor.Load()
 	s := p.ctr.pin()
@@ -154,8 +163,8 @@ func (p *Picker) pickFloor() (Result, bool) {
 	cur := s.cursor.Load()
 	unpin()
 	if h != nil {
-		if pb := h.entry.Load(); pb != nil && pb.b.Load() <= floor && !allFull(pb) {
-			if r, ok := p.take(pb); ok {
+		if pb := h.entry.Load(); pb != nil && loadOf(pb) <= floor && !allFull(pb) {
+			if r, ok := p.take(pb, why); ok {
 				return r, true
 			}
 		}
@@ -171,7 +180,7 @@ func (p *Picker) pickFloor() (Result, bool) {
 			i -= n
 		}
 		pb := bs[i]
-		l := pb.b.Load()
+		l := loadOf(pb)
 		if l <= floor {
 			if !allFull(pb) {
 				best, bestI = pb, i
@@ -192,5 +201,5 @@ func (p *Picker) pickFloor() (Result, bool) {
 	s = p.ctr.pin()
 	s.cursor.Store(uint64(bestI + 1))
 	unpin()
-	return p.take(best)
+	return p.take(best, why)
 }

@@ -95,3 +95,26 @@ func TestLeastActiveRefillsWhereAStreamEnded(t *testing.T) {
 		requireLoads(t, f, 5, keys...)
 	})
 }
+
+// LeastActive follows weights above the exact scan too: a weight-100
+// backend among 64, 65 or 200 weight-1 ones takes one call at 0, like each
+// of them, and then every call until it carries 100 to their 1: of light
+// + 100 calls, 100.
+func TestLeastActiveFollowsWeightsAboveTheExactScan(t *testing.T) {
+	for _, light := range []int{63, 64, 65, 200} {
+		t.Run(fmt.Sprintf("%d light backends", light), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				keys := append(manyKeys(light), "heavy")
+				gs := groupsOf(keys...)
+				gs[light].Weight = 100
+				f := newFake(t, Config{Size: 1, Policy: LeastActive})
+				f.do(func(k *Core, now time.Time) { k.Resolved(now, gs) })
+				f.readyAll()
+				openStreams(t, f, light+100)
+				got := f.backend("heavy").Streams.Load()
+				want := int64(100)
+				require.Equalf(t, want, got, "streams on the weight-100 backend: got %d, want %d", got, want)
+			})
+		})
+	}
+}

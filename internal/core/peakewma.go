@@ -101,10 +101,11 @@ func (e *latency) estimate(now int64) float64 {
 // flight, to the time since its last call ended: a backend that has
 // turned slow shows it before its first slow call ends, since nothing
 // ends there. (Streams do not count: a stream may rightly stay open and
-// silent.)
+// silent.) A backend with no estimate yet has no last call either: it is
+// not raised, and its load alone counts.
 func estimateOf(b *Backend, now int64) float64 {
 	v := b.ewma.estimate(now)
-	if b.Calls.Load() > 0 {
+	if v > 0 && b.Calls.Load() > 0 {
 		v = max(v, float64(now-b.ewma.at.Load()))
 	}
 	return v
@@ -155,11 +156,11 @@ func (p *Picker) cheaper(a, b *pickBackend, now int64) bool {
 
 // pickEWMA takes the cheaper of two distinct random backends (power of
 // two choices over the cost), or for a retry the cheapest untried one.
-func (p *Picker) pickEWMA(tr *Tried) (Result, bool) {
+func (p *Picker) pickEWMA(tr *Tried, why *refusals) (Result, bool) {
 	bs := p.backends
 	n := len(bs)
 	if n == 1 {
-		return p.take(bs[0])
+		return p.take(bs[0], why)
 	}
 	now := p.clock.now()
 	var best *pickBackend
@@ -195,7 +196,7 @@ func (p *Picker) pickEWMA(tr *Tried) (Result, bool) {
 	if best == nil {
 		return Result{}, false
 	}
-	return p.take(best)
+	return p.take(best, why)
 }
 
 // seed gives a backend that has no latency estimate yet the median of

@@ -157,3 +157,24 @@ func TestPeakEWMASeesASlowBackendBeforeItsCallsEnd(t *testing.T) {
 		require.LessOrEqual(t, float64(bad.Load())/calls, 0.01)
 	})
 }
+
+// A backend never observed and not seeded (no backend had an estimate
+// when it joined) has no estimate while its first call is in flight, not
+// one as long as the pool's age: it is no outlier, and a pick compares it
+// by load with a backend whose estimate is 5 ms.
+func TestPeakEWMAUnobservedBackendIsNoOutlierDuringItsFirstCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, Policy: PeakEWMA})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b")) })
+		f.readyAll()
+		time.Sleep(time.Minute)
+		a, b := f.backend("a"), f.backend("b")
+		a.Observe(5*time.Millisecond, false, 0)
+		b.Calls.Add(1) // b's first call, in flight
+		require.True(t, b.conns[0].Acquire())
+		time.Sleep(time.Millisecond)
+		r, o := f.picker().Pick(PickInfo{})
+		require.Equal(t, Picked, o)
+		require.Equal(t, "b", r.Conn.Backend.Key, "b, with no estimate and a call in flight, is not an outlier of the pool's age")
+	})
+}

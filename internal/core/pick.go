@@ -1,6 +1,8 @@
 package core
 
 import (
+	"fmt"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -33,21 +35,52 @@ type Outcome uint8
 const (
 	// Picked: Result holds the connection, acquired.
 	Picked Outcome = iota
-	// Wait: nothing now, but a newer picker is coming (the pool is
-	// starting, a connection is being added, a connection was retired
-	// under the pick): wait for Changed, or fail when the caller does not
-	// wait and Err is set.
+	// Wait: nothing now, but a newer picker is certain to come (the pool
+	// is starting, a key's owner is making its first connection, a
+	// connection was retired under the pick): wait for Changed, or fail
+	// when the caller does not wait and Err is set.
 	Wait
 	// Fail: nothing can take the call; FailErr says why.
 	Fail
-	// WaitGrowth: every connection with room is full and a connection is
-	// being added: wait for it, for a bounded time, then Overflow.
+	// WaitGrowth: every connection is full and a connection is being
+	// added, or the core was asked to add one: a newer picker comes when
+	// the core has handled the request and again when the connection is
+	// ready or has failed. Wait for it, for a bounded time, then Overflow.
 	WaitGrowth
 )
 
+// String names the outcome.
+func (o Outcome) String() string {
+	switch o {
+	case Picked:
+		return "Picked"
+	case Wait:
+		return "Wait"
+	case Fail:
+		return "Fail"
+	case WaitGrowth:
+		return "WaitGrowth"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// refusals records why the backends a pick tried did not take its call.
+type refusals uint8
+
+const (
+	refusedFull    refusals = 1 << iota // a connection was full (or filled under the pick)
+	refusedRetired                      // a connection was retired under the pick
+	refusedBreaker                      // a breaker refused the call
+)
+
+// pickRounds is how many times a pick that found room after losing a race
+// for it picks again before it overflows.
+const pickRounds = 4
+
 // Pick chooses a connection for one attempt. On Picked the connection is
 // acquired (see Hot.Acquire) and, with breakers, admitted by its backend's
-// breaker. On Fail, FailErr gives the status.
+// breaker. On Fail, FailErr gives the status. Wait and WaitGrowth are
+// outcomes a coming picker is certain to end (see Outcome).
 func (p *Picker) Pick(info PickInfo) (Result, Outcome) {
 	if len(p.backends) == 0 {
 		if p.wait {
@@ -55,31 +88,47 @@ func (p *Picker) Pick(info PickInfo) (Result, Outcome) {
 		}
 		return Result{}, Fail
 	}
+	for range pickRounds {
+		var why refusals
+		if r, o, done := p.pickPolicy(&info, &why); done {
+			return r, o
+		}
+		if r, o, again := p.whenFull(info, why); !again {
+			return r, o
+		}
+	}
+	return p.overflow()
+}
+
+// pickPolicy is one pick by the picker's policy, falling back to
+// round-robin. done is false when no backend took the call; why says what
+// refused it.
+func (p *Picker) pickPolicy(info *PickInfo, why *refusals) (Result, Outcome, bool) {
 	switch p.policy {
 	case ConsistentHash:
 		if info.HasKey && p.ring != nil {
-			r, o, done := p.pickHash(info)
+			r, o, done := p.pickHash(*info, why)
 			if done {
-				return r, o
+				return r, o, true
 			}
 		}
 	case LeastActive:
-		if r, ok := p.pickLeast(info.Tried); ok {
-			return r, Picked
+		if r, ok := p.pickLeast(info.Tried, why); ok {
+			return r, Picked, true
 		}
 	case PeakEWMA:
-		if r, ok := p.pickEWMA(info.Tried); ok {
-			return r, Picked
+		if r, ok := p.pickEWMA(info.Tried, why); ok {
+			return r, Picked, true
 		}
 	}
-	if r, ok := p.pickRoundRobin(info.Tried); ok {
-		return r, Picked
+	if r, ok := p.pickRoundRobin(info.Tried, why); ok {
+		return r, Picked, true
 	}
-	return p.whenFull(info)
+	return Result{}, Fail, false
 }
 
 // FailErr is the status of a Fail outcome: the picker's error, or, when
-// every backend refused, why.
+// every backend's breaker refused, that.
 func (p *Picker) FailErr() error {
 	if p.err != nil {
 		return p.err
@@ -90,20 +139,20 @@ func (p *Picker) FailErr() error {
 // take places the call on one of pb's connections, if its breaker lets it
 // and a connection has room. Connections are taken in turn by the calling
 // P's own counter (see counters.turn).
-func (p *Picker) take(pb *pickBackend) (Result, bool) {
+func (p *Picker) take(pb *pickBackend, why *refusals) (Result, bool) {
 	if len(pb.conns) == 1 {
-		return p.takeAt(pb, 0)
+		return p.takeAt(pb, 0, why)
 	}
 	s := p.ctr.pin()
 	t := p.ctr.turn(s)
 	unpin()
-	return p.takeAt(pb, uint32(t))
+	return p.takeAt(pb, uint32(t), why)
 }
 
 // takeAt is take with the connection rotation at turn.
-func (p *Picker) takeAt(pb *pickBackend, turn uint32) (Result, bool) {
-	for range 2 { // a connection retired under the pick: try another once
-		c := p.connOf(pb, turn)
+func (p *Picker) takeAt(pb *pickBackend, turn uint32, why *refusals) (Result, bool) {
+	for range 2 { // a connection filled or retired under the pick: try another once
+		c := p.connOf(pb, turn, why)
 		if c == nil {
 			return Result{}, false
 		}
@@ -112,11 +161,17 @@ func (p *Picker) takeAt(pb *pickBackend, turn uint32) (Result, bool) {
 		if brk := pb.b.Breaker; brk != nil && !pb.bypass {
 			var err error
 			if done, err = brk.Allow(); err != nil {
+				*why |= refusedBreaker
 				return Result{}, false
 			}
 		}
 		if c.AcquireWithin() {
 			return Result{Conn: c, Done: done}, true
+		}
+		if c.Retired() {
+			*why |= refusedRetired
+		} else {
+			*why |= refusedFull
 		}
 		if done != nil {
 			done(ErrNotSent)
@@ -126,22 +181,23 @@ func (p *Picker) takeAt(pb *pickBackend, turn uint32) (Result, bool) {
 }
 
 // connOf chooses a connection of pb with room: the least active one for
-// LeastActive and PeakEWMA, in turn otherwise.
-func (p *Picker) connOf(pb *pickBackend, turn uint32) *Conn {
+// LeastActive and PeakEWMA, in turn otherwise. It records in why the
+// connections it passed over.
+func (p *Picker) connOf(pb *pickBackend, turn uint32, why *refusals) *Conn {
 	cs := pb.conns
 	n := uint32(len(cs))
 	if n == 1 {
-		if cs[0].Full() || cs[0].closed.Load() {
-			return nil
+		if usable(cs[0], why) {
+			return cs[0]
 		}
-		return cs[0]
+		return nil
 	}
 	start := turn + pb.off
 	if p.policy == LeastActive || p.policy == PeakEWMA {
 		var best *Conn
 		for k := range n {
 			c := cs[(start+k)%n]
-			if c.Full() || c.closed.Load() {
+			if !usable(c, why) {
 				continue
 			}
 			if best == nil || c.Active() < best.Active() {
@@ -151,19 +207,41 @@ func (p *Picker) connOf(pb *pickBackend, turn uint32) *Conn {
 		return best
 	}
 	for k := range n {
-		if c := cs[(start+k)%n]; !c.Full() && !c.closed.Load() {
+		if c := cs[(start+k)%n]; usable(c, why) {
 			return c
 		}
 	}
 	return nil
 }
 
-// whenFull handles a pick that found no connection with room: backends
-// whose connections are all full and that may grow are asked to, and the
-// call waits for the growth; otherwise it overflows onto the least-loaded
-// connection at once (gRPC then queues it on that connection, as it would
-// without the pool).
-func (p *Picker) whenFull(info PickInfo) (Result, Outcome) {
+// usable reports whether c can take a call now, recording in why when it
+// cannot.
+func usable(c *Conn, why *refusals) bool {
+	v := c.word.Load()
+	switch {
+	case v&retiredBit != 0:
+		*why |= refusedRetired
+	case c.Full():
+		*why |= refusedFull
+	default:
+		return true
+	}
+	return false
+}
+
+// whenFull decides for a pick that no backend took (why says what refused
+// it). A connection retired under the pick means a newer picker is
+// coming: wait for it. Backends whose connections are all full and that
+// may grow are asked to, and the call waits for the growth; full backends
+// that may not grow take the call as overflow, on the least-loaded
+// connection whose breaker admits it (gRPC then queues it there, as it
+// would without the pool). A pick that found a connection full which has
+// room now lost a race for it: it picks again (again is true). Only a pick
+// that breakers alone refused fails.
+func (p *Picker) whenFull(info PickInfo, why refusals) (r Result, o Outcome, again bool) {
+	if why&refusedRetired != 0 || p.Stale() {
+		return Result{}, Wait, false
+	}
 	growing, anyFull := false, false
 	for _, pb := range p.backends {
 		if !allFull(pb) {
@@ -180,18 +258,18 @@ func (p *Picker) whenFull(info PickInfo) (Result, Outcome) {
 			growing = true
 		}
 	}
-	if growing {
-		return Result{}, WaitGrowth
+	switch {
+	case growing:
+		return Result{}, WaitGrowth, false
+	case anyFull:
+		r, o = p.overflow()
+		return r, o, false
+	case why&refusedFull != 0:
+		return Result{}, Picked, true // room appeared after a lost race: pick again
+	case why&refusedBreaker != 0:
+		return Result{}, Fail, false
 	}
-	if !anyFull {
-		// Something refused the call without being full: breakers with
-		// their probes out, or connections retired under the pick.
-		if p.Stale() || !p.anyBreaker() {
-			return Result{}, Wait
-		}
-		return Result{}, Fail
-	}
-	return p.overflow()
+	return Result{}, Picked, true
 }
 
 // Overflow places the call on the least-loaded connection despite its
@@ -206,36 +284,59 @@ func (p *Picker) Overflow() (Result, Outcome) {
 	return p.overflow()
 }
 
+// overflow places the call on the least-loaded connection whose breaker
+// admits it, whatever its limit. Candidates are taken in order of (load,
+// backend index): a backend whose breaker refuses (half-open with its
+// probes in flight) passes the call to the next. It waits when every
+// connection was retired under it (a newer picker is coming) and fails
+// when every breaker refused.
 func (p *Picker) overflow() (Result, Outcome) {
-	var best *pickBackend
-	var bc *Conn
-	for _, pb := range p.backends {
-		for _, c := range pb.conns {
-			if c.closed.Load() {
+	lastL, lastI := int64(-1), -1 // the key of the last candidate refused
+	for range len(p.backends) {
+		var best *pickBackend
+		var bc *Conn
+		bi := -1
+		for i, pb := range p.backends {
+			var c *Conn
+			for _, x := range pb.conns {
+				if !x.Retired() && (c == nil || x.Active() < c.Active()) {
+					c = x
+				}
+			}
+			if c == nil {
 				continue
 			}
-			if bc == nil || c.Active() < bc.Active() {
-				best, bc = pb, c
+			l := c.Active()
+			if l < lastL || l == lastL && i <= lastI {
+				continue // at or before the last candidate refused
+			}
+			if bc == nil || l < bc.Active() {
+				best, bc, bi = pb, c, i
 			}
 		}
-	}
-	if bc == nil {
-		return Result{}, Wait
-	}
-	var done func(error)
-	if brk := best.b.Breaker; brk != nil && !best.bypass {
-		var err error
-		if done, err = brk.Allow(); err != nil {
-			return Result{}, Fail
+		if bc == nil {
+			break
 		}
-	}
-	if !bc.Acquire() {
-		if done != nil {
-			done(ErrNotSent)
+		lastL, lastI = bc.Active(), bi
+		var done func(error)
+		if brk := best.b.Breaker; brk != nil && !best.bypass {
+			var err error
+			if done, err = brk.Allow(); err != nil {
+				continue
+			}
 		}
-		return Result{}, Wait
+		if !bc.Acquire() {
+			if done != nil {
+				done(ErrNotSent)
+			}
+			return Result{}, Wait // retired under the pick
+		}
+		return Result{Conn: bc, Done: done, Overflow: true}, Picked
 	}
-	return Result{Conn: bc, Done: done, Overflow: true}, Picked
+	if lastI < 0 {
+		return Result{}, Wait // every connection retired under the pick
+	}
+	return Result{}, Fail
 }
 
 func allFull(pb *pickBackend) bool {

@@ -47,6 +47,7 @@ type Picker struct {
 type pickBackend struct {
 	b       *Backend
 	weight  int64
+	inv     int64 // 2^32 / weight: LeastActive's load per unit of weight is load × inv
 	conns   []*Conn
 	off     uint32 // where its connection rotation starts
 	canGrow bool   // below its maximum size and not backing off a failed growth
@@ -120,7 +121,7 @@ func (k *Core) Flush() {
 		if pb := b.pb; pb != nil {
 			q.backends = append(q.backends, pb)
 			q.ramping = q.ramping || pb.rampAt != 0
-			if l := b.Load(); floor < 0 || l < floor {
+			if l := loadOf(pb); floor < 0 || l < floor {
 				floor = l
 			}
 		}
@@ -171,7 +172,7 @@ func (k *Core) entry(b *Backend, warm bool) *pickBackend {
 	if len(conns) == 0 {
 		return nil
 	}
-	pb := &pickBackend{b: b, weight: int64(b.weight), conns: conns}
+	pb := &pickBackend{b: b, weight: int64(b.weight), inv: (1 << 32) / int64(b.weight), conns: conns}
 	pb.canGrow = liveCount(b) < k.cfg.MaxSize && b.growing == nil && !k.at.Before(b.growAfter)
 	pb.growing = b.growing != nil
 	pb.bypass = open

@@ -8,7 +8,7 @@ package core
 // otherwise the call goes to a random backend that is not ramping. A backend that refuses is followed
 // by every other distinct backend before the pick gives up, and tried
 // backends are passed over while an untried one is left.
-func (p *Picker) pickRoundRobin(tr *Tried) (Result, bool) {
+func (p *Picker) pickRoundRobin(tr *Tried, why *refusals) (Result, bool) {
 	n := len(p.backends)
 	cycle := n
 	if p.sched != nil {
@@ -29,7 +29,7 @@ func (p *Picker) pickRoundRobin(tr *Tried) (Result, bool) {
 		first = p.unramped(first)
 	}
 	if pb := p.backends[first]; !(skip && tr.Has(pb.b)) {
-		if r, ok := p.takeAt(pb, round); ok {
+		if r, ok := p.takeAt(pb, round, why); ok {
 			return r, true
 		}
 	}
@@ -46,12 +46,12 @@ func (p *Picker) pickRoundRobin(tr *Tried) (Result, bool) {
 		if skip && tr.Has(pb.b) {
 			continue
 		}
-		if r, ok := p.takeAt(pb, round); ok {
+		if r, ok := p.takeAt(pb, round, why); ok {
 			return r, true
 		}
 	}
 	if skip {
-		return p.pickRoundRobin(nil)
+		return p.pickRoundRobin(nil, why)
 	}
 	return Result{}, false
 }
