@@ -220,11 +220,3 @@ func (b *Backend) Removed() bool { return b.removed }
 // Limit returns the backend's stream limit per connection, learned or
 // configured (configured is passed in), 0 when none is known.
 func (b *Backend) Limit() int64 { return b.limit }
-
-type stopper func() bool
-
-func (s stopper) stop() {
-	if s != nil {
-		s()
-	}
-}

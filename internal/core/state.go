@@ -1,6 +1,11 @@
 package core
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/connectivity"
+)
 
 // State is a connection's one effective state: every question of the form
 // "can this connection take a call?" reads it, and it changes only through
@@ -60,3 +65,70 @@ func (s State) String() string {
 // Live reports whether a connection in s counts toward its backend's size:
 // it is not retired.
 func (s State) Live() bool { return s < Draining }
+
+// derive is the effective state of a live connection from its transport
+// and health.
+func (k *Core) derive(c *Conn) State {
+	switch c.transport {
+	case connectivity.Ready:
+		switch {
+		case !k.cfg.HealthCheck:
+			return Ready
+		case c.reported && c.serving:
+			return Ready
+		case c.reported:
+			return NotServing
+		case !c.settled:
+			return Starting
+		default:
+			return Connecting // reconnected; its server has not reported yet
+		}
+	case connectivity.TransientFailure:
+		return Failing
+	default:
+		if !c.settled {
+			return Starting
+		}
+		return Connecting
+	}
+}
+
+// update re-derives c's state and acts on what changed, then publishes.
+func (k *Core) update(now time.Time, c *Conn) {
+	k.setState(now, c, k.derive(c))
+	k.publish()
+}
+
+// setState is the one setter of a connection's effective state, and where
+// the decisions that follow a change are made, each in the file of its
+// concern: a recycle's replacement that became Ready retires the
+// connection it replaces, one that cannot serve is given up (recycle.go);
+// a growth that became Ready ends, one that failed backs off (growth.go).
+// The backend's entry in the pickers is rebuilt, its slow start tracked
+// (slowstart.go), the change logged (log.go) and, unless the Core is
+// closing, reported to the Observer.
+func (k *Core) setState(now time.Time, c *Conn, s State) {
+	if c.state == s {
+		return
+	}
+	from := c.state
+	c.state = s
+	b := c.Backend
+	k.touch(b)
+	k.trackReady(now, b, from, s)
+	if k.closed {
+		return
+	}
+	k.logState(c, from, s)
+	k.cfg.Observer.ConnState(c, from, s)
+	switch s {
+	case Ready:
+		k.replacementReady(now, c)
+		k.growthReady(c)
+	case Failing, NotServing:
+		k.replacementCannotServe(now, c)
+		if s == Failing {
+			k.growthFailed(now, c)
+		}
+	}
+}
