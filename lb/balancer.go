@@ -50,17 +50,23 @@ func realAfter(q *eventq.Queue, d time.Duration, _ core.TimerKind, f func(time.T
 func (bb builder) Name() string { return bb.name }
 
 // lbConfig is a parsed config, as grpc hands it back to the balancer.
+// Parent policies (xDS's priority and cluster_impl) marshal their
+// children's parsed configs to JSON and parse them again: it marshals as
+// the Config it was parsed from.
 type lbConfig struct {
 	serviceconfig.LoadBalancingConfig
+	c Config
 	s settings
 }
+
+func (l *lbConfig) MarshalJSON() ([]byte, error) { return l.c.MarshalJSON() }
 
 func (bb builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
 	c, err := ParseConfig(js)
 	if err != nil {
 		return nil, err
 	}
-	return &lbConfig{s: c.settings()}, nil
+	return &lbConfig{c: c, s: c.settings()}, nil
 }
 
 func (bb builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {

@@ -132,3 +132,25 @@ func TestParseConfigTakesNullAsTheDefault(t *testing.T) {
 		t.Fatalf(`ParseConfig({"breaker":{}}): %+v, %v; want breakers with their defaults`, c, err)
 	}
 }
+
+// TestParsedConfigMarshalsAsItsJSON: parent policies (xDS's priority and
+// cluster_impl) marshal a child's parsed config and parse it again; the
+// parsed config must come back the same.
+func TestParsedConfigMarshalsAsItsJSON(t *testing.T) {
+	js := `{"size":3,"policy":"least_active","maxConnAge":"600s","breaker":{"consecutiveFailures":2}}`
+	parsed, err := builder{name: Name}.ParseConfig(json.RawMessage(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := json.Marshal(parsed)
+	if err != nil {
+		t.Fatalf("json.Marshal of the parsed config: %v", err)
+	}
+	reparsed, err := builder{name: Name}.ParseConfig(again)
+	if err != nil {
+		t.Fatalf("ParseConfig(%s), the parsed config marshalled again: %v", again, err)
+	}
+	if !reparsed.(*lbConfig).s.equal(parsed.(*lbConfig).s) {
+		t.Fatalf("parsed %s, marshalled %s, parsed again: %+v, want %+v", js, again, reparsed.(*lbConfig).s, parsed.(*lbConfig).s)
+	}
+}
