@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/stats"
 
+	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
 	"github.com/grpcpool/grpcpool/internal/integration/harness"
 )
@@ -70,4 +71,11 @@ func (f *countingFleet) waitConns(t *testing.T, addrs []string, n int64) {
 		}
 		return nil
 	})
+}
+
+// callOnce makes one unary Echo call within callTimeout.
+func callOnce(cc grpc.ClientConnInterface) (*echopb.EchoResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	return echopb.NewEchoClient(cc).Unary(ctx, &echopb.EchoRequest{Message: "hi"})
 }
