@@ -158,3 +158,34 @@ func TestSlowStartRampsANewBackend(t *testing.T) {
 		}
 	}
 }
+
+// TestChangedConfigReplacesTheConnections: a resolver's new service config
+// with other settings replaces every connection; calls go on through the
+// new ones, and the old ones close.
+func TestChangedConfigReplacesTheConnections(t *testing.T) {
+	ss := startServers(t, 2)
+	cc, r := dial(t, ss, ServiceConfig(Config{Size: 2}))
+	waitConns(t, ss, 2)
+	mustCall(t, cc, 10)
+	st := testutil.State(addrsOf(ss)...)
+	st.ServiceConfig = r.CC().ParseServiceConfig(ServiceConfig(Config{Size: 3}))
+	if st.ServiceConfig.Err != nil {
+		t.Fatal(st.ServiceConfig.Err)
+	}
+	r.UpdateState(st)
+	waitConns(t, ss, 3)
+	mustCall(t, cc, 10)
+	for _, s := range ss {
+		if got := s.conns.total.Load(); got != 5 {
+			t.Errorf("%s: %d connections made, want 2 then 3 new", s.Name(), got)
+		}
+	}
+	// The same config again changes nothing.
+	r.UpdateState(st)
+	mustCall(t, cc, 10)
+	for _, s := range ss {
+		if got := s.conns.total.Load(); got != 5 {
+			t.Errorf("%s: %d connections made after the same config again, want still 5", s.Name(), got)
+		}
+	}
+}

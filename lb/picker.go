@@ -2,6 +2,7 @@ package lb
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/balancer"
@@ -21,7 +22,8 @@ const growWait = 5 * time.Second
 type picker struct {
 	g        *gen
 	p        *core.Picker
-	overflow bool // calls that would wait for a growth overflow at once
+	overflow bool        // calls that would wait for a growth overflow at once
+	nudged   atomic.Bool // a pick asked for this picker to be published again
 }
 
 // Pick places one attempt of a call, as the pool's picks do: the core
@@ -53,6 +55,18 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		// calls. It gives a plain error codes.Unavailable and this
 		// message, and keeps WaitForReady calls waiting.
 		return balancer.PickResult{}, errors.New(status.Convert(p.p.FailErr()).Message())
+	}
+	if p.p.Ready() && !p.p.Stale() && p.nudged.CompareAndSwap(false, true) {
+		// The core said wait although backends can take calls: a
+		// connection was retired under the pick (a new picker is on its
+		// way), or its last slot was taken and then freed by concurrent
+		// calls (none is). grpc waits for a new picker either way: make
+		// sure one comes.
+		g.b.q.Push(func(time.Time) {
+			if !g.k.Closed() && g.k.Picker() == p.p {
+				g.publishLocked(p.p, p.overflow)
+			}
+		})
 	}
 	return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 }
