@@ -15,20 +15,22 @@ import (
 // call that opened it.
 func TestBreakerTakesAFailingBackendOut(t *testing.T) {
 	ss := startServers(t, 3)
-	ss[0].SetFail(codes.Unavailable)
 	cc, _ := dial(t, ss, ServiceConfig(Config{
 		Size:            1,
 		MaxEjectPercent: 100,
 		Breaker:         &Breaker{ConsecutiveFailures: 1, OpenTimeout: time.Hour},
 	}))
 	waitConns(t, ss, 1)
+	waitAllCalled(t, cc, ss)
+	ss[0].SetFail(codes.Unavailable)
+	before := ss[0].Unary()
 	failed := 0
 	for range 60 {
 		if _, err := call(cc); err != nil {
 			failed++
 		}
 	}
-	if got := ss[0].Unary(); got != 1 || failed != 1 {
+	if got := ss[0].Unary() - before; got != 1 || failed != 1 {
 		t.Fatalf("failing backend got %d calls, %d failed; want exactly the 1 that opened its breaker", got, failed)
 	}
 }
@@ -38,24 +40,26 @@ func TestBreakerTakesAFailingBackendOut(t *testing.T) {
 // second failing backend stays in, its calls go past its open breaker.
 func TestBreakerEjectionIsCapped(t *testing.T) {
 	ss := startServers(t, 5)
-	ss[0].SetFail(codes.Unavailable)
-	ss[1].SetFail(codes.Unavailable)
 	cc, _ := dial(t, ss, ServiceConfig(Config{
 		Size:            1,
 		MaxEjectPercent: 20,
 		Breaker:         &Breaker{ConsecutiveFailures: 1, OpenTimeout: time.Hour},
 	}))
 	waitConns(t, ss, 1)
+	waitAllCalled(t, cc, ss)
+	ss[0].SetFail(codes.Unavailable)
+	ss[1].SetFail(codes.Unavailable)
 	// Calls until both have failed once: the first to fail is ejected.
+	b0, b1 := ss[0].Unary(), ss[1].Unary()
 	first := -1
-	for i := 0; ss[0].Unary() == 0 || ss[1].Unary() == 0; i++ {
+	for i := 0; ss[0].Unary() == b0 || ss[1].Unary() == b1; i++ {
 		if i == 100 {
-			t.Fatalf("after 100 calls the failing backends got %d and %d", ss[0].Unary(), ss[1].Unary())
+			t.Fatalf("after 100 calls the failing backends got %d and %d", ss[0].Unary()-b0, ss[1].Unary()-b1)
 		}
 		_, _ = call(cc)
-		if first < 0 && ss[0].Unary()+ss[1].Unary() > 0 {
+		if first < 0 && ss[0].Unary()+ss[1].Unary() > b0+b1 {
 			first = 0
-			if ss[1].Unary() > 0 {
+			if ss[1].Unary() > b1 {
 				first = 1
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -30,6 +31,7 @@ import (
 // runs that against collectors behind haproxy; docs/lb.md shows it.)
 func Example_behindOneAddress() {
 	var addrs []string
+	names := map[string]string{}
 	for i := range 3 {
 		s, err := backend.Listen(backend.Options{Name: fmt.Sprint("backend-", i)})
 		if err != nil {
@@ -37,6 +39,7 @@ func Example_behindOneAddress() {
 		}
 		defer s.Stop()
 		addrs = append(addrs, s.Addr())
+		names[s.Addr()] = s.Name()
 	}
 	proxy, err := tcpproxy.New(addrs...) // one address, round-robin per connection
 	if err != nil {
@@ -52,12 +55,23 @@ func Example_behindOneAddress() {
 		log.Fatal(err)
 	}
 	defer cc.Close()
+	cc.Connect() // grpc.NewClient connects on the first call otherwise
+
+	// The balancer holds the policy's six connections, two to a backend.
+	for deadline := time.Now().Add(10 * time.Second); total(proxy.Conns()) < 6; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			log.Fatalf("connections through the proxy: %v", proxy.Conns())
+		}
+	}
+	for _, a := range addrs {
+		fmt.Printf("%s: %d connections\n", names[a], proxy.Conns()[a])
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	client := echopb.NewEchoClient(cc)
 	perBackend := map[string]int{}
-	for range 30 {
+	for range 60 {
 		s, err := client.Bidi(ctx, grpc.WaitForReady(true))
 		if err != nil {
 			log.Fatal(err)
@@ -76,9 +90,20 @@ func Example_behindOneAddress() {
 		fmt.Printf("%s: %d streams\n", name, perBackend[name])
 	}
 	// Output:
-	// backend-0: 10 streams
-	// backend-1: 10 streams
-	// backend-2: 10 streams
+	// backend-0: 2 connections
+	// backend-1: 2 connections
+	// backend-2: 2 connections
+	// backend-0: 20 streams
+	// backend-1: 20 streams
+	// backend-2: 20 streams
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 // The JSON a service config carries, as a resolver, a control plane or

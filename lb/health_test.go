@@ -64,8 +64,5 @@ func TestWithoutHealthCheckConfigHealthIsNotWatched(t *testing.T) {
 	ss[0].Health().SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	cc, _ := dial(t, ss, ServiceConfig(Config{Size: 1}))
 	waitConns(t, ss, 1)
-	mustCall(t, cc, 20)
-	if ss[0].Unary() == 0 {
-		t.Fatal("without healthCheckConfig the NOT_SERVING backend got no calls; want its share")
-	}
+	waitAllCalled(t, cc, ss) // the NOT_SERVING one too, or the test times out
 }

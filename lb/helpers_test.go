@@ -175,7 +175,9 @@ func (ft *fakeTimers) after(q *eventq.Queue, d time.Duration, kind core.TimerKin
 	return func() bool { return !tm.stopped.Swap(true) }
 }
 
-// fire runs every pending timer of kind, and reports how many.
+// fire runs every pending timer of kind, as the real timer would, and
+// returns once the policy has applied them and published what they
+// changed; it reports how many it ran.
 func (ft *fakeTimers) fire(kind core.TimerKind) int {
 	ft.mu.Lock()
 	var due []*fakeTimer
@@ -192,10 +194,23 @@ func (ft *fakeTimers) fire(kind core.TimerKind) int {
 	ft.pending = keep
 	ft.mu.Unlock()
 	n := 0
+	qs := map[*eventq.Queue]bool{}
 	for _, tm := range due {
 		if !tm.stopped.Swap(true) {
 			tm.q.Push(tm.f)
+			qs[tm.q] = true
 			n++
+		}
+	}
+	for q := range qs {
+		// An event pushed by an event lands in a later batch: it runs
+		// after the batch with the timers has been applied and flushed.
+		done := make(chan struct{})
+		q.Push(func(time.Time) { q.Push(func(time.Time) { close(done) }) })
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			panic("fakeTimers.fire: the policy did not apply its timers within 20 s")
 		}
 	}
 	return n
@@ -301,4 +316,20 @@ func startGated(t *testing.T, free int) (*server, *gate) {
 	s := backend.Start(g, backend.Options{Name: "b0", ServerOptions: []grpc.ServerOption{grpc.StatsHandler(cc)}})
 	t.Cleanup(s.Stop)
 	return &server{Server: s, conns: cc}, g
+}
+
+// waitAllCalled makes calls (failed ones too) until every server of ss has
+// received one: then every backend's connection is READY in the policy,
+// not only connected as the servers see it.
+func waitAllCalled(t *testing.T, cc grpc.ClientConnInterface, ss []*server) {
+	t.Helper()
+	testutil.WaitFor(t, "a call on every backend", func() bool {
+		_, _ = call(cc)
+		for _, s := range ss {
+			if s.Unary() == 0 {
+				return false
+			}
+		}
+		return true
+	})
 }

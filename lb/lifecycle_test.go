@@ -133,10 +133,16 @@ func TestSlowStartRampsANewBackend(t *testing.T) {
 	name := register(ft, clk)
 	cc, r := dial(t, ss[:2], serviceConfig(name, Config{Size: 1, Policy: LeastActive, SlowStart: time.Hour}))
 	waitConns(t, ss[:2], 1)
-	clk.advance(2 * time.Hour) // the first two have been ready for a whole window
+	// Both are READY in the policy (a backend answers only once its
+	// connection is); then they have been ready for a whole window.
+	testutil.WaitFor(t, "both first backends to answer", func() bool {
+		mustCall(t, cc, 1)
+		return ss[0].Unary() > 0 && ss[1].Unary() > 0
+	})
+	clk.advance(2 * time.Hour)
 	r.UpdateState(testutil.State(addrsOf(ss)...))
-	waitConns(t, ss, 1)
-	mustCall(t, cc, 1) // the new backend's connection is READY and in the pickers
+	// The new backend's entry in the pickers ramps, and schedules the
+	// ramp's end.
 	testutil.WaitFor(t, "the ramp's end to be scheduled", func() bool { return ft.count(core.RampTimer) == 1 })
 
 	first := testutil.OpenStreams(t, cc, 42)
@@ -147,8 +153,9 @@ func TestSlowStartRampsANewBackend(t *testing.T) {
 	}
 
 	clk.advance(time.Hour)
-	ft.fire(core.RampTimer)
-	testutil.WaitFor(t, "the ramp to end", func() bool { return ft.count(core.RampTimer) == 0 })
+	if n := ft.fire(core.RampTimer); n != 1 {
+		t.Fatalf("fired %d ramp timers, want 1", n)
+	}
 	more := testutil.OpenStreams(t, cc, 42)
 	defer testutil.EndAll(t, more)
 	all := activeOf(ss)

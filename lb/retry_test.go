@@ -18,11 +18,13 @@ func TestGRPCRetryPolicyWorksBesideThePolicy(t *testing.T) {
 		"retryPolicy":{"maxAttempts":4,"initialBackoff":"0.001s","maxBackoff":"0.01s","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]}`
 	cc, _ := dial(t, ss, sc)
 	waitConns(t, ss, 1)
+	waitAllCalled(t, cc, ss)
+	failing, healthy := ss[0].Unary(), ss[1].Unary()
 	mustCall(t, cc, 40)
-	if ss[0].Unary() == 0 {
+	if ss[0].Unary() == failing {
 		t.Fatal("the failing backend got no attempt: nothing was retried")
 	}
-	if got := ss[1].Unary(); got != 40 {
+	if got := ss[1].Unary() - healthy; got != 40 {
 		t.Errorf("the healthy backend answered %d calls, want all 40", got)
 	}
 }
