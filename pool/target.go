@@ -11,10 +11,19 @@ import (
 // defaultScheme is the scheme of targets without one, as for grpc.NewClient.
 const defaultScheme = "dns"
 
+// xdsSchemes are the schemes whose resolver (grpc-go's xDS resolver, and
+// google-c2p, which resolves through it) reports no addresses: endpoints
+// are resolved inside grpc's xDS balancers, so a pool would get none.
+var xdsSchemes = map[string]bool{"xds": true, "google-c2p": true}
+
+const msgXDS = `xDS targets resolve to endpoints inside grpc's own xDS balancers, not to addresses a pool can connect to; ` +
+	`use grpc.NewClient with the target and the load-balancing policy of package github.com/grpcpool/grpcpool/lb ` +
+	`(its Cluster's load_balancing_policy naming "grpcpool", or lb.ServiceConfig)`
+
 // parseTarget parses target the way grpc.NewClient does: as a URL whose
 // scheme names a resolver (one given with WithResolvers first, then the
 // registered ones), and otherwise as an endpoint of the default "dns"
-// scheme.
+// scheme. xDS targets are refused, pointing to package lb (see xdsSchemes).
 func parseTarget(target string, builders []resolver.Builder) (resolver.Target, resolver.Builder, error) {
 	if strings.TrimSpace(target) == "" {
 		return resolver.Target{}, nil, fmt.Errorf("%w: empty target", ErrInvalidTarget)
@@ -31,6 +40,9 @@ func parseTarget(target string, builders []resolver.Builder) (resolver.Target, r
 		return resolver.Get(scheme)
 	}
 	u, err := url.Parse(target)
+	if err == nil && xdsSchemes[u.Scheme] {
+		return resolver.Target{}, nil, fmt.Errorf("%w: %q: %s", ErrInvalidTarget, target, msgXDS)
+	}
 	if err == nil && u.Scheme != "" {
 		if b := find(u.Scheme); b != nil {
 			return resolver.Target{URL: *u}, b, nil

@@ -1,4 +1,5 @@
-// Package harness starts real infrastructure — dnsmasq, haproxy and etcd —
+// Package harness starts real infrastructure — dnsmasq, haproxy, etcd and
+// an xDS management server (go-control-plane, in-process) —
 // on loopback for the integration tests of grpcpool.
 //
 // Each Start function writes the component's configuration to t.TempDir(),
