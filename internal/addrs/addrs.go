@@ -50,3 +50,18 @@ func Key(a resolver.Address) string {
 	}
 	return a.Addr
 }
+
+type zoneKey struct{}
+
+// WithZone returns a carrying zone in its Attributes, where a resolver
+// that knows a backend's zone records it.
+func WithZone(a resolver.Address, zone string) resolver.Address {
+	a.Attributes = a.Attributes.WithValue(zoneKey{}, zone)
+	return a
+}
+
+// Zone returns the zone WithZone recorded on a, or "".
+func Zone(a resolver.Address) string {
+	z, _ := a.Attributes.Value(zoneKey{}).(string)
+	return z
+}

@@ -52,3 +52,13 @@ func TestGroupsAreOnePerEndpointWhenTheResolverListsEndpointsOnly(t *testing.T) 
 		t.Errorf("second group %+v, want key b:1 with weight 3", gs[1])
 	}
 }
+
+func TestZoneRoundTrips(t *testing.T) {
+	a := resolver.Address{Addr: "127.0.1.1:1"}
+	if got := addrs.Zone(a); got != "" {
+		t.Fatalf("Zone of a bare address = %q, want empty", got)
+	}
+	if got := addrs.Zone(addrs.WithZone(a, "a")); got != "a" {
+		t.Fatalf("Zone = %q, want %q", got, "a")
+	}
+}
