@@ -175,9 +175,9 @@ func (p *Pool) classify(err error) breaker.Outcome {
 // waiting its backoff. It is retried only with WithRetry, for a code in the
 // policy, within the policy's attempts and the pool's retry budget, when
 // the caller's deadline leaves room for the backoff, and — when the request
-// reached the server and the server did not answer (the connection broke
-// under it) — only for methods marked idempotent, since the server may have
-// acted on it. It returns the error the call ends with when it is not
+// reached the server and no status came back from it (the connection broke
+// under it, before or after response headers) — only for methods marked
+// idempotent, since the server may have acted on it. It returns the error the call ends with when it is not
 // retried: err, or the caller's context error when the context ended during
 // the backoff.
 func (p *Pool) retryAfter(ctx context.Context, method string, pol *retry.Policy, attempt int, err error, idempotent bool, a *attempt) (bool, error) {
@@ -188,7 +188,7 @@ func (p *Pool) retryAfter(ctx context.Context, method string, pol *retry.Policy,
 	if !ok || !pol.Retryable(st.Code()) || st.Message() == msgClosed {
 		return false, err
 	}
-	if a != nil && a.sent.Load() && !a.received.Load() && !idempotent {
+	if a != nil && a.sent.Load() && !a.status.Load() && !idempotent {
 		return false, err
 	}
 	d := pol.Backoff(attempt)

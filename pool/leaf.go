@@ -113,6 +113,7 @@ type attempt struct {
 	picked   atomic.Bool // a connection was picked inside grpc
 	sent     atomic.Bool // bytes of the request reached the wire
 	received atomic.Bool // the server sent something back
+	status   atomic.Bool // the server's status arrived (see statusSeen)
 }
 
 type attemptKey struct{}

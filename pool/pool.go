@@ -251,6 +251,11 @@ func (p *Pool) buildDialOptions() []grpc.DialOption {
 	if p.o.keepalive != nil {
 		dos = append(dos, p.o.keepalive.DialOption())
 	}
+	if p.o.methods != nil {
+		// Only a pool that retries asks whether a status came back: the
+		// handler costs every RPC a few allocations.
+		dos = append(dos, grpc.WithStatsHandler(statusSeen{}))
+	}
 	return append(dos, p.o.dialOpts...)
 }
 

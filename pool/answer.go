@@ -1,0 +1,30 @@
+package pool
+
+import (
+	"context"
+
+	"google.golang.org/grpc/stats"
+)
+
+// statusSeen is the stats.Handler of every connection of a pool that
+// retries or hedges: it records in an attempt (see attempt) that the
+// server's status arrived — trailers, or a Trailers-Only response; gRPC
+// reports both as stats.InTrailer. Response headers are no status: a
+// request whose connection broke after them got no answer the caller can
+// act on, and the server may have acted on it.
+type statusSeen struct{}
+
+func (statusSeen) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+func (statusSeen) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if _, ok := s.(*stats.InTrailer); !ok {
+		return
+	}
+	if a, ok := ctx.Value(attemptKey{}).(*attempt); ok {
+		a.status.Store(true)
+	}
+}
+
+func (statusSeen) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (statusSeen) HandleConn(context.Context, stats.ConnStats) {}
