@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/grpcpool/grpcpool/retry"
 )
@@ -87,6 +88,9 @@ func hedge(ctx context.Context, c hedgeCall, reply any) error {
 		results: make(chan hedgeResult, h.MaxAttempts), // never blocks a sender
 		delay:   c.mc.HedgingDelay(),
 	}
+	// Each hedge's reply is made from this type, read before attempt 1
+	// may decode into reply: never from reply itself.
+	mt := pm.ProtoReflect().Type()
 	hr.timer = time.NewTimer(hr.delay)
 	defer hr.timer.Stop()
 	start := time.Now()
@@ -115,9 +119,9 @@ loop:
 			if !h.NonFatal(status.Code(r.err)) {
 				break loop
 			}
-			hr.hedge(pm)
+			hr.hedge(mt)
 		case <-hr.timer.C:
-			hr.hedge(pm)
+			hr.hedge(mt)
 		case <-actx.Done():
 			last = status.FromContextError(ctx.Err()).Err()
 			break loop
@@ -176,10 +180,10 @@ func (hr *hedgeRun) run(n int, r any) {
 	hr.results <- hedgeResult{n: n, reply: r, err: err, took: time.Since(t0)}
 }
 
-// hedge sends the next hedge, into a new message of pm's type, if
+// hedge sends the next hedge, into a new message of type mt, if
 // attempts, the budget and the call's context allow, and restarts the
 // delay.
-func (hr *hedgeRun) hedge(pm proto.Message) {
+func (hr *hedgeRun) hedge(mt protoreflect.MessageType) {
 	if hr.stopped || hr.sent >= hr.h.MaxAttempts || hr.ctx.Err() != nil {
 		return
 	}
@@ -191,6 +195,6 @@ func (hr *hedgeRun) hedge(pm proto.Message) {
 		hr.stopped = true
 		return
 	}
-	hr.start(hr.sent+1, pm.ProtoReflect().New().Interface())
+	hr.start(hr.sent+1, mt.New().Interface())
 	hr.timer.Reset(hr.delay)
 }
