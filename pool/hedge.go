@@ -7,8 +7,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/grpcpool/grpcpool/retry"
 )
@@ -55,27 +53,33 @@ type hedgeResult struct {
 // same type, as long as Hedging.MaxAttempts, the budget (one Withdraw per
 // hedge) and the backends allow. The first success wins: the other
 // attempts are cancelled, hedge waits for them to return, and the
-// winner's reply is copied into reply (proto.Reset, then proto.Merge)
-// unless it was attempt 1's. A fatal failure ends the call with its error
-// and cancels the others; when every attempt failed non-fatally, the call
-// ends with the last error; when ctx ends first, with ctx's status.
+// winner's reply is copied into reply (see replyType) unless it was
+// attempt 1's. A fatal failure ends the call with its error and cancels
+// the others; when every attempt failed non-fatally, the call ends with
+// the last error; when ctx ends first, with ctx's status. A reply of any
+// type can be hedged as long as it is a non-nil pointer; any other reply
+// fails the call at once with codes.Internal.
 //
-// Without hedging for the method, without a budget, or when reply is not
-// a proto.Message (a reply of another type cannot be made anew and
-// copied), hedge makes one attempt, in the caller's goroutine.
+// Without hedging for the method or without a budget, hedge makes one
+// attempt, in the caller's goroutine.
 //
 // For an adaptive delay hedge records the latency of attempt 1: when it
 // succeeded, or when a hedge won while it was still running (its time so
 // far); not when it failed.
 func hedge(ctx context.Context, c hedgeCall, reply any) error {
 	h := c.mc.Hedging
-	pm, ok := reply.(proto.Message)
-	if h == nil || h.MaxAttempts < 2 || c.budget == nil || !ok {
+	if h == nil || h.MaxAttempts < 2 || c.budget == nil {
 		start := time.Now()
 		err := c.attempt(ctx, 1, reply)
 		if err == nil {
 			c.mc.ObserveLatency(time.Since(start))
 		}
+		return err
+	}
+	// Each hedge's reply is made from reply's type, read before attempt 1
+	// may decode into reply: never from reply itself.
+	rt, err := replyTypeOf(reply)
+	if err != nil {
 		return err
 	}
 
@@ -88,9 +92,6 @@ func hedge(ctx context.Context, c hedgeCall, reply any) error {
 		results: make(chan hedgeResult, h.MaxAttempts), // never blocks a sender
 		delay:   c.mc.HedgingDelay(),
 	}
-	// Each hedge's reply is made from this type, read before attempt 1
-	// may decode into reply: never from reply itself.
-	mt := pm.ProtoReflect().Type()
 	hr.timer = time.NewTimer(hr.delay)
 	defer hr.timer.Stop()
 	start := time.Now()
@@ -119,9 +120,9 @@ loop:
 			if !h.NonFatal(status.Code(r.err)) {
 				break loop
 			}
-			hr.hedge(mt)
+			hr.hedge(rt)
 		case <-hr.timer.C:
-			hr.hedge(mt)
+			hr.hedge(rt)
 		case <-actx.Done():
 			last = status.FromContextError(ctx.Err()).Err()
 			break loop
@@ -147,8 +148,7 @@ loop:
 		return last
 	}
 	if win.n != 1 {
-		proto.Reset(pm)
-		proto.Merge(pm, win.reply.(proto.Message))
+		rt.copy(reply, win.reply)
 	}
 	return nil
 }
@@ -180,10 +180,9 @@ func (hr *hedgeRun) run(n int, r any) {
 	hr.results <- hedgeResult{n: n, reply: r, err: err, took: time.Since(t0)}
 }
 
-// hedge sends the next hedge, into a new message of type mt, if
-// attempts, the budget and the call's context allow, and restarts the
-// delay.
-func (hr *hedgeRun) hedge(mt protoreflect.MessageType) {
+// hedge sends the next hedge, into a new reply of type rt, if attempts,
+// the budget and the call's context allow, and restarts the delay.
+func (hr *hedgeRun) hedge(rt replyType) {
 	if hr.stopped || hr.sent >= hr.h.MaxAttempts || hr.ctx.Err() != nil {
 		return
 	}
@@ -195,6 +194,6 @@ func (hr *hedgeRun) hedge(mt protoreflect.MessageType) {
 		hr.stopped = true
 		return
 	}
-	hr.start(hr.sent+1, mt.New().Interface())
+	hr.start(hr.sent+1, rt.new())
 	hr.timer.Reset(hr.delay)
 }

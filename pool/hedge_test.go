@@ -302,22 +302,18 @@ func TestHedgeContextEnds(t *testing.T) {
 func TestHedgeOneAttempt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		steps := []fakeStep{{after: 100 * ms}, {after: ms}}
-		// Not a proto.Message: one attempt, into the caller's reply.
 		res, err := retry.NewResolver(nil, []retry.Hedging{{Delay: 10 * ms}})
 		require.NoError(t, err)
-		var got []int
-		var reply struct{ v string }
+		// A reply that is no pointer: no attempt at all.
 		err = hedge(t.Context(), hedgeCall{
 			mc:     res.Lookup("/svc/M"),
 			budget: retry.NewBudget(retry.BudgetConfig{}),
 			attempt: func(ctx context.Context, n int, r any) error {
-				got = append(got, n)
-				assert.Same(t, &reply, r)
+				t.Errorf("attempt %d made for a reply that is no pointer", n)
 				return nil
 			},
-		}, &reply)
-		require.NoError(t, err)
-		assert.Equal(t, []int{1}, got)
+		}, struct{ v string }{})
+		assert.Equal(t, codes.Internal, status.Code(err), "%v", err)
 
 		// No budget: no hedge.
 		f := &fakeAttempts{t0: time.Now(), steps: steps}
@@ -356,5 +352,39 @@ func TestHedgeAdaptiveDelay(t *testing.T) {
 		logs := call(fakeStep{after: time.Second}, fakeStep{after: ms})
 		require.Len(t, logs, 2)
 		assert.Equal(t, 4*ms, logs[1].start, "the hedge goes out at the 95th percentile")
+	})
+}
+
+// A reply that is not a protobuf message is hedged too: each hedge writes
+// into a new value of the type the reply points to, and the winner's
+// value is copied into the caller's.
+func TestHedgeReplyOfAnyPointerType(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		type plain struct{ V string }
+		res, err := retry.NewResolver(nil, []retry.Hedging{{Delay: 10 * ms}})
+		require.NoError(t, err)
+		reply := &plain{V: "stale"}
+		var seen []any
+		var mu sync.Mutex
+		err = hedge(t.Context(), hedgeCall{
+			mc:     res.Lookup("/svc/M"),
+			budget: retry.NewBudget(retry.BudgetConfig{}),
+			attempt: func(ctx context.Context, n int, r any) error {
+				mu.Lock()
+				seen = append(seen, r)
+				mu.Unlock()
+				if n == 1 {
+					<-ctx.Done()
+					return status.FromContextError(ctx.Err()).Err()
+				}
+				r.(*plain).V = fmt.Sprintf("attempt %d", n)
+				return nil
+			},
+		}, reply)
+		require.NoError(t, err)
+		assert.Equal(t, "attempt 2", reply.V)
+		require.Len(t, seen, 2)
+		assert.Same(t, reply, seen[0], "attempt 1 writes into the caller's reply")
+		assert.NotSame(t, reply, seen[1], "the hedge into a reply of its own")
 	})
 }
