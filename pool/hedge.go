@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -11,11 +12,11 @@ import (
 	"github.com/grpcpool/grpcpool/retry"
 )
 
-// errNoHedgeTarget is what a hedgeCall's attempt returns, at once and
-// without sending anything, when attempt n > 1 finds no backend the call
-// has not tried yet: the call makes no more hedges, and this is never the
-// call's error.
-var errNoHedgeTarget = errors.New("grpcpool: no untried backend to hedge to")
+// errHedgeNotSent is what a hedgeCall's attempt n > 1 returns, at once
+// and without sending anything, when it finds no backend the call has not
+// tried yet or the budget refuses it: the call makes no more hedges, and
+// this is never the call's error.
+var errHedgeNotSent = errors.New("grpcpool: hedge not sent: no untried backend, or the retry budget refused it")
 
 // hedgeCall is one hedged unary call: what the pool's Invoke gives the
 // hedging engine. The engine knows nothing of backends or connections;
@@ -23,19 +24,23 @@ var errNoHedgeTarget = errors.New("grpcpool: no untried backend to hedge to")
 type hedgeCall struct {
 	// mc is the method's configuration; mc.Hedging nil means one attempt.
 	mc retry.MethodConfig
-	// budget is the pool's retry budget; every hedge withdraws from it.
-	// Nil means no hedge at all (one attempt).
+	// budget is the pool's retry budget; every hedge sent withdraws from
+	// it. Nil means no hedge at all (one attempt).
 	budget *retry.Budget
 	// attempt makes attempt n (1 for the first) of the call into reply,
 	// on a backend the call has not tried yet, and returns its error. It
 	// is called from goroutines of their own, up to Hedging.MaxAttempts at
 	// once, so whatever it shares between attempts (the backends tried)
 	// must be safe for concurrent use. It must return soon after ctx ends
-	// and not touch reply once it has returned. For n > 1 with no untried
-	// backend it returns errNoHedgeTarget.
-	attempt func(ctx context.Context, n int, reply any) error
-	// onHedge, if not nil, is told of every hedge: sent, or refused by
-	// the budget (for the grpcpool.retry.attempts and .refused counters).
+	// and not touch reply once it has returned. For n > 1 (admit is nil
+	// for attempt 1) it calls admit once it has found a backend and
+	// before it sends anything: when admit returns false (the budget
+	// refused the hedge, or the call has ended), or when it finds no
+	// untried backend, it sends nothing and returns errHedgeNotSent.
+	attempt func(ctx context.Context, n int, reply any, admit func() bool) error
+	// onHedge, if not nil, is told of every hedge admitted: sent, or
+	// refused by the budget (for the grpcpool.retry.attempts and .refused
+	// counters). A hedge that found no backend is neither.
 	onHedge func(refused bool)
 }
 
@@ -51,7 +56,8 @@ type hedgeResult struct {
 // the method's hedging delay passes without an answer, or an attempt
 // fails with a non-fatal code, one more attempt into a new reply of the
 // same type, as long as Hedging.MaxAttempts, the budget (one Withdraw per
-// hedge) and the backends allow. The first success wins: the other
+// hedge sent, none for a hedge that found no backend) and the backends
+// allow. The first success wins: the other
 // attempts are cancelled, hedge waits for them to return, and the
 // winner's reply is copied into reply (see replyType) unless it was
 // attempt 1's. A fatal failure ends the call with its error and cancels
@@ -70,7 +76,7 @@ func hedge(ctx context.Context, c hedgeCall, reply any) error {
 	h := c.mc.Hedging
 	if h == nil || h.MaxAttempts < 2 || c.budget == nil {
 		start := time.Now()
-		err := c.attempt(ctx, 1, reply)
+		err := c.attempt(ctx, 1, reply, nil)
 		if err == nil {
 			c.mc.ObserveLatency(time.Since(start))
 		}
@@ -112,7 +118,7 @@ loop:
 				win, won = r, true
 				break loop
 			}
-			if r.n > 1 && errors.Is(r.err, errNoHedgeTarget) {
+			if r.n > 1 && errors.Is(r.err, errHedgeNotSent) {
 				hr.stopped = true
 				continue
 			}
@@ -164,7 +170,8 @@ type hedgeRun struct {
 	timer   *time.Timer
 
 	sent, inFlight int
-	stopped        bool // the budget refused, or no backend was left
+	stopped        bool        // a hedge was not sent: no backend was left, or the budget refused
+	refused        atomic.Bool // the budget refused a hedge (set by admit, in an attempt's goroutine)
 }
 
 // start runs attempt n into r in a goroutine of its own.
@@ -175,25 +182,41 @@ func (hr *hedgeRun) start(n int, r any) {
 }
 
 func (hr *hedgeRun) run(n int, r any) {
+	var admit func() bool
+	if n > 1 {
+		admit = hr.admit
+	}
 	t0 := time.Now()
-	err := hr.c.attempt(hr.ctx, n, r)
+	err := hr.c.attempt(hr.ctx, n, r, admit)
 	hr.results <- hedgeResult{n: n, reply: r, err: err, took: time.Since(t0)}
 }
 
-// hedge sends the next hedge, into a new reply of type rt, if attempts,
-// the budget and the call's context allow, and restarts the delay.
+// hedge starts the next hedge, into a new reply of type rt, if attempts,
+// the budget and the call's context allow, and restarts the delay. The
+// hedge takes its share of the budget only once it has found a backend
+// (see admit).
 func (hr *hedgeRun) hedge(rt replyType) {
-	if hr.stopped || hr.sent >= hr.h.MaxAttempts || hr.ctx.Err() != nil {
+	if hr.stopped || hr.refused.Load() || hr.sent >= hr.h.MaxAttempts || hr.ctx.Err() != nil {
 		return
+	}
+	hr.start(hr.sent+1, rt.new())
+	hr.timer.Reset(hr.delay)
+}
+
+// admit is what a hedge calls once it has found a backend, before it
+// sends anything: it withdraws the hedge from the budget and counts it.
+// It returns false, withdrawing and counting nothing, when the call has
+// ended meanwhile. It runs in the hedge's goroutine.
+func (hr *hedgeRun) admit() bool {
+	if hr.ctx.Err() != nil {
+		return false
 	}
 	ok := hr.c.budget.Withdraw()
 	if hr.c.onHedge != nil {
 		hr.c.onHedge(!ok)
 	}
 	if !ok {
-		hr.stopped = true
-		return
+		hr.refused.Store(true)
 	}
-	hr.start(hr.sent+1, rt.new())
-	hr.timer.Reset(hr.delay)
+	return ok
 }

@@ -20,7 +20,7 @@ func BenchmarkHedgeOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	attempt := func(ctx context.Context, n int, reply any) error {
+	attempt := func(ctx context.Context, n int, reply any, _ func() bool) error {
 		reply.(*wrapperspb.StringValue).Value = "ok"
 		return nil
 	}
@@ -29,7 +29,7 @@ func BenchmarkHedgeOverhead(b *testing.B) {
 	b.Run("direct", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = attempt(ctx, 1, reply)
+			_ = attempt(ctx, 1, reply, nil)
 		}
 	})
 	b.Run("hedged", func(b *testing.B) {

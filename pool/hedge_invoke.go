@@ -32,18 +32,15 @@ func (p *Pool) invokeHedged(ctx context.Context, mc retry.MethodConfig, method s
 				p.rec.RetryAttempt(ctx, method, telemetry.Hedge)
 			}
 		},
-		attempt: func(ctx context.Context, n int, reply any) error {
+		attempt: func(ctx context.Context, n int, reply any, admit func() bool) error {
 			for {
 				mu.Lock()
 				pk, s, err := p.pick(ctx, method, opts, &tr)
 				if err == nil && n > 1 && tr.Has(pk.Conn.Backend) {
 					// Every backend was tried: a hedge there would only add
 					// load where the call already waits.
-					p.release(pk.Conn)
-					if pk.Done != nil {
-						pk.Done(core.ErrNotSent)
-					}
-					err = errNoHedgeTarget
+					p.unpick(pk)
+					err = errHedgeNotSent
 				}
 				if err == nil {
 					tr.Add(pk.Conn.Backend)
@@ -51,9 +48,16 @@ func (p *Pool) invokeHedged(ctx context.Context, mc retry.MethodConfig, method s
 				mu.Unlock()
 				if err != nil {
 					if n > 1 {
-						return errNoHedgeTarget
+						return errHedgeNotSent
 					}
 					return err
+				}
+				if admit != nil {
+					if !admit() {
+						p.unpick(pk)
+						return errHedgeNotSent
+					}
+					admit = nil // a hedge placed again is not admitted again
 				}
 				err = p.invoke(ctx, pk, method, args, reply, opts, nil)
 				if err == nil {
@@ -69,4 +73,12 @@ func (p *Pool) invokeHedged(ctx context.Context, mc retry.MethodConfig, method s
 			}
 		},
 	}, reply)
+}
+
+// unpick gives back a pick no request was sent on.
+func (p *Pool) unpick(pk core.Result) {
+	p.release(pk.Conn)
+	if pk.Done != nil {
+		pk.Done(core.ErrNotSent)
+	}
 }

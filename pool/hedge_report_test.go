@@ -85,9 +85,9 @@ func (f *hedgeFleet) call(ctx context.Context, mc retry.MethodConfig, budget *re
 		mc:      mc,
 		budget:  budget,
 		onHedge: onHedge,
-		attempt: func(ctx context.Context, n int, reply any) error {
-			if n > len(f.ccs) {
-				return errNoHedgeTarget
+		attempt: func(ctx context.Context, n int, reply any, admit func() bool) error {
+			if n > len(f.ccs) || admit != nil && !admit() {
+				return errHedgeNotSent
 			}
 			f.attempts.Add(1)
 			cc := f.ccs[(first+uint64(n-1))%uint64(len(f.ccs))]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -34,7 +35,8 @@ type attemptLog struct {
 }
 
 // fakeAttempts returns an attempt function playing steps (attempt n
-// plays steps[n-1]; beyond them: errNoHedgeTarget) and the log it fills.
+// plays steps[n-1]; beyond them, or when admit refuses it:
+// errHedgeNotSent) and the log it fills.
 type fakeAttempts struct {
 	t0     time.Time
 	steps  []fakeStep
@@ -44,9 +46,9 @@ type fakeAttempts struct {
 	logs []attemptLog
 }
 
-func (f *fakeAttempts) attempt(ctx context.Context, n int, reply any) error {
-	if n > len(f.steps) {
-		return errNoHedgeTarget
+func (f *fakeAttempts) attempt(ctx context.Context, n int, reply any, admit func() bool) error {
+	if n > len(f.steps) || admit != nil && !admit() {
+		return errHedgeNotSent
 	}
 	l := attemptLog{n: n, start: time.Since(f.t0), replyWasCallers: reply == f.caller}
 	s := f.steps[n-1]
@@ -92,8 +94,8 @@ type hedgeCase struct {
 	reply   *wrapperspb.StringValue
 	took    time.Duration
 	logs    []attemptLog
-	hedges  int // sent, per onHedge
-	refused int // per onHedge
+	hedges  atomic.Int64 // sent, per onHedge
+	refused atomic.Int64 // per onHedge
 }
 
 func (r *hedgeCase) do(t *testing.T) {
@@ -113,9 +115,9 @@ func (r *hedgeCase) do(t *testing.T) {
 		attempt: f.attempt,
 		onHedge: func(refused bool) {
 			if refused {
-				r.refused++
+				r.refused.Add(1)
 			} else {
-				r.hedges++
+				r.hedges.Add(1)
 			}
 		},
 	}
@@ -146,7 +148,7 @@ func TestHedgeFirstAnswersBeforeDelay(t *testing.T) {
 		assert.Equal(t, 5*ms, r.took)
 		require.Len(t, r.logs, 1, "no hedge before the delay")
 		assert.True(t, r.logs[0].replyWasCallers, "attempt 1 writes into the caller's reply")
-		assert.Zero(t, r.hedges)
+		assert.Zero(t, r.hedges.Load())
 	})
 }
 
@@ -169,7 +171,7 @@ func TestHedgeTiming(t *testing.T) {
 		assert.Equal(t, 25*ms, r.logs[0].end, "losers end when the winner answers")
 		assert.False(t, r.logs[2].cancelled)
 		assert.False(t, r.logs[1].replyWasCallers, "hedges write into replies of their own")
-		assert.Equal(t, 2, r.hedges)
+		assert.EqualValues(t, 2, r.hedges.Load())
 	})
 }
 
@@ -199,7 +201,7 @@ func TestHedgeBudget(t *testing.T) {
 		r.do(t)
 		require.NoError(t, r.err)
 		assert.Equal(t, "attempt 2", r.reply.Value)
-		assert.Equal(t, 1, r.hedges)
+		assert.EqualValues(t, 1, r.hedges.Load())
 
 		r = hedgeCase{h: retry.Hedging{Delay: 10 * ms}, steps: steps, budget: b}
 		r.do(t)
@@ -207,7 +209,7 @@ func TestHedgeBudget(t *testing.T) {
 		assert.Equal(t, "attempt 1", r.reply.Value)
 		assert.Equal(t, 100*ms, r.took, "no hedge: the budget refused it")
 		assert.Len(t, r.logs, 1)
-		assert.Equal(t, 1, r.refused)
+		assert.EqualValues(t, 1, r.refused.Load())
 
 		// The floor comes back with the window.
 		time.Sleep(time.Second)
@@ -271,14 +273,25 @@ func TestHedgeNonFatalHedgesAtOnce(t *testing.T) {
 
 func TestHedgeNoTarget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		// A floor of one retry per second and (almost) no ratio.
+		b := retry.NewBudget(retry.BudgetConfig{Ratio: 1e-9, MinPerSecond: 1, Window: time.Second})
 		// One backend only: the hedge finds nothing to go to, and the call
-		// waits for attempt 1.
-		r := hedgeCase{h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 3}, steps: []fakeStep{{after: 50 * ms}}}
+		// waits for attempt 1. The hedge takes nothing from the budget and
+		// is not counted.
+		r := hedgeCase{h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 3}, steps: []fakeStep{{after: 50 * ms}}, budget: b}
 		r.do(t)
 		require.NoError(t, r.err)
 		assert.Equal(t, "attempt 1", r.reply.Value)
 		assert.Equal(t, 50*ms, r.took)
-		assert.Equal(t, 1, r.hedges, "one hedge tried, none after it found no backend")
+		assert.Zero(t, r.hedges.Load(), "a hedge that found no backend was counted")
+		assert.Zero(t, r.refused.Load())
+
+		// The budget's one retry is still there for a hedge that is sent.
+		r = hedgeCase{h: retry.Hedging{Delay: 10 * ms}, steps: []fakeStep{{after: 100 * ms}, {after: 5 * ms}}, budget: b}
+		r.do(t)
+		require.NoError(t, r.err)
+		assert.Equal(t, "attempt 2", r.reply.Value, "the budget was spent by a hedge that was never sent")
+		assert.EqualValues(t, 1, r.hedges.Load())
 	})
 }
 
@@ -308,7 +321,7 @@ func TestHedgeOneAttempt(t *testing.T) {
 		err = hedge(t.Context(), hedgeCall{
 			mc:     res.Lookup("/svc/M"),
 			budget: retry.NewBudget(retry.BudgetConfig{}),
-			attempt: func(ctx context.Context, n int, r any) error {
+			attempt: func(ctx context.Context, n int, r any, _ func() bool) error {
 				t.Errorf("attempt %d made for a reply that is no pointer", n)
 				return nil
 			},
@@ -369,7 +382,10 @@ func TestHedgeReplyOfAnyPointerType(t *testing.T) {
 		err = hedge(t.Context(), hedgeCall{
 			mc:     res.Lookup("/svc/M"),
 			budget: retry.NewBudget(retry.BudgetConfig{}),
-			attempt: func(ctx context.Context, n int, r any) error {
+			attempt: func(ctx context.Context, n int, r any, admit func() bool) error {
+				if admit != nil && !admit() {
+					return errHedgeNotSent
+				}
 				mu.Lock()
 				seen = append(seen, r)
 				mu.Unlock()

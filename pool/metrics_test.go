@@ -166,3 +166,21 @@ func TestMetricsHedge(t *testing.T) {
 		return n == 2
 	})
 }
+
+// A hedge that finds no backend the call has not tried is not sent: it is
+// neither counted as a hedge nor refused by the budget.
+func TestMetricsHedgeWithoutTarget(t *testing.T) {
+	t.Parallel()
+	bs := testutil.StartBackends(t, 1)
+	bs[0].SetDelay(100 * time.Millisecond) // the hedging delay passes first
+	mp, read := metricsReader(t)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithMeterProvider(mp),
+		pool.WithHedging(retry.Hedging{Delay: time.Millisecond, MaxAttempts: 3}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{Message: "x"})
+	require.NoError(t, err)
+	assert.Empty(t, read(telemetry.RetryAttempts), "hedges counted")
+	assert.Empty(t, read(telemetry.RetryRefusals), "hedges refused")
+	assert.Equal(t, int64(1), bs[0].Unary())
+}
