@@ -90,7 +90,10 @@ func TestHedgeRepliesOfAnyType(t *testing.T) {
 	r, target := testutil.ManualTarget(addrs...)
 	p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithSize(1),
 		pool.WithHedging(retry.Hedging{Delay: time.Millisecond, MaxAttempts: 2, Methods: []string{jsonEcho}}))
-	require.NoError(t, p.WaitForReady(testutil.Context(t)))
+	testutil.WaitFor(t, "both backends ready", func() bool {
+		st := p.Stats()
+		return len(st.Backends) == 2 && st.Backends[0].Ready > 0 && st.Backends[1].Ready > 0
+	})
 	codec := grpc.CallContentSubtype(jsonSubtype)
 
 	var out jsonMsg
