@@ -1,6 +1,7 @@
 package testutil_test
 
 import (
+	"context"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -75,4 +76,18 @@ func TestOpenStreamReportsAFailure(t *testing.T) {
 	defer cc.Close()
 	_, err = testutil.OpenStream(cc)
 	require.ErrorContains(t, err, "bidi")
+}
+
+func TestExpiringContextEndsWhenTold(t *testing.T) {
+	ctx, expire := testutil.ExpiringContext(t)
+	_, has := ctx.Deadline()
+	assert.False(t, has, "no deadline is sent to a server")
+	require.NoError(t, ctx.Err())
+	child, cancel := context.WithCancel(ctx)
+	defer cancel()
+	expire()
+	<-child.Done()
+	assert.ErrorIs(t, ctx.Err(), context.DeadlineExceeded)
+	assert.ErrorIs(t, child.Err(), context.DeadlineExceeded, "what runs on it ends as at a deadline")
+	expire() // again: no effect
 }
