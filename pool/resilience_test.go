@@ -643,14 +643,15 @@ func TestResilienceNoRetryPastDeadline(t *testing.T) {
 	for _, b := range bs {
 		b.SetFail(codes.Unavailable)
 	}
-	// Backoff is drawn from [0, 24h]: one below the 300 ms left is a 3.5e-6
-	// chance per call.
-	p, _ := testutil.ReadyPool(t, bs, pool.WithRetry(retry.Policy{InitialBackoff: 24 * time.Hour}))
+	// Backoff is drawn from [0, 100000h]: one below the 30 s left is an
+	// 8e-8 chance per call. The deadline is far, so that a slow machine
+	// does not reach it: a call that waited its backoff would.
+	p, _ := testutil.ReadyPool(t, bs, pool.WithRetry(retry.Policy{InitialBackoff: 100000 * time.Hour}))
 	client := echopb.NewEchoClient(p)
 	ctx := testutil.Context(t)
 	for i := range 5 {
 		before := totalCalls(bs)
-		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, err := client.Unary(cctx, &echopb.EchoRequest{})
 		ctxErr := cctx.Err()
 		cancel()

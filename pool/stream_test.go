@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -82,10 +81,9 @@ func TestStreamAccountingEveryRoute(t *testing.T) {
 			cancel() // the caller never reads again
 		}},
 		{"deadline", func(t *testing.T, ctx context.Context, c echopb.EchoClient, _ []*backend.Server, p *pool.Pool) {
-			dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-			defer cancel()
+			dctx, expire := testutil.ExpiringContext(t)
 			mustBidi(t, dctx, c, p) // nobody reads; the deadline passes
-			<-dctx.Done()
+			expire()
 		}},
 		{"server ends the stream", func(t *testing.T, ctx context.Context, c echopb.EchoClient, bs []*backend.Server, p *pool.Pool) {
 			s := mustBidi(t, ctx, c, p)
