@@ -24,11 +24,14 @@ import (
 // The figures of issue 5: a server admits serverLimit streams per
 // connection (HTTP/2 MAX_CONCURRENT_STREAMS); a client wants wantStreams
 // long-lived streams, and each must have had its first echo within
-// openWindow.
+// openWindow. On an idle machine they all have it within 2 s (the tests
+// log when the last did); openWindow is a margin a busy machine cannot
+// exceed, since a stream the pool did not place elsewhere waits in gRPC
+// until an earlier one ends, and none ends before the test releases them.
 const (
 	serverLimit = 100
 	wantStreams = 300
-	openWindow  = 2 * time.Second
+	openWindow  = 20 * time.Second
 )
 
 // limitedServer is one Echo backend with grpc.MaxConcurrentStreams(100),
