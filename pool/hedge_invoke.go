@@ -65,7 +65,12 @@ func (p *Pool) invokeHedged(ctx context.Context, mc retry.MethodConfig, method s
 				}
 				if notSent(err) && ctx.Err() == nil {
 					// The connection left READY under the pick: nothing was
-					// sent. Place the attempt again, on the next picker.
+					// sent, so the call has not tried the backend (another
+					// of its connections may take the attempt). Place the
+					// attempt again, on the next picker.
+					mu.Lock()
+					tr.Remove(pk.Conn.Backend)
+					mu.Unlock()
 					awaitChange(ctx, s)
 					continue
 				}

@@ -10,9 +10,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	echobackend "github.com/grpcpool/grpcpool/internal/backend"
@@ -27,13 +29,7 @@ import (
 func TestInvokeHedged(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	bs := make([]*echobackend.Server, 2)
-	for i := range bs {
-		s, err := echobackend.Listen(echobackend.Options{Name: fmt.Sprintf("b%d", i)})
-		require.NoError(t, err)
-		t.Cleanup(s.Stop)
-		bs[i] = s
-	}
+	bs := startEchoBackends(t, 2)
 	method := echopb.Echo_Unary_FullMethodName
 	p := newHedgePool(ctx, t, addrsOf(bs),
 		WithRetry(retry.Policy{}),
@@ -58,6 +54,20 @@ func TestInvokeHedged(t *testing.T) {
 	for _, b := range p.Stats().Backends {
 		assert.Zero(t, b.ActiveCalls, "calls left on %s: the losers were not cancelled", b.Addr)
 	}
+}
+
+// startEchoBackends starts n Echo backends named b0, b1, …, stopped at
+// cleanup.
+func startEchoBackends(t *testing.T, n int) []*echobackend.Server {
+	t.Helper()
+	bs := make([]*echobackend.Server, n)
+	for i := range bs {
+		s, err := echobackend.Listen(echobackend.Options{Name: fmt.Sprintf("b%d", i)})
+		require.NoError(t, err)
+		t.Cleanup(s.Stop)
+		bs[i] = s
+	}
+	return bs
 }
 
 // newHedgePool returns a ready pool of one connection per address.
@@ -104,4 +114,43 @@ func allReady(st Stats, n int) bool {
 		}
 	}
 	return true
+}
+
+// notSentOnce is a connection interceptor (it runs once per attempt) that
+// plays one hedged call: attempt 1 gets no answer until it is cancelled,
+// the hedge's first placement finds its connection not ready (as when
+// the connection leaves READY under the pick: nothing is sent), and every
+// later placement goes through. It counts the placements.
+type notSentOnce struct{ n atomic.Int64 }
+
+func (s *notSentOnce) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	switch s.n.Add(1) {
+	case 1:
+		<-ctx.Done()
+		return status.FromContextError(ctx.Err()).Err()
+	case 2:
+		return status.Error(codes.Unavailable, msgConnNotReady)
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// A hedge whose request was not sent (its connection left READY under the
+// pick) is placed again, and may go to the backend it had picked: nothing
+// reached that backend, so the call has not tried it.
+func TestHedgePlacedAgainAfterNotSent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	bs := startEchoBackends(t, 2)
+	method := echopb.Echo_Unary_FullMethodName
+	var play notSentOnce
+	p := newHedgePool(ctx, t, addrsOf(bs), WithSize(2),
+		WithDialOptions(grpc.WithChainUnaryInterceptor(play.intercept)),
+		WithHedging(retry.Hedging{Delay: time.Millisecond, MaxAttempts: 2, Methods: []string{method}}))
+	cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+	defer ccancel()
+	reply := &echopb.EchoResponse{}
+	err := p.Invoke(cctx, method, &echopb.EchoRequest{Message: "x"}, reply)
+	require.NoError(t, err, "the hedge gave up after a placement that sent nothing (%d placements)", play.n.Load())
+	assert.EqualValues(t, 3, play.n.Load(), "placements: attempt 1, the hedge not sent, the hedge again")
+	assert.NotEmpty(t, reply.GetBackend())
 }

@@ -16,6 +16,18 @@ func (t *Tried) Add(b *Backend) {
 	}
 }
 
+// Remove forgets b: an attempt placed on it sent nothing there after all.
+func (t *Tried) Remove(b *Backend) {
+	for i, x := range t.b[:t.n] {
+		if x == b {
+			copy(t.b[i:t.n], t.b[i+1:t.n])
+			t.n--
+			t.b[t.n] = nil
+			return
+		}
+	}
+}
+
 // Has reports whether b was tried.
 func (t *Tried) Has(b *Backend) bool {
 	if t == nil {

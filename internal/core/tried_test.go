@@ -1,0 +1,25 @@
+package core
+
+import "testing"
+
+func TestTriedRemove(t *testing.T) {
+	a, b, c := &Backend{}, &Backend{}, &Backend{}
+	var tr Tried
+	tr.Add(a)
+	tr.Add(b)
+	tr.Add(c)
+	tr.Remove(b)
+	if tr.Has(b) || !tr.Has(a) || !tr.Has(c) || tr.Len() != 2 {
+		t.Fatalf("after Remove(b): has a %v, b %v, c %v, len %d; want true, false, true, 2", tr.Has(a), tr.Has(b), tr.Has(c), tr.Len())
+	}
+	tr.Remove(b) // not there: nothing changes
+	tr.Remove(a)
+	tr.Remove(c)
+	if tr.Len() != 0 {
+		t.Fatalf("len %d after removing every backend, want 0", tr.Len())
+	}
+	tr.Add(b)
+	if !tr.Has(b) || tr.Len() != 1 {
+		t.Fatalf("Add after Remove: has b %v, len %d", tr.Has(b), tr.Len())
+	}
+}
