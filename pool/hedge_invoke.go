@@ -19,7 +19,7 @@ import (
 func (p *Pool) invokeHedged(ctx context.Context, mc retry.MethodConfig, method string, args, reply any, opts []grpc.CallOption) error {
 	p.budget.Deposit()
 	var (
-		mu sync.Mutex // guards tr: attempts pick from goroutines of their own
+		mu sync.Mutex // guards tr: attempts run in goroutines of their own
 		tr core.Tried // the backends the call's attempts went to
 	)
 	return hedge(ctx, hedgeCall{
@@ -34,8 +34,14 @@ func (p *Pool) invokeHedged(ctx context.Context, mc retry.MethodConfig, method s
 		},
 		attempt: func(ctx context.Context, n int, reply any, admit func() bool) error {
 			for {
+				// The pick may wait (for a growth, or for a backend with
+				// grpc.WaitForReady): it is made on a copy of tr, so
+				// that the call's other attempts can pick meanwhile.
 				mu.Lock()
-				pk, s, err := p.pick(ctx, method, opts, &tr)
+				seen := tr
+				mu.Unlock()
+				pk, s, err := p.pick(ctx, method, opts, &seen)
+				mu.Lock()
 				if err == nil && n > 1 && tr.Has(pk.Conn.Backend) {
 					// Every backend was tried: a hedge there would only add
 					// load where the call already waits.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/example/echopb"
 	echobackend "github.com/grpcpool/grpcpool/internal/backend"
 	"github.com/grpcpool/grpcpool/retry"
@@ -153,4 +154,57 @@ func TestHedgePlacedAgainAfterNotSent(t *testing.T) {
 	require.NoError(t, err, "the hedge gave up after a placement that sent nothing (%d placements)", play.n.Load())
 	assert.EqualValues(t, 3, play.n.Load(), "placements: attempt 1, the hedge not sent, the hedge again")
 	assert.NotEmpty(t, reply.GetBackend())
+}
+
+type playKey struct{}
+
+// notSentAfter is a connection interceptor that plays the first attempt
+// of calls marked with playKey: it gives the call's hedge time to begin
+// its pick, then reports the attempt not sent (its connection left READY
+// under the pick). Every other attempt goes through.
+type notSentAfter struct {
+	wait time.Duration
+	n    atomic.Int64
+}
+
+func (s *notSentAfter) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if ctx.Value(playKey{}) == nil || s.n.Add(1) > 1 {
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	t := time.NewTimer(s.wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return status.Error(codes.Unavailable, msgConnNotReady)
+}
+
+// The attempts of a hedged call pick apart: a hedge whose pick waits
+// (grpc.WaitForReady, the only backend half-open with the call's first
+// attempt as its probe) does not keep that first attempt, placed again
+// after its request was not sent, from being placed.
+func TestHedgePickDoesNotHoldBackOtherAttempts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	bs := startEchoBackends(t, 1)
+	method := echopb.Echo_Unary_FullMethodName
+	play := &notSentAfter{wait: 200 * time.Millisecond}
+	p := newHedgePool(ctx, t, addrsOf(bs),
+		WithDialOptions(grpc.WithChainUnaryInterceptor(play.intercept)),
+		WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond}),
+		WithHedging(retry.Hedging{Delay: time.Millisecond, MaxAttempts: 2, Methods: []string{method}}))
+	bs[0].SetFail(codes.Unavailable)
+	err := p.Invoke(ctx, method, &echopb.EchoRequest{Message: "x"}, &echopb.EchoResponse{})
+	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	bs[0].SetOK()
+	for p.Stats().Backends[0].Breaker != breaker.StateHalfOpen {
+		require.NoError(t, ctx.Err(), "breaker half-open")
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	cctx, ccancel := context.WithTimeout(context.WithValue(ctx, playKey{}, true), 5*time.Second)
+	defer ccancel()
+	err = p.Invoke(cctx, method, &echopb.EchoRequest{Message: "x"}, &echopb.EchoResponse{}, grpc.WaitForReady(true))
+	require.NoError(t, err, "the first attempt, placed again, waited for the hedge's pick (%d placements)", play.n.Load())
 }
