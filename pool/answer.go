@@ -6,8 +6,8 @@ import (
 	"google.golang.org/grpc/stats"
 )
 
-// statusSeen is the stats.Handler of every connection of a pool that
-// retries or hedges: it records in an attempt (see attempt) that the
+// statusSeen is the stats.Handler of every connection of a pool with
+// retry policies: it records in an attempt (see attempt) that the
 // server's status arrived — trailers, or a Trailers-Only response; gRPC
 // reports both as stats.InTrailer. Response headers are no status: a
 // request whose connection broke after them got no answer the caller can
