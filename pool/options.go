@@ -494,10 +494,8 @@ func (o *options) validateMethods() {
 // cancelled. Every hedge spends one retry of the pool's retry budget (see
 // WithRetry; the budget's defaults without one), and a call gets no hedge
 // the budget refuses. Streams are never hedged, nor calls made with
-// retry.NotRetryable(). A hedge's reply is a new value of the caller's
-// reply's type (a protobuf message, or any other codec's type), copied
-// into the caller's reply if it wins; a hedged call whose reply is not a
-// non-nil pointer fails with codes.Internal.
+// retry.NotRetryable(); replies of any codec are, but a hedged call whose
+// reply is not a non-nil pointer fails with codes.Internal.
 //
 // Hedge only methods that may run twice: both requests may complete.
 // Hedged methods are not retried (the hedging takes the place of their
