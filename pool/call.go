@@ -292,7 +292,7 @@ type stream struct {
 	ended     atomic.Bool
 	state     atomic.Int32
 	cancel    context.CancelFunc // with WithMaxStreamAge or stall learning
-	timer     *time.Timer        // with WithMaxStreamAge
+	timer     *time.Timer        // with WithMaxStreamAge; set before gRPC has the stream
 	aged      atomic.Bool        // the max stream age ended it
 	stalled   atomic.Bool        // the stall timer gave its NewStream up
 	method    string
@@ -348,6 +348,12 @@ func (p *Pool) newStream(ctx context.Context, pk core.Result, desc *grpc.StreamD
 			st.cancel()
 		})
 	}
+	if p.o.maxStreamAge > 0 {
+		// Armed before gRPC has the stream: gRPC may finish it on a
+		// goroutine of its own before NewStream returns, and finish must
+		// find the timer to stop it.
+		st.timer = time.AfterFunc(core.Jitter(p.o.maxStreamAge), st.expire)
+	}
 	cs, err := handle(c).cc.NewStream(ctx, desc, method, o...)
 	if stall != nil {
 		stall.Stop()
@@ -368,12 +374,9 @@ func (p *Pool) newStream(ctx context.Context, pk core.Result, desc *grpc.StreamD
 	}
 	if err != nil {
 		st.finish(err) // in case an interceptor failed before gRPC saw the stream
-		return nil, err
+		return nil, st.fix(err)
 	}
 	st.ClientStream = cs
-	if p.o.maxStreamAge > 0 {
-		st.timer = time.AfterFunc(core.Jitter(p.o.maxStreamAge), st.expire)
-	}
 	st.final.Store(true)
 	if st.ended.Load() {
 		st.runFinish()
