@@ -286,9 +286,8 @@ type stream struct {
 	grpc.ClientStream
 	p         *Pool
 	c         *core.Conn
-	done      func(error)
-	reported  atomic.Bool // the breaker has been told
-	answered  atomic.Bool // the server sent headers or a message
+	report    core.StreamReport // to the backend's breaker
+	answered  atomic.Bool       // the server sent headers or a message
 	ended     atomic.Bool
 	state     atomic.Int32
 	cancel    context.CancelFunc // with WithMaxStreamAge or stall learning
@@ -317,7 +316,8 @@ type stallCall struct {
 
 func (p *Pool) newStream(ctx context.Context, pk core.Result, desc *grpc.StreamDesc, method string, opts []grpc.CallOption, fin []func(error), sc *stallCall) (grpc.ClientStream, error) {
 	c := pk.Conn
-	st := &stream{p: p, c: c, done: pk.Done, fin: fin, method: method, start: time.Now(), callStart: sc.start, fb: p.streamFeedback(c.Backend)}
+	st := &stream{p: p, c: c, fin: fin, method: method, start: time.Now(), callStart: sc.start, fb: p.streamFeedback(c.Backend)}
+	st.report.Start(pk)
 	o := append(st.optsBuf[:0], opts...)
 	o = append(o, grpc.OnFinish(st.finish))
 	b := c.Backend
@@ -410,17 +410,13 @@ func (st *stream) finish(err error) {
 	if !answered {
 		st.fb.done(err)
 	}
-	if st.reported.CompareAndSwap(false, true) {
-		st.p.finish(b, st.done, err, answered)
-	} else {
-		// The breaker heard of the stream when it was answered; a later
-		// backend failure is reported as a call of its own.
-		var done func(error)
-		if brk := b.Breaker; brk != nil && err != nil {
-			done, _ = brk.Allow()
-		}
-		st.p.finish(b, done, err, answered)
+	done, first := st.report.Take()
+	if !first && err != nil && b.Breaker != nil {
+		// The breaker heard of the stream already; a later backend
+		// failure is reported as a call of its own.
+		done, _ = b.Breaker.Allow()
 	}
+	st.p.finish(b, done, err, answered)
 	if st.final.Load() {
 		st.runFinish()
 	}
@@ -447,9 +443,7 @@ func (st *stream) answer() {
 	if st.answered.Load() || !st.answered.CompareAndSwap(false, true) {
 		return
 	}
-	if st.reported.CompareAndSwap(false, true) && st.done != nil {
-		st.done(nil)
-	}
+	st.report.Answered()
 }
 
 func (st *stream) expire() {
