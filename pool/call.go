@@ -133,7 +133,17 @@ func (p *Pool) invoke(ctx context.Context, pk core.Result, method string, args, 
 	b.Calls.Add(-1)
 	p.release(c)
 	p.finish(b, pk.Done, err, a != nil && a.received.Load())
+	p.ended(b)
 	return err
+}
+
+// ended is called when an attempt on b has ended and everything about it
+// is recorded: the last one on a removed backend releases its metrics
+// label.
+func (p *Pool) ended(b *core.Backend) {
+	if b.LastCallEnded() {
+		p.rec.ForgetBackend(b.Addr())
+	}
 }
 
 // release ends a call on c and tells the core when that drained it.
@@ -393,9 +403,9 @@ func (st *stream) finish(err error) {
 	}
 	st.endErr.Store(&err)
 	b := st.c.Backend
-	b.Streams.Add(-1)
 	st.p.rec.Active(b.Addr(), telemetry.KindStream, -1)
 	st.p.rec.AttemptDone(context.Background(), st.method, status.Code(err), b.Addr(), time.Since(st.start))
+	b.Streams.Add(-1) // after the records: see Pool.ended
 	if st.final.Load() {
 		st.p.rec.CallDone(context.Background(), st.method, status.Code(err), time.Since(st.callStart))
 	}
@@ -417,6 +427,7 @@ func (st *stream) finish(err error) {
 		done, _ = b.Breaker.Allow()
 	}
 	st.p.finish(b, done, err, answered)
+	st.p.ended(b)
 	if st.final.Load() {
 		st.runFinish()
 	}

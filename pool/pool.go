@@ -233,7 +233,9 @@ func (p *Pool) coreConfig() core.Config {
 			brk, err := breaker.New(b.Key, *o.breaker, func(_ string, from, to breaker.State) {
 				b.StoreBreakerState(to)
 				p.log.Info("grpcpool: circuit breaker", "target", p.target, "addr", b.Addr(), "from", from.String(), "to", to.String())
-				p.rec.BreakerTransition(b.Addr(), to)
+				if !b.Gone() || b.Load() > 0 { // a finished backend's label is released
+					p.rec.BreakerTransition(b.Addr(), to)
+				}
 				p.events.push(func(now time.Time) { p.core.BreakerChanged(now, b) })
 			})
 			if err != nil { // validated in New; keep the backend usable anyway
