@@ -303,7 +303,7 @@ type stream struct {
 	cancel    context.CancelFunc // with WithMaxStreamAge or stall learning
 	timer     *time.Timer        // with WithMaxStreamAge; set before gRPC has the stream
 	aged      atomic.Bool        // the max stream age ended it
-	stalled   atomic.Bool        // the stall timer gave its NewStream up
+	stalledAt atomic.Int64       // the streams open on its connection when the stall timer gave its NewStream up; 0: it did not
 	method    string
 	start     time.Time // the attempt's
 	callStart time.Time // the logical call's
@@ -353,8 +353,7 @@ func (p *Pool) newStream(ctx context.Context, pk core.Result, desc *grpc.StreamD
 			if n == 0 || !st.state.CompareAndSwap(streamInNew, streamStalled) {
 				return
 			}
-			st.stalled.Store(true)
-			p.events.push(func(now time.Time) { p.core.Stalled(now, c, n, sc.id) })
+			st.stalledAt.Store(n)
 			st.cancel()
 		})
 	}
@@ -371,12 +370,16 @@ func (p *Pool) newStream(ctx context.Context, pk core.Result, desc *grpc.StreamD
 	c.StreamOpened()
 	if !st.state.CompareAndSwap(streamInNew, streamOpen) {
 		c.StreamEnded() // not counted: it stalled, or already ended
-		if st.stalled.Load() {
-			// The stall timer gave this stream up first: headers never went
-			// out while it waited for the server's stream quota, and the
-			// caller has not seen it.
+		if n := st.stalledAt.Load(); n > 0 {
+			// The stall timer gave this stream up first, and the caller
+			// has not seen it. Only a NewStream given up while it waited
+			// for the transport's stream quota says the server admits no
+			// more than n streams: one held up before that (per-RPC
+			// credentials, an interceptor) says nothing of the server.
 			if err == nil {
 				st.cancel()
+			} else if quotaWaitEnded(err) {
+				p.events.push(func(now time.Time) { p.core.Stalled(now, c, n, sc.id) })
 			}
 			st.finish(core.ErrNotSent)
 			return nil, errStalled
@@ -392,6 +395,18 @@ func (p *Pool) newStream(ctx context.Context, pk core.Result, desc *grpc.StreamD
 		st.runFinish()
 	}
 	return st, nil
+}
+
+// quotaWaitEnded reports whether err is how gRPC ends a NewStream whose
+// context ended while it waited for the transport's stream quota:
+// codes.Canceled with the context's own message. gRPC's per-RPC
+// credentials fetch runs before that wait and fails otherwise
+// (Unauthenticated or Internal), as does its wait for a ready connection
+// (a message of its own); a fetch that ignores the context ends, and the
+// stream is then placed if the quota allows it.
+func quotaWaitEnded(err error) bool {
+	s, ok := status.FromError(err)
+	return ok && s.Code() == codes.Canceled && s.Message() == context.Canceled.Error()
 }
 
 func (st *stream) finish(err error) {
