@@ -18,10 +18,6 @@ import (
 	"github.com/grpcpool/grpcpool/retry"
 )
 
-// errStalled: NewStream waited on a connection the server would admit no
-// more streams on; the stream is placed again elsewhere.
-var errStalled = status.Error(codes.Unavailable, "grpcpool: stream stalled on a full connection")
-
 // splitOnFinish takes the caller's grpc.OnFinish options out of opts: the
 // pool runs them once per logical call, not once per attempt.
 func splitOnFinish(opts []grpc.CallOption) ([]grpc.CallOption, []func(error)) {
@@ -280,15 +276,6 @@ func (p *Pool) logicalStream(ctx context.Context, desc *grpc.StreamDesc, _ *grpc
 	}
 }
 
-// A stream's states: in NewStream, open (counted in the connection's
-// open streams), stalled (its NewStream was given up), ended.
-const (
-	streamInNew int32 = iota
-	streamOpen
-	streamStalled
-	streamEnded
-)
-
 // stream is the ClientStream the pool returns: it tracks one stream until
 // gRPC reports its end through grpc.OnFinish, which grpc-go calls exactly
 // once on every route.
@@ -316,14 +303,6 @@ type stream struct {
 	fb      *feedback // PeakEWMA: a failure before the first answer
 }
 
-// stallCall is what the stall handling of one NewStream call carries from
-// attempt to attempt.
-type stallCall struct {
-	id     uint64 // tells the core its stalls apart from another call's
-	start  time.Time
-	stalls int // attempts given up so far
-}
-
 func (p *Pool) newStream(ctx context.Context, pk core.Result, desc *grpc.StreamDesc, method string, opts []grpc.CallOption, fin []func(error), sc *stallCall) (grpc.ClientStream, error) {
 	c := pk.Conn
 	st := &stream{p: p, c: c, fin: fin, method: method, start: time.Now(), callStart: sc.start, fb: p.streamFeedback(c.Backend)}
@@ -334,28 +313,13 @@ func (p *Pool) newStream(ctx context.Context, pk core.Result, desc *grpc.StreamD
 	b.Started.Add(1)
 	b.Streams.Add(1)
 	p.rec.Active(b.Addr(), telemetry.KindStream, 1)
-	// Learn the server's stream limit when a connection that carries other
-	// streams stops admitting them (gRPC would queue this one silently).
-	// Once the limit is known the picker never places a stream beyond it,
-	// and nothing is armed.
-	armed := p.o.learnStreamLimit > 0 && p.o.maxStreams == 0 && !pk.Overflow && c.Limit() == 0
+	armed := p.stallArmed(pk)
 	if armed || p.o.maxStreamAge > 0 {
 		ctx, st.cancel = context.WithCancel(ctx)
 	}
 	var stall *time.Timer
 	if armed {
-		// Each attempt of a call given up waits twice as long: a call slow
-		// for reasons of its own (a credentials refresh) gets through, and
-		// is not given up for ever.
-		d := p.o.learnStreamLimit << min(sc.stalls, 6)
-		stall = time.AfterFunc(d, func() {
-			n := c.OpenStreams()
-			if n == 0 || !st.state.CompareAndSwap(streamInNew, streamStalled) {
-				return
-			}
-			st.stalledAt.Store(n)
-			st.cancel()
-		})
+		ctx, stall = p.armStall(ctx, st, sc)
 	}
 	if p.o.maxStreamAge > 0 {
 		// Armed before gRPC has the stream: gRPC may finish it on a
@@ -368,21 +332,10 @@ func (p *Pool) newStream(ctx context.Context, pk core.Result, desc *grpc.StreamD
 		stall.Stop()
 	}
 	c.StreamOpened()
-	if !st.state.CompareAndSwap(streamInNew, streamOpen) {
+	if !st.state.CompareAndSwap(streamInNew, streamOpen) && !st.state.CompareAndSwap(streamAdmitted, streamOpen) {
 		c.StreamEnded() // not counted: it stalled, or already ended
 		if n := st.stalledAt.Load(); n > 0 {
-			// The stall timer gave this stream up first, and the caller
-			// has not seen it. Only a NewStream given up while it waited
-			// for the transport's stream quota says the server admits no
-			// more than n streams: one held up before that (per-RPC
-			// credentials, an interceptor) says nothing of the server.
-			if err == nil {
-				st.cancel()
-			} else if quotaWaitEnded(err) {
-				p.events.push(func(now time.Time) { p.core.Stalled(now, c, n, sc.id) })
-			}
-			st.finish(core.ErrNotSent)
-			return nil, errStalled
+			return nil, p.stalled(st, n, err, sc)
 		}
 	}
 	if err != nil {
@@ -395,18 +348,6 @@ func (p *Pool) newStream(ctx context.Context, pk core.Result, desc *grpc.StreamD
 		st.runFinish()
 	}
 	return st, nil
-}
-
-// quotaWaitEnded reports whether err is how gRPC ends a NewStream whose
-// context ended while it waited for the transport's stream quota:
-// codes.Canceled with the context's own message. gRPC's per-RPC
-// credentials fetch runs before that wait and fails otherwise
-// (Unauthenticated or Internal), as does its wait for a ready connection
-// (a message of its own); a fetch that ignores the context ends, and the
-// stream is then placed if the quota allows it.
-func quotaWaitEnded(err error) bool {
-	s, ok := status.FromError(err)
-	return ok && s.Code() == codes.Canceled && s.Message() == context.Canceled.Error()
 }
 
 func (st *stream) finish(err error) {

@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,5 +69,34 @@ func TestStreamLimitNotLearnedFromSlowCredentials(t *testing.T) {
 	}
 	if len(st.Conns) != 1 {
 		t.Errorf("%d connections, want 1: the pool grew for a limit the server does not have", len(st.Conns))
+	}
+}
+
+// A NewStream the server has admitted is not given up by the stall timer,
+// however long it takes to return: here a client interceptor holds it for
+// 300 ms after gRPC made it, past a 100 ms stall timeout, on a connection
+// that carries another stream. The server sees each stream begin once.
+func TestStallTimerSparesAStreamTheServerAdmitted(t *testing.T) {
+	t.Parallel()
+	b := testutil.StartBackend(t, backend.Options{})
+	var held atomic.Int64
+	slowReturn := grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
+		method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err == nil && held.Add(1) == 2 {
+			time.Sleep(300 * time.Millisecond) // after the server admitted it
+		}
+		return cs, err
+	})
+	p, _ := testutil.ReadyPool(t, []*backend.Server{b}, pool.WithSize(1),
+		pool.WithStreamStallTimeout(100*time.Millisecond), pool.WithDialOptions(slowReturn))
+	client := echopb.NewEchoClient(p)
+	ctx := testutil.Context(t)
+	streams := testutil.OpenBidi(t, ctx, client, 2)
+	for _, s := range streams {
+		_ = s.CloseSend()
+	}
+	if n := b.Streams(); n != 2 {
+		t.Errorf("the server saw %d streams begin for 2 opened: an admitted one was given up and placed again", n)
 	}
 }

@@ -253,7 +253,12 @@ func (p *Pool) buildDialOptions() []grpc.DialOption {
 	if p.o.keepalive != nil {
 		dos = append(dos, p.o.keepalive.DialOption())
 	}
-	return append(dos, p.o.dialOpts...)
+	dos = append(dos, p.o.dialOpts...)
+	if p.stallLearning() {
+		// Last, so innermost: it sees the stream as gRPC returns it.
+		dos = append(dos, grpc.WithChainStreamInterceptor(markAdmitted))
+	}
+	return dos
 }
 
 // goAsync runs f in a goroutine the pool waits for at Close; nothing is
