@@ -18,10 +18,6 @@ import (
 	"github.com/grpcpool/grpcpool/retry"
 )
 
-// errStalled: NewStream waited on a connection the server would admit no
-// more streams on; the stream is placed again elsewhere.
-var errStalled = status.Error(codes.Unavailable, "grpcpool: stream stalled on a full connection")
-
 // splitOnFinish takes the caller's grpc.OnFinish options out of opts: the
 // pool runs them once per logical call, not once per attempt.
 func splitOnFinish(opts []grpc.CallOption) ([]grpc.CallOption, []func(error)) {
@@ -133,7 +129,17 @@ func (p *Pool) invoke(ctx context.Context, pk core.Result, method string, args, 
 	b.Calls.Add(-1)
 	p.release(c)
 	p.finish(b, pk.Done, err, a != nil && a.received.Load())
+	p.ended(b)
 	return err
+}
+
+// ended is called when an attempt on b has ended and everything about it
+// is recorded: the last one on a removed backend releases its metrics
+// label.
+func (p *Pool) ended(b *core.Backend) {
+	if b.LastCallEnded() {
+		p.rec.ForgetBackend(b.Addr())
+	}
 }
 
 // release ends a call on c and tells the core when that drained it.
@@ -270,15 +276,6 @@ func (p *Pool) logicalStream(ctx context.Context, desc *grpc.StreamDesc, _ *grpc
 	}
 }
 
-// A stream's states: in NewStream, open (counted in the connection's
-// open streams), stalled (its NewStream was given up), ended.
-const (
-	streamInNew int32 = iota
-	streamOpen
-	streamStalled
-	streamEnded
-)
-
 // stream is the ClientStream the pool returns: it tracks one stream until
 // gRPC reports its end through grpc.OnFinish, which grpc-go calls exactly
 // once on every route.
@@ -286,15 +283,14 @@ type stream struct {
 	grpc.ClientStream
 	p         *Pool
 	c         *core.Conn
-	done      func(error)
-	reported  atomic.Bool // the breaker has been told
-	answered  atomic.Bool // the server sent headers or a message
+	report    core.StreamReport // to the backend's breaker
+	answered  atomic.Bool       // the server sent headers or a message
 	ended     atomic.Bool
 	state     atomic.Int32
 	cancel    context.CancelFunc // with WithMaxStreamAge or stall learning
-	timer     *time.Timer        // with WithMaxStreamAge
+	timer     *time.Timer        // with WithMaxStreamAge; set before gRPC has the stream
 	aged      atomic.Bool        // the max stream age ended it
-	stalled   atomic.Bool        // the stall timer gave its NewStream up
+	stalledAt atomic.Int64       // the streams open on its connection when the stall timer gave its NewStream up; 0: it did not
 	method    string
 	start     time.Time // the attempt's
 	callStart time.Time // the logical call's
@@ -307,73 +303,46 @@ type stream struct {
 	fb      *feedback // PeakEWMA: a failure before the first answer
 }
 
-// stallCall is what the stall handling of one NewStream call carries from
-// attempt to attempt.
-type stallCall struct {
-	id     uint64 // tells the core its stalls apart from another call's
-	start  time.Time
-	stalls int // attempts given up so far
-}
-
 func (p *Pool) newStream(ctx context.Context, pk core.Result, desc *grpc.StreamDesc, method string, opts []grpc.CallOption, fin []func(error), sc *stallCall) (grpc.ClientStream, error) {
 	c := pk.Conn
-	st := &stream{p: p, c: c, done: pk.Done, fin: fin, method: method, start: time.Now(), callStart: sc.start, fb: p.streamFeedback(c.Backend)}
+	st := &stream{p: p, c: c, fin: fin, method: method, start: time.Now(), callStart: sc.start, fb: p.streamFeedback(c.Backend)}
+	st.report.Start(pk)
 	o := append(st.optsBuf[:0], opts...)
 	o = append(o, grpc.OnFinish(st.finish))
 	b := c.Backend
 	b.Started.Add(1)
 	b.Streams.Add(1)
 	p.rec.Active(b.Addr(), telemetry.KindStream, 1)
-	// Learn the server's stream limit when a connection that carries other
-	// streams stops admitting them (gRPC would queue this one silently).
-	// Once the limit is known the picker never places a stream beyond it,
-	// and nothing is armed.
-	armed := p.o.learnStreamLimit > 0 && p.o.maxStreams == 0 && !pk.Overflow && c.Limit() == 0
+	armed := p.stallArmed(pk)
 	if armed || p.o.maxStreamAge > 0 {
 		ctx, st.cancel = context.WithCancel(ctx)
 	}
 	var stall *time.Timer
 	if armed {
-		// Each attempt of a call given up waits twice as long: a call slow
-		// for reasons of its own (a credentials refresh) gets through, and
-		// is not given up for ever.
-		d := p.o.learnStreamLimit << min(sc.stalls, 6)
-		stall = time.AfterFunc(d, func() {
-			n := c.OpenStreams()
-			if n == 0 || !st.state.CompareAndSwap(streamInNew, streamStalled) {
-				return
-			}
-			st.stalled.Store(true)
-			p.events.push(func(now time.Time) { p.core.Stalled(now, c, n, sc.id) })
-			st.cancel()
-		})
+		ctx, stall = p.armStall(ctx, st, sc)
+	}
+	if p.o.maxStreamAge > 0 {
+		// Armed before gRPC has the stream: gRPC may finish it on a
+		// goroutine of its own before NewStream returns, and finish must
+		// find the timer to stop it.
+		st.timer = time.AfterFunc(core.Jitter(p.o.maxStreamAge), st.expire)
 	}
 	cs, err := handle(c).cc.NewStream(ctx, desc, method, o...)
 	if stall != nil {
 		stall.Stop()
 	}
 	c.StreamOpened()
-	if !st.state.CompareAndSwap(streamInNew, streamOpen) {
+	if !st.state.CompareAndSwap(streamInNew, streamOpen) && !st.state.CompareAndSwap(streamAdmitted, streamOpen) {
 		c.StreamEnded() // not counted: it stalled, or already ended
-		if st.stalled.Load() {
-			// The stall timer gave this stream up first: headers never went
-			// out while it waited for the server's stream quota, and the
-			// caller has not seen it.
-			if err == nil {
-				st.cancel()
-			}
-			st.finish(core.ErrNotSent)
-			return nil, errStalled
+		if n := st.stalledAt.Load(); n > 0 {
+			return nil, p.stalled(st, n, err, sc)
 		}
 	}
 	if err != nil {
 		st.finish(err) // in case an interceptor failed before gRPC saw the stream
-		return nil, err
+		return nil, st.fix(err)
 	}
 	st.ClientStream = cs
-	if p.o.maxStreamAge > 0 {
-		st.timer = time.AfterFunc(core.Jitter(p.o.maxStreamAge), st.expire)
-	}
 	st.final.Store(true)
 	if st.ended.Load() {
 		st.runFinish()
@@ -390,9 +359,9 @@ func (st *stream) finish(err error) {
 	}
 	st.endErr.Store(&err)
 	b := st.c.Backend
-	b.Streams.Add(-1)
 	st.p.rec.Active(b.Addr(), telemetry.KindStream, -1)
 	st.p.rec.AttemptDone(context.Background(), st.method, status.Code(err), b.Addr(), time.Since(st.start))
+	b.Streams.Add(-1) // after the records: see Pool.ended
 	if st.final.Load() {
 		st.p.rec.CallDone(context.Background(), st.method, status.Code(err), time.Since(st.callStart))
 	}
@@ -407,17 +376,14 @@ func (st *stream) finish(err error) {
 	if !answered {
 		st.fb.done(err)
 	}
-	if st.reported.CompareAndSwap(false, true) {
-		st.p.finish(b, st.done, err, answered)
-	} else {
-		// The breaker heard of the stream when it was answered; a later
-		// backend failure is reported as a call of its own.
-		var done func(error)
-		if brk := b.Breaker; brk != nil && err != nil {
-			done, _ = brk.Allow()
-		}
-		st.p.finish(b, done, err, answered)
+	done, first := st.report.Take()
+	if !first && err != nil && b.Breaker != nil {
+		// The breaker heard of the stream already; a later backend
+		// failure is reported as a call of its own.
+		done, _ = b.Breaker.Allow()
 	}
+	st.p.finish(b, done, err, answered)
+	st.p.ended(b)
 	if st.final.Load() {
 		st.runFinish()
 	}
@@ -444,9 +410,7 @@ func (st *stream) answer() {
 	if st.answered.Load() || !st.answered.CompareAndSwap(false, true) {
 		return
 	}
-	if st.reported.CompareAndSwap(false, true) && st.done != nil {
-		st.done(nil)
-	}
+	st.report.Answered()
 }
 
 func (st *stream) expire() {

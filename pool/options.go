@@ -458,8 +458,11 @@ func WithHealthCheck(serviceName string) Option {
 // MAX_CONCURRENT_STREAMS: when two stalls on a backend come at the same
 // number of open streams, that number becomes the backend's stream limit
 // per connection (see WithMaxStreamsPerConn) for five minutes, after which
-// it is learned again. One slow NewStream alone (a credentials refresh, a
-// reconnect) teaches nothing. Default 500 ms (DefaultStreamStallTimeout);
+// it is learned again. Only a NewStream given up while it waited for the
+// connection's stream quota is a stall: one held up before that (a slow
+// per-RPC credentials fetch, an interceptor) is placed elsewhere but
+// teaches nothing, and one slow NewStream alone (a reconnect) teaches
+// nothing either. Default 500 ms (DefaultStreamStallTimeout);
 // 0 turns stall handling and learning off. Negative values make New fail.
 func WithStreamStallTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) {

@@ -233,7 +233,9 @@ func (p *Pool) coreConfig() core.Config {
 			brk, err := breaker.New(b.Key, *o.breaker, func(_ string, from, to breaker.State) {
 				b.StoreBreakerState(to)
 				p.log.Info("grpcpool: circuit breaker", "target", p.target, "addr", b.Addr(), "from", from.String(), "to", to.String())
-				p.rec.BreakerTransition(b.Addr(), to)
+				if !b.Gone() || b.Load() > 0 { // a finished backend's label is released
+					p.rec.BreakerTransition(b.Addr(), to)
+				}
 				p.events.push(func(now time.Time) { p.core.BreakerChanged(now, b) })
 			})
 			if err != nil { // validated in New; keep the backend usable anyway
@@ -257,7 +259,12 @@ func (p *Pool) buildDialOptions() []grpc.DialOption {
 		// RPC.
 		dos = append(dos, grpc.WithStatsHandler(statusSeen{}))
 	}
-	return append(dos, p.o.dialOpts...)
+	dos = append(dos, p.o.dialOpts...)
+	if p.stallLearning() {
+		// Last, so innermost: it sees the stream as gRPC returns it.
+		dos = append(dos, grpc.WithChainStreamInterceptor(markAdmitted))
+	}
+	return dos
 }
 
 // goAsync runs f in a goroutine the pool waits for at Close; nothing is

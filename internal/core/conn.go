@@ -151,6 +151,8 @@ type BackendHot struct {
 	Failures atomic.Uint64 // calls and streams that ended in a backend failure
 	brkState atomic.Int32  // breaker.State the pickers act on
 	growReq  atomic.Bool   // a pick asked the core to grow the backend
+	gone     atomic.Bool   // removed, and its last connection closed
+	over     atomic.Bool   // LastCallEnded has said so
 
 	least *leastShared                // LeastActive: the fleet's load floor; nil otherwise
 	entry atomic.Pointer[pickBackend] // its entry in the newest picker; nil when none
@@ -159,6 +161,20 @@ type BackendHot struct {
 
 // Load returns the calls and streams the backend carries.
 func (h *BackendHot) Load() int64 { return h.Calls.Load() + h.Streams.Load() }
+
+// Gone reports whether the backend was removed and its last connection
+// closed: it takes no call again, though calls a drain timeout cut may
+// still be ending.
+func (h *BackendHot) Gone() bool { return h.gone.Load() }
+
+// LastCallEnded reports, to exactly one caller, that the backend is gone
+// and nothing is in flight on it any more. The core's observer asks when
+// the backend's last connection closes, and the pool when each call on it
+// ends, once it has taken the call off the backend's load and recorded
+// all it records of it: whichever comes last is told.
+func (h *BackendHot) LastCallEnded() bool {
+	return h.gone.Load() && h.Load() == 0 && !h.over.Load() && h.over.CompareAndSwap(false, true)
+}
 
 // BreakerState returns the breaker state the pickers act on.
 func (h *BackendHot) BreakerState() breaker.State { return breaker.State(h.brkState.Load()) }

@@ -58,8 +58,11 @@ func (k *Core) drainTimedOut(now time.Time, c *Conn) {
 // closeConn closes a draining connection and forgets it.
 func (k *Core) closeConn(now time.Time, c *Conn) {
 	c.drainTimer.stop()
-	k.setState(now, c, Closed)
 	b := c.Backend
+	if b.removed && len(b.conns) == 1 && b.conns[0] == c {
+		b.gone.Store(true) // before the observer hears of the close
+	}
+	k.setState(now, c, Closed)
 	for i, x := range b.conns {
 		if x == c {
 			b.conns = append(b.conns[:i:i], b.conns[i+1:]...)

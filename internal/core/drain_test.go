@@ -6,8 +6,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/stretchr/testify/require"
 )
 
 // Picks race retirements: the core retires the connection again and again
@@ -40,14 +38,6 @@ func TestPicksRacingARetirementLeaveNothingUndrained(t *testing.T) {
 		}
 		stop.Store(true)
 		wg.Wait()
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		var stuck []uint64
-		for _, c := range f.k.backends["a"].conns {
-			if c.state == Draining {
-				stuck = append(stuck, c.ID)
-			}
-		}
-		require.Emptyf(t, stuck, "draining connections with nothing in flight: %v", stuck)
+		requireNoneDraining(t, f, "a")
 	})
 }

@@ -102,11 +102,12 @@ func (e *latency) estimate(now int64) float64 {
 // turned slow shows it before its first slow call ends, since nothing
 // ends there. (Streams do not count: a stream may rightly stay open and
 // silent.) A backend with no estimate yet has no last call either: it is
-// not raised, and its load alone counts.
+// not raised, and its load alone counts; nor is one whose first estimate
+// is stored and its time not yet (Observe and seed store the value first).
 func estimateOf(b *Backend, now int64) float64 {
 	v := b.ewma.estimate(now)
-	if v > 0 && b.Calls.Load() > 0 {
-		v = max(v, float64(now-b.ewma.at.Load()))
+	if at := b.ewma.at.Load(); v > 0 && at != 0 && b.Calls.Load() > 0 {
+		v = max(v, float64(now-at))
 	}
 	return v
 }

@@ -123,15 +123,7 @@ func TestOverflowPassesOverAHalfOpenBackend(t *testing.T) {
 		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("h", "a", "b")) })
 		f.readyAll()
 		h := f.backend("h")
-		// h's breaker opens on a failure and is half-open a second later.
-		done, err := h.Breaker.Allow()
-		require.NoError(t, err)
-		done(errDown)
-		synctest.Wait()
-		require.Equal(t, breaker.StateOpen, h.BreakerState())
-		time.Sleep(time.Second + time.Millisecond)
-		synctest.Wait()
-		require.Equal(t, breaker.StateHalfOpen, h.BreakerState())
+		halfOpen(t, h)
 		// The probe: one call on h, in flight.
 		hold := func(key string) {
 			t.Helper()

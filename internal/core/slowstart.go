@@ -10,10 +10,12 @@ import (
 const DefaultSlowStartFloor = 0.1
 
 // clock is the Core's monotonic clock as the pickers read it: nanoseconds
-// since the Core was created. Under testing/synctest it is the bubble's.
+// since the Core was created, plus one, so that no reading is 0 and 0 can
+// mean "none" (a backend not in slow start, a latency estimate whose time
+// is not yet stored). Under testing/synctest it is the bubble's.
 type clock struct{ epoch time.Time }
 
-func newClock() *clock { return &clock{epoch: time.Now()} }
+func newClock() *clock { return &clock{epoch: time.Now().Add(-time.Nanosecond)} }
 
 func (c *clock) now() int64 { return int64(time.Since(c.epoch)) }
 

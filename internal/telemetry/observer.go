@@ -8,7 +8,9 @@ import (
 // retirement as a recycle with the core's reason, a connection the drain
 // timeout closed while it still carried calls, and the last connection of
 // a removed backend closing with nothing in flight, which releases the
-// backend's grpcpool.backend value (ForgetBackend). Give it to the core
+// backend's grpcpool.backend value (ForgetBackend; when calls the drain
+// timeout cut are still ending, the last of them releases it, see
+// core.BackendHot.LastCallEnded). Give it to the core
 // as core.Config.Observer. Its methods run with the core's
 // serialisation held, as the core calls them; R may be nil.
 type CoreObserver struct{ R *Recorder }
@@ -25,8 +27,7 @@ func (o CoreObserver) ConnState(c *core.Conn, from, to core.State) {
 	if from == core.Draining && active > 0 {
 		o.R.DrainTimeout(b.Addr())
 	}
-	// The core calls this before it drops c from its backend.
-	if conns := b.Conns(); b.Removed() && active == 0 && len(conns) == 1 && conns[0] == c {
+	if b.LastCallEnded() {
 		o.R.ForgetBackend(b.Addr())
 	}
 }

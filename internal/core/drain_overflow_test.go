@@ -1,0 +1,78 @@
+package core
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Overflow picks race retirements: the backend is at its stream limit and
+// cannot grow, so every pick overflows (Acquire, not AcquireWithin) while
+// the core retires the connection again and again. With no drain timeout,
+// every retired connection still closes once its calls end: none is left
+// draining with nothing in flight and nobody to report it drained.
+func TestOverflowPicksRacingARetirementLeaveNothingUndrained(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, MaxSize: 1, MaxStreams: 1})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a")) })
+		f.readyAll()
+		release := func(c *Conn) {
+			if c.Release() {
+				f.do(func(k *Core, now time.Time) { k.Drained(now, c) })
+			}
+		}
+		var stop atomic.Bool
+		var overflowed atomic.Int64
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				var held *Conn // each caller holds a call until its next one: the connection is full
+				for !stop.Load() {
+					r, o := f.picker().Pick(PickInfo{})
+					if o != Picked {
+						continue
+					}
+					if r.Overflow {
+						overflowed.Add(1)
+					}
+					if held != nil {
+						release(held)
+					}
+					held = r.Conn
+				}
+				if held != nil {
+					release(held)
+				}
+			})
+		}
+		for range 5000 {
+			f.do(func(k *Core, now time.Time) { k.Retire(now, k.backends["a"].conns[0], "test") })
+			f.readyAll()
+		}
+		stop.Store(true)
+		wg.Wait()
+		require.Positive(t, overflowed.Load(), "no pick overflowed")
+		requireNoneDraining(t, f, "a")
+		t.Logf("%d picks overflowed", overflowed.Load())
+	})
+}
+
+// requireNoneDraining fails the test if a connection of the backend at key
+// is still draining: with every call ended and no drain timeout, each
+// retired connection must have closed.
+func requireNoneDraining(t *testing.T, f *fakeSeam, key string) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var stuck []uint64
+	for _, c := range f.k.backends[key].conns {
+		if c.state == Draining {
+			stuck = append(stuck, c.ID)
+		}
+	}
+	require.Emptyf(t, stuck, "draining connections with nothing in flight: %v", stuck)
+}

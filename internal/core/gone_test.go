@@ -1,0 +1,37 @@
+package core
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A removed backend whose last connection the drain timeout closes with a
+// call on it is gone at once, and LastCallEnded says so to exactly one
+// caller once that call has ended — not before, and not twice.
+func TestLastCallEndedOnceAfterTheDrainTimeoutCuts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, DrainTimeout: time.Second})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a")) })
+		f.readyAll()
+		a := f.backend("a")
+		r, o := f.picker().Pick(PickInfo{})
+		require.Equal(t, Picked, o)
+		a.Calls.Add(1) // as the pool counts a call it placed
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("b")) })
+		require.False(t, a.Gone(), "draining, not gone")
+		require.False(t, a.LastCallEnded())
+
+		time.Sleep(time.Second)
+		synctest.Wait()
+		require.True(t, a.Gone(), "the drain timeout closed its last connection")
+		require.False(t, a.LastCallEnded(), "its call is still in flight")
+
+		a.Calls.Add(-1)
+		r.Conn.Release()
+		require.True(t, a.LastCallEnded())
+		require.False(t, a.LastCallEnded(), "said once")
+	})
+}

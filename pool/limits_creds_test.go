@@ -1,0 +1,102 @@
+package pool_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
+	"github.com/grpcpool/grpcpool/pool"
+)
+
+// slowCreds are per-RPC credentials whose token fetch takes 300 ms for
+// every call, one fetch at a time: every NewStream waits on them before
+// gRPC asks the transport for a stream.
+type slowCreds struct{ mu sync.Mutex }
+
+func (c *slowCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	time.Sleep(300 * time.Millisecond)
+	return map[string]string{"authorization": "Bearer t"}, nil
+}
+
+func (*slowCreds) RequireTransportSecurity() bool { return false }
+
+// NewStreams that wait on per-RPC credentials, not on the server's stream
+// quota, teach nothing: a server with no stream limit gets streams opened
+// concurrently through slow credentials, and the pool learns no limit and
+// adds no connection.
+func TestStreamLimitNotLearnedFromSlowCredentials(t *testing.T) {
+	t.Parallel()
+	b := testutil.StartBackend(t, backend.Options{})
+	p, _ := testutil.ReadyPool(t, []*backend.Server{b}, pool.WithSize(1),
+		pool.WithDialOptions(grpc.WithPerRPCCredentials(&slowCreds{})))
+	client := echopb.NewEchoClient(p)
+	ctx := testutil.Context(t)
+	first, err := client.Bidi(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = first.CloseSend() }()
+	const n = 4
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			s, err := client.Bidi(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			_ = s.CloseSend()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("stream: %v", err)
+	}
+	st := testutil.MustFind(t, p, b.Addr())
+	if st.StreamLimit != 0 {
+		t.Errorf("StreamLimit = %d learned from credentials delays; the server has none", st.StreamLimit)
+	}
+	if len(st.Conns) != 1 {
+		t.Errorf("%d connections, want 1: the pool grew for a limit the server does not have", len(st.Conns))
+	}
+}
+
+// A NewStream the server has admitted is not given up by the stall timer,
+// however long it takes to return: here a client interceptor holds it for
+// 300 ms after gRPC made it, past a 100 ms stall timeout, on a connection
+// that carries another stream. The server sees each stream begin once.
+func TestStallTimerSparesAStreamTheServerAdmitted(t *testing.T) {
+	t.Parallel()
+	b := testutil.StartBackend(t, backend.Options{})
+	var held atomic.Int64
+	slowReturn := grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
+		method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err == nil && held.Add(1) == 2 {
+			time.Sleep(300 * time.Millisecond) // after the server admitted it
+		}
+		return cs, err
+	})
+	p, _ := testutil.ReadyPool(t, []*backend.Server{b}, pool.WithSize(1),
+		pool.WithStreamStallTimeout(100*time.Millisecond), pool.WithDialOptions(slowReturn))
+	client := echopb.NewEchoClient(p)
+	ctx := testutil.Context(t)
+	streams := testutil.OpenBidi(t, ctx, client, 2)
+	for _, s := range streams {
+		_ = s.CloseSend()
+	}
+	if n := b.Streams(); n != 2 {
+		t.Errorf("the server saw %d streams begin for 2 opened: an admitted one was given up and placed again", n)
+	}
+}

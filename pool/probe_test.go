@@ -1,0 +1,87 @@
+package pool_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/testutil"
+	"github.com/grpcpool/grpcpool/pool"
+)
+
+// silentKey in a stream's metadata makes silentStreams hold the stream
+// open without a word until the client ends it: a subscription whose
+// first event has not come.
+const silentKey = "x-silent"
+
+// silentStreams returns a server interceptor for silentKey, and the number
+// of silent streams open.
+func silentStreams() (grpc.StreamServerInterceptor, *atomic.Int64) {
+	var open atomic.Int64
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if md, _ := metadata.FromIncomingContext(ss.Context()); len(md.Get(silentKey)) > 0 {
+			open.Add(1)
+			defer open.Add(-1)
+			<-ss.Context().Done()
+			return status.FromContextError(ss.Context().Err()).Err()
+		}
+		return h(srv, ss)
+	}, &open
+}
+
+// A backend's breaker opens, the backend recovers, and the first call
+// after the open timeout is a silent stream: the half-open breaker's
+// probe. The stream gives the probe slot back after
+// core.StreamProbeTimeout (1 s) without an answer, so unary calls reach
+// the backend again and close its breaker, while the stream stays open.
+func TestSilentStreamProbeLetsARecoveredBackendBack(t *testing.T) {
+	t.Parallel()
+	silent, open := silentStreams()
+	b := testutil.StartBackend(t, backend.Options{ServerOptions: []grpc.ServerOption{grpc.StreamInterceptor(silent)}})
+	p, _ := testutil.ReadyPool(t, []*backend.Server{b},
+		pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: 200 * time.Millisecond}),
+		pool.WithMaxEjectPercent(100))
+	client := echopb.NewEchoClient(p)
+	ctx := testutil.Context(t)
+
+	b.SetFail(codes.Unavailable)
+	if _, err := client.Unary(ctx, &echopb.EchoRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("call on the failing backend: %v, want Unavailable", err)
+	}
+	testutil.WaitFor(t, "the breaker to open", func() bool { return testutil.MustFind(t, p, b.Addr()).Breaker == breaker.StateOpen })
+	b.SetOK()
+	testutil.WaitFor(t, "the breaker to be half-open", func() bool { return testutil.MustFind(t, p, b.Addr()).Breaker == breaker.StateHalfOpen })
+
+	sctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(ctx, silentKey, "1"))
+	defer cancel()
+	if _, err := client.ServerStream(sctx, &echopb.EchoRequest{Count: 1}); err != nil {
+		t.Fatalf("silent stream: %v", err)
+	}
+	testutil.WaitFor(t, "the silent stream to be open on the server", func() bool { return open.Load() == 1 })
+
+	// Unary calls reach the backend within a bound well past the probe
+	// timeout; before that they are refused (the probe is out).
+	start := time.Now()
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	testutil.WaitCtxEvery(t, wctx, 10*time.Millisecond, "a unary call to reach the recovered backend", func() bool {
+		_, err := client.Unary(wctx, &echopb.EchoRequest{})
+		return err == nil
+	})
+	t.Logf("first unary call got through %v after the stream probe was placed", time.Since(start).Round(time.Millisecond))
+	if got := testutil.MustFind(t, p, b.Addr()).Breaker; got != breaker.StateClosed {
+		t.Errorf("breaker = %v, want closed", got)
+	}
+	if n := open.Load(); n != 1 {
+		t.Errorf("silent streams open on the server = %d, want 1", n)
+	}
+}
