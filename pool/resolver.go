@@ -2,8 +2,10 @@ package pool
 
 import (
 	"errors"
+	"slices"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
@@ -135,15 +137,20 @@ func jitter(d time.Duration) time.Duration { return core.Jitter(d) }
 // addresses, attributes and all, and gives the connection the pool target's
 // authority, so TLS checks the target's host name, never the dialed IP.
 // attrs carry the connection to the leaf core.
+//
+// Every pool connection is made with the pool's own target, as the user
+// wrote it, and a staticBuilder under each scheme grpc.NewClient may look
+// up for it (connSchemes): grpc then names the connection as it names a
+// grpc.NewClient of that target (ClientConn.CanonicalTarget), which is the
+// grpc.target its stats handlers and OpenTelemetry plugin record.
 type staticBuilder struct {
+	scheme    string
 	addrs     []resolver.Address
 	authority string
 	attrs     *attributes.Attributes
 }
 
-const connScheme = "grpcpool"
-
-func (b staticBuilder) Scheme() string { return connScheme }
+func (b staticBuilder) Scheme() string { return b.scheme }
 
 func (b staticBuilder) Build(_ resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
 	if err := cc.UpdateState(resolver.State{Addresses: b.addrs, Attributes: b.attrs}); err != nil {
@@ -153,3 +160,32 @@ func (b staticBuilder) Build(_ resolver.Target, cc resolver.ClientConn, _ resolv
 }
 
 func (b staticBuilder) OverrideAuthority(resolver.Target) string { return b.authority }
+
+// connSchemes returns the schemes grpc.NewClient may resolve the pool
+// target t through: its own, and for a target that names no registered
+// scheme the default ones (grpc's "dns", or resolver.SetDefaultScheme's).
+func connSchemes(t resolver.Target) []string {
+	ss := []string{t.URL.Scheme}
+	for _, s := range []string{defaultScheme, resolver.GetDefaultScheme()} {
+		if !slices.Contains(ss, s) {
+			ss = append(ss, s)
+		}
+	}
+	return ss
+}
+
+// connDialOptions returns the dial options of a pool connection resolving
+// to b's addresses: b under every scheme of the pool's target first, so it
+// wins over any resolver of the same scheme among the user's dial options,
+// then those, then the leaf policy.
+func (p *Pool) connDialOptions(b staticBuilder) []grpc.DialOption {
+	bs := make([]resolver.Builder, len(p.schemes))
+	for i, s := range p.schemes {
+		b.scheme = s
+		bs[i] = b
+	}
+	dos := make([]grpc.DialOption, 0, len(p.dialOpts)+2)
+	dos = append(dos, grpc.WithResolvers(bs...))
+	dos = append(dos, p.dialOpts...)
+	return append(dos, grpc.WithDefaultServiceConfig(leafServiceConfig))
+}

@@ -53,10 +53,8 @@ func (s seam) Dial(c *core.Conn) {
 	b := c.Backend
 	addrs := make([]resolver.Address, len(b.Addrs))
 	copy(addrs, b.Addrs)
-	dos := append(p.dialOpts[:len(p.dialOpts):len(p.dialOpts)],
-		grpc.WithResolvers(staticBuilder{addrs: addrs, authority: p.authority, attrs: attributes.New(pconnKey{}, pc)}),
-		grpc.WithDefaultServiceConfig(leafServiceConfig))
-	cc, err := grpc.NewClient(connScheme+":///"+b.Addr(), dos...)
+	dos := p.connDialOptions(staticBuilder{addrs: addrs, authority: p.authority, attrs: attributes.New(pconnKey{}, pc)})
+	cc, err := grpc.NewClient(p.target, dos...)
 	if err != nil {
 		// Dial options were checked in New; report the connection as
 		// failing rather than leave it starting.
