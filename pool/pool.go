@@ -286,6 +286,7 @@ func (p *Pool) Close() error {
 			pc.healthCancel()
 			pc.healthCancel = nil
 		}
+		handle(c).stopWarmup()
 	}
 	p.mu.Unlock()
 	_ = p.rec.Close() // not under p.mu: a collection may be waiting for it

@@ -29,6 +29,8 @@ type pconn struct {
 
 	// Guarded by Pool.mu.
 	healthCancel context.CancelFunc // ends the running health watch
+
+	warm warmer // with WithWarmup (warmup.go)
 }
 
 type pconnKey struct{}
@@ -37,6 +39,15 @@ func handle(c *core.Conn) *pconn { return c.Handle.(*pconn) }
 
 // stateChanged is called by the leaf balancer, on grpc's goroutine.
 func (pc *pconn) stateChanged(s connectivity.State, err error) {
+	if pc.p.o.warmup != nil {
+		pc.warmState(s, err)
+		return
+	}
+	pc.report(s, err)
+}
+
+// report queues a state of pc's connection for the core.
+func (pc *pconn) report(s connectivity.State, err error) {
 	pc.p.events.push(func(now time.Time) {
 		pc.p.core.ConnState(now, pc.c, s, err)
 		pc.p.followHealthLocked(pc)
@@ -78,6 +89,7 @@ func (s seam) Close(c *core.Conn) {
 		pc.healthCancel()
 		pc.healthCancel = nil
 	}
+	pc.stopWarmup()
 	if pc.cc != nil {
 		s.p.goAsync(func() { _ = pc.cc.Close() })
 	}
