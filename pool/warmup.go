@@ -45,7 +45,8 @@ const (
 // (WarmupBackoffBase, growing by WarmupBackoffFactor up to
 // WarmupBackoffMax). A recycle's replacement whose warm-up fails is given
 // up, and the old connection tried again after another max age; one not
-// warm within 30 s likewise.
+// warm within 30 s likewise. With WithHealthCheck, the health watch
+// starts once the warm-up succeeded.
 //
 // fn runs once per connection and reconnect, on its own goroutine, and
 // may run for several connections at once. Default: none, connections

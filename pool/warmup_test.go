@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/grpcpool/grpcpool/example/echopb"
+	"github.com/grpcpool/grpcpool/internal/backend"
 	"github.com/grpcpool/grpcpool/internal/telemetry"
 	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
@@ -312,5 +313,22 @@ func TestWarmupOptionValidation(t *testing.T) {
 				t.Fatalf("New = %v, want ErrInvalidOption naming WithWarmup", err)
 			}
 		})
+	}
+}
+
+// With health checking too, a connection takes calls once warm and
+// serving.
+func TestWarmupWithHealthCheck(t *testing.T) {
+	t.Parallel()
+	bs := testutil.StartBackendsWith(t, 2, func(int) backend.Options { return backend.Options{Health: true} })
+	w := newWarmups(func(context.Context, string) error { return nil })
+	p, _ := testutil.ReadyPool(t, bs, pool.WithHealthCheck(""), pool.WithWarmup(w.fn, time.Minute))
+	for _, b := range p.Stats().Backends {
+		if !b.Healthy || b.Ready != pool.DefaultSize {
+			t.Fatalf("backend %s: healthy %v, ready %d; want true, %d", b.Addr, b.Healthy, b.Ready, pool.DefaultSize)
+		}
+	}
+	if got := w.total.Load(); got != 2*pool.DefaultSize {
+		t.Fatalf("%d warm-ups, want %d", got, 2*pool.DefaultSize)
 	}
 }
