@@ -27,9 +27,11 @@
 // address (behind one L4 address, Size connections that the balancer
 // spreads over its backends); every pick policy (round_robin,
 // least_active, peak_ewma, consistent_hash with the key from the call's
-// outgoing metadata); a circuit breaker per backend fed by every call's
-// outcome, with capped ejection; slow start; PeakEWMA fed by every call's
-// latency, failures and grpc-retry-pushback-ms; re-resolution on a timer;
+// outgoing metadata), with the resolver's weights (endpoint weights set
+// with grpc's weight package, or pool.WithAddressWeight); a circuit
+// breaker per backend fed by every call's outcome, with capped ejection;
+// slow start; PeakEWMA fed by every call's latency, failures and
+// grpc-retry-pushback-ms; re-resolution on a timer;
 // connections replaced at MaxConnAge, the replacement ready before the
 // old one drains; more connections when every one carries
 // MaxStreamsPerConn; health checking by grpc's own healthCheckConfig

@@ -201,15 +201,9 @@ func ExampleWithAddressWeight() {
 	defer p.Close()
 	exampleWaitReady(p, len(bs))
 
-	client := echopb.NewEchoClient(p)
-	before := exampleCounts(bs, nil)
-	for range 600 {
-		if _, err := client.Unary(context.Background(), &echopb.EchoRequest{}); err != nil {
-			log.Fatal(err)
-		}
-	}
+	calls := exampleSpread(p, bs, 600)
 	fmt.Println("weights:", pool.AddressWeight(addrs[0]), pool.AddressWeight(addrs[1]), pool.AddressWeight(addrs[2]))
-	fmt.Println("calls per backend:", exampleCounts(bs, before))
+	fmt.Println("calls per backend:", calls)
 	// Output:
 	// weights: 1 2 3
 	// calls per backend: [100 200 300]

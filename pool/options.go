@@ -135,6 +135,7 @@ type options struct {
 	learnStreamLimit time.Duration
 	slowStart        time.Duration
 	maxEjectPercent  int
+	warmup           *warmup // nil without WithWarmup
 
 	// Retry and hedging per method: WithRetry, WithHedging and
 	// WithServiceConfig add to the lists; validate builds methods from

@@ -92,6 +92,7 @@ type Pool struct {
 	o         options
 	log       *slog.Logger
 	dialOpts  []grpc.DialOption
+	schemes   []string      // of the target, for its connections (connSchemes)
 	budget    *retry.Budget // nil without WithRetry
 
 	ctx    context.Context // ends at Close
@@ -158,7 +159,8 @@ func New(target string, opts ...Option) (*Pool, error) {
 	p.streamer = chainStream(o.streamInts, p.logicalStream)
 	p.dialOpts = p.buildDialOptions()
 	// Surface bad dial options now, not on the first address.
-	probe, err := grpc.NewClient(connScheme+":///probe", append(p.dialOpts, grpc.WithResolvers(staticBuilder{}))...)
+	p.schemes = connSchemes(t)
+	probe, err := grpc.NewClient(target, p.connDialOptions(staticBuilder{authority: p.authority})...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: dial options: %v", ErrInvalidOption, err)
 	}
@@ -297,6 +299,7 @@ func (p *Pool) Close() error {
 			pc.healthCancel()
 			pc.healthCancel = nil
 		}
+		handle(c).stopWarmup()
 	}
 	p.mu.Unlock()
 	_ = p.rec.Close() // not under p.mu: a collection may be waiting for it

@@ -681,14 +681,16 @@ func TestResilienceStreamRetry(t *testing.T) {
 		// A client interceptor fails NewStream on the connections to bad,
 		// as a transport that cannot open a stream would: nothing is sent.
 		var rejected atomic.Int64
+		peers := testutil.NewConnPeers()
 		failBad := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-			if strings.HasSuffix(cc.Target(), "/"+bad.Addr()) {
+			if peers.Addr(cc) == bad.Addr() {
 				rejected.Add(1)
 				return nil, status.Error(codes.Unavailable, "test: cannot open a stream")
 			}
 			return streamer(ctx, desc, cc, method, opts...)
 		}
-		p, _ := testutil.ReadyPool(t, bs, pool.WithRetry(pol), pool.WithDialOptions(grpc.WithStreamInterceptor(failBad)))
+		p, _ := testutil.ReadyPool(t, bs, pool.WithRetry(pol), pool.WithDialOptions(grpc.WithStreamInterceptor(failBad), grpc.WithUnaryInterceptor(peers.Unary)))
+		peers.Learn(t, p)
 		client := echopb.NewEchoClient(p)
 		ctx := testutil.Context(t)
 		const streams = 20

@@ -2,12 +2,15 @@ package pool
 
 import (
 	"errors"
+	"slices"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 
+	"github.com/grpcpool/grpcpool/internal/addrs"
 	"github.com/grpcpool/grpcpool/internal/core"
 )
 
@@ -31,41 +34,6 @@ func (r *resolverCC) ParseServiceConfig(string) *serviceconfig.ParseResult {
 	return &serviceconfig.ParseResult{Err: errors.New("grpcpool: service config is not supported")}
 }
 
-// groups turns a resolver state into backends: one per address, or one per
-// endpoint (with all its addresses) for resolvers that report endpoints only.
-func groups(s resolver.State) []core.Group {
-	var gs []core.Group
-	seen := make(map[string]bool)
-	add := func(addrs []resolver.Address) {
-		if len(addrs) == 0 {
-			return
-		}
-		k := addrKey(addrs[0])
-		if seen[k] {
-			return
-		}
-		seen[k] = true
-		gs = append(gs, core.Group{Key: k, Addrs: addrs, Weight: weightOf(addrs[0])})
-	}
-	if len(s.Addresses) > 0 {
-		for _, a := range s.Addresses {
-			add([]resolver.Address{a})
-		}
-		return gs
-	}
-	for _, e := range s.Endpoints {
-		add(e.Addresses)
-	}
-	return gs
-}
-
-func addrKey(a resolver.Address) string {
-	if a.ServerName != "" {
-		return a.Addr + "|" + a.ServerName
-	}
-	return a.Addr
-}
-
 // updateState applies a resolver update: new addresses get connections,
 // removed ones are drained.
 func (p *Pool) updateState(s resolver.State) error {
@@ -75,7 +43,7 @@ func (p *Pool) updateState(s resolver.State) error {
 }
 
 func (p *Pool) updateStateLocked(s resolver.State) error {
-	gs := p.subsetLocked(s, groups(s))
+	gs := p.subsetLocked(s, addrs.Groups(s, weightOf))
 	p.core.Resolved(time.Now(), gs)
 	p.core.Flush()
 	if len(gs) == 0 {
@@ -135,15 +103,20 @@ func jitter(d time.Duration) time.Duration { return core.Jitter(d) }
 // addresses, attributes and all, and gives the connection the pool target's
 // authority, so TLS checks the target's host name, never the dialed IP.
 // attrs carry the connection to the leaf core.
+//
+// Every pool connection is made with the pool's own target, as the user
+// wrote it, and a staticBuilder under each scheme grpc.NewClient may look
+// up for it (connSchemes): grpc then names the connection as it names a
+// grpc.NewClient of that target (ClientConn.CanonicalTarget), which is the
+// grpc.target its stats handlers and OpenTelemetry plugin record.
 type staticBuilder struct {
+	scheme    string
 	addrs     []resolver.Address
 	authority string
 	attrs     *attributes.Attributes
 }
 
-const connScheme = "grpcpool"
-
-func (b staticBuilder) Scheme() string { return connScheme }
+func (b staticBuilder) Scheme() string { return b.scheme }
 
 func (b staticBuilder) Build(_ resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
 	if err := cc.UpdateState(resolver.State{Addresses: b.addrs, Attributes: b.attrs}); err != nil {
@@ -153,3 +126,32 @@ func (b staticBuilder) Build(_ resolver.Target, cc resolver.ClientConn, _ resolv
 }
 
 func (b staticBuilder) OverrideAuthority(resolver.Target) string { return b.authority }
+
+// connSchemes returns the schemes grpc.NewClient may resolve the pool
+// target t through: its own, and for a target that names no registered
+// scheme the default ones (grpc's "dns", or resolver.SetDefaultScheme's).
+func connSchemes(t resolver.Target) []string {
+	ss := []string{t.URL.Scheme}
+	for _, s := range []string{defaultScheme, resolver.GetDefaultScheme()} {
+		if !slices.Contains(ss, s) {
+			ss = append(ss, s)
+		}
+	}
+	return ss
+}
+
+// connDialOptions returns the dial options of a pool connection resolving
+// to b's addresses: b under every scheme of the pool's target first, so it
+// wins over any resolver of the same scheme among the user's dial options,
+// then those, then the leaf policy.
+func (p *Pool) connDialOptions(b staticBuilder) []grpc.DialOption {
+	bs := make([]resolver.Builder, len(p.schemes))
+	for i, s := range p.schemes {
+		b.scheme = s
+		bs[i] = b
+	}
+	dos := make([]grpc.DialOption, 0, len(p.dialOpts)+2)
+	dos = append(dos, grpc.WithResolvers(bs...))
+	dos = append(dos, p.dialOpts...)
+	return append(dos, grpc.WithDefaultServiceConfig(leafServiceConfig))
+}

@@ -153,10 +153,11 @@ func TestWaitForReadyCallMovesOffADeadConnection(t *testing.T) {
 	bs := testutil.StartBackends(t, 2)
 	var victim atomic.Pointer[backend.Server]
 	var killed atomic.Bool
+	peers := testutil.NewConnPeers()
 	// Runs inside the picked connection, before gRPC picks a transport:
 	// the first call placed on the victim's connection finds it dead.
 	kill := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		if v := victim.Load(); v != nil && strings.HasSuffix(cc.Target(), v.Addr()) && killed.CompareAndSwap(false, true) {
+		if v := victim.Load(); v != nil && peers.Addr(cc) == v.Addr() && killed.CompareAndSwap(false, true) {
 			v.Stop()
 			for s := cc.GetState(); s.String() == "READY"; s = cc.GetState() {
 				if !cc.WaitForStateChange(ctx, s) {
@@ -166,7 +167,8 @@ func TestWaitForReadyCallMovesOffADeadConnection(t *testing.T) {
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithDialOptions(grpc.WithUnaryInterceptor(kill)))
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithDialOptions(grpc.WithChainUnaryInterceptor(kill, peers.Unary)))
+	peers.Learn(t, p)
 	c := echopb.NewEchoClient(p)
 	victim.Store(bs[0])
 	for i := 0; !killed.Load(); i++ {

@@ -29,6 +29,8 @@ type pconn struct {
 
 	// Guarded by Pool.mu.
 	healthCancel context.CancelFunc // ends the running health watch
+
+	warm warmer // with WithWarmup (warmup.go)
 }
 
 type pconnKey struct{}
@@ -37,6 +39,15 @@ func handle(c *core.Conn) *pconn { return c.Handle.(*pconn) }
 
 // stateChanged is called by the leaf balancer, on grpc's goroutine.
 func (pc *pconn) stateChanged(s connectivity.State, err error) {
+	if pc.p.o.warmup != nil {
+		pc.warmState(s, err)
+		return
+	}
+	pc.report(s, err)
+}
+
+// report queues a state of pc's connection for the core.
+func (pc *pconn) report(s connectivity.State, err error) {
 	pc.p.events.push(func(now time.Time) {
 		pc.p.core.ConnState(now, pc.c, s, err)
 		pc.p.followHealthLocked(pc)
@@ -53,10 +64,8 @@ func (s seam) Dial(c *core.Conn) {
 	b := c.Backend
 	addrs := make([]resolver.Address, len(b.Addrs))
 	copy(addrs, b.Addrs)
-	dos := append(p.dialOpts[:len(p.dialOpts):len(p.dialOpts)],
-		grpc.WithResolvers(staticBuilder{addrs: addrs, authority: p.authority, attrs: attributes.New(pconnKey{}, pc)}),
-		grpc.WithDefaultServiceConfig(leafServiceConfig))
-	cc, err := grpc.NewClient(connScheme+":///"+b.Addr(), dos...)
+	dos := p.connDialOptions(staticBuilder{addrs: addrs, authority: p.authority, attrs: attributes.New(pconnKey{}, pc)})
+	cc, err := grpc.NewClient(p.target, dos...)
 	if err != nil {
 		// Dial options were checked in New; report the connection as
 		// failing rather than leave it starting.
@@ -80,6 +89,7 @@ func (s seam) Close(c *core.Conn) {
 		pc.healthCancel()
 		pc.healthCancel = nil
 	}
+	pc.stopWarmup()
 	if pc.cc != nil {
 		s.p.goAsync(func() { _ = pc.cc.Close() })
 	}

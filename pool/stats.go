@@ -37,6 +37,8 @@ type BackendStats struct {
 	Attempts      uint64 // attempts placed on it: first tries, retries, hedges and re-placements
 	Failures      uint64 // calls and streams that ended in a failure (see breaker.DefaultClassifier)
 
+	WarmupFailures uint64 // warm-ups of its connections that failed or timed out (WithWarmup)
+
 	Breaker     breaker.State // the state the pickers act on; breaker.StateClosed without WithBreaker
 	Healthy     bool          // a connection that is not draining has no NOT_SERVING health report
 	StreamLimit int64         // the stream limit per connection, configured or learned; 0: none known
@@ -82,6 +84,7 @@ func (p *Pool) Stats() Stats {
 			Breaker:       b.BreakerState(),
 			StreamLimit:   b.Limit(),
 		}
+		bs.WarmupFailures = b.WarmFail.Load()
 		if bs.StreamLimit == 0 {
 			bs.StreamLimit = int64(p.o.maxStreams)
 		}

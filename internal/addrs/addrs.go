@@ -6,6 +6,7 @@
 package addrs
 
 import (
+	epweight "google.golang.org/grpc/experimental/balancer/weight"
 	"google.golang.org/grpc/resolver"
 
 	"github.com/grpcpool/grpcpool/internal/core"
@@ -13,12 +14,14 @@ import (
 
 // Groups returns the backends of s: one per address when s lists
 // addresses, else one per endpoint, in the resolver's order, duplicates
-// (by Key) dropped. weight gives a backend's weight from its first
-// address.
+// (by Key) dropped. A backend's weight is its endpoint's, set with grpc's
+// weight package (google.golang.org/grpc/experimental/balancer/weight),
+// also when s lists the endpoint's addresses; without one, weight gives
+// it from the backend's first address.
 func Groups(s resolver.State, weight func(resolver.Address) uint32) []core.Group {
 	var gs []core.Group
 	seen := make(map[string]bool)
-	add := func(as []resolver.Address) {
+	add := func(as []resolver.Address, w uint32) {
 		if len(as) == 0 {
 			return
 		}
@@ -27,18 +30,41 @@ func Groups(s resolver.State, weight func(resolver.Address) uint32) []core.Group
 			return
 		}
 		seen[k] = true
-		gs = append(gs, core.Group{Key: k, Addrs: as, Weight: weight(as[0])})
+		if w == 0 {
+			w = weight(as[0])
+		}
+		gs = append(gs, core.Group{Key: k, Addrs: as, Weight: w})
 	}
 	if len(s.Addresses) > 0 {
+		ew := endpointWeights(s.Endpoints)
 		for _, a := range s.Addresses {
-			add([]resolver.Address{a})
+			add([]resolver.Address{a}, ew[Key(a)])
 		}
 		return gs
 	}
 	for _, e := range s.Endpoints {
-		add(e.Addresses)
+		add(e.Addresses, epweight.FromEndpoint(e).Weight)
 	}
 	return gs
+}
+
+// endpointWeights maps the Key of every address of an endpoint with a
+// weight to that weight; nil when no endpoint has one.
+func endpointWeights(eps []resolver.Endpoint) map[string]uint32 {
+	var m map[string]uint32
+	for _, e := range eps {
+		w := epweight.FromEndpoint(e).Weight
+		if w == 0 {
+			continue
+		}
+		if m == nil {
+			m = make(map[string]uint32)
+		}
+		for _, a := range e.Addresses {
+			m[Key(a)] = w
+		}
+	}
+	return m
 }
 
 // Key identifies a backend by its first address: the address, and the

@@ -1,12 +1,15 @@
 package addrs_test
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
+	"google.golang.org/grpc/experimental/balancer/weight"
 	"google.golang.org/grpc/resolver"
 
 	"github.com/grpcpool/grpcpool/internal/addrs"
+	"github.com/grpcpool/grpcpool/internal/core"
 )
 
 func one(resolver.Address) uint32 { return 1 }
@@ -60,5 +63,53 @@ func TestZoneRoundTrips(t *testing.T) {
 	}
 	if got := addrs.Zone(addrs.WithZone(a, "a")); got != "a" {
 		t.Fatalf("Zone = %q, want %q", got, "a")
+	}
+}
+
+// Endpoint weights (grpc's weight package) are read whether the resolver
+// lists endpoints only or addresses too; where an endpoint has none, the
+// weight function of the address decides.
+func TestGroupsTakeEndpointWeights(t *testing.T) {
+	ep := func(w uint32, as ...string) resolver.Endpoint {
+		e := resolver.Endpoint{}
+		for _, a := range as {
+			e.Addresses = append(e.Addresses, resolver.Address{Addr: a})
+		}
+		if w > 0 {
+			e = weight.Set(e, weight.EndpointInfo{Weight: w})
+		}
+		return e
+	}
+	byAddr := func(a resolver.Address) uint32 {
+		if a.Addr == "c:1" {
+			return 7
+		}
+		return 1
+	}
+	eps := []resolver.Endpoint{ep(3, "a:1", "a6:1"), ep(0, "b:1"), ep(0, "c:1"), ep(5, "d:1")}
+	weights := func(gs []core.Group) map[string]uint32 {
+		m := make(map[string]uint32)
+		for _, g := range gs {
+			m[g.Key] = g.Weight
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		s    resolver.State
+		want map[string]uint32
+	}{
+		{"endpoints only", resolver.State{Endpoints: eps},
+			map[string]uint32{"a:1": 3, "b:1": 1, "c:1": 7, "d:1": 5}},
+		{"addresses and endpoints", resolver.State{
+			Addresses: []resolver.Address{{Addr: "a:1"}, {Addr: "a6:1"}, {Addr: "b:1"}, {Addr: "c:1"}, {Addr: "d:1"}, {Addr: "e:1"}},
+			Endpoints: eps,
+		}, map[string]uint32{"a:1": 3, "a6:1": 3, "b:1": 1, "c:1": 7, "d:1": 5, "e:1": 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := weights(addrs.Groups(tc.s, byAddr)); !maps.Equal(got, tc.want) {
+				t.Fatalf("weights %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

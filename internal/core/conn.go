@@ -149,6 +149,7 @@ type BackendHot struct {
 	Started  atomic.Uint64 // attempts of calls and streams placed on it
 	Ended    atomic.Uint64 // logical calls and streams whose last attempt it took
 	Failures atomic.Uint64 // calls and streams that ended in a backend failure
+	WarmFail atomic.Uint64 // warm-ups of its connections that failed (the pool's WithWarmup; not hot)
 	brkState atomic.Int32  // breaker.State the pickers act on
 	growReq  atomic.Bool   // a pick asked the core to grow the backend
 	gone     atomic.Bool   // removed, and its last connection closed

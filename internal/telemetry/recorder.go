@@ -35,6 +35,7 @@ type Recorder struct {
 	refused     metric.Int64Counter
 	recycles    metric.Int64Counter
 	drainCuts   metric.Int64Counter
+	warmups     metric.Int64Counter
 	conns       metric.Int64ObservableGauge
 	limits      metric.Int64ObservableGauge
 	breakers    metric.Int64ObservableGauge
@@ -144,6 +145,8 @@ func New(mp metric.MeterProvider, target string, backendLimit int) (*Recorder, e
 	r.refused = counter(RetryRefusals, "{attempt}", "Retries and hedges the retry budget refused.")
 	r.recycles = counter(Recycles, "{connection}", "Connections retired, by reason.")
 	r.drainCuts = counter(DrainTimeouts, "{connection}", "Connections closed by the drain timeout while they still carried calls or streams.")
+	r.warmups, err = warmupInstrument(m)
+	errs = append(errs, err)
 	r.conns = gauge(Connections, "{connection}", "Connections of a backend, by state.")
 	r.breakers = gauge(BreakerStates, "{backend}", "Backends by the state of their circuit breaker: 1 for the state a backend is in (under other: how many are in it).")
 	r.limits = gauge(StreamLimits, "{stream}", "Streams one connection of a backend may carry, configured or learned; absent while unknown.")

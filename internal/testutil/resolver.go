@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"google.golang.org/grpc/experimental/balancer/weight"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
@@ -36,6 +37,22 @@ func WeightedTarget(addrs []string, weights []uint32) (*manual.Resolver, string)
 	}
 	r.InitialState(resolver.State{Addresses: as})
 	return r, r.Scheme() + ":///svc.test:50051"
+}
+
+// WeightedEndpoints returns one endpoint per address of addrs, the i-th
+// with weight i+1 set the standard way (grpc's weight package), and the
+// state that lists them: endpoints only, or their addresses too when
+// withAddrs (as grpc's DNS resolver reports).
+func WeightedEndpoints(addrs []string, withAddrs bool) resolver.State {
+	eps := make([]resolver.Endpoint, len(addrs))
+	for i, a := range addrs {
+		eps[i] = weight.Set(resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}}, weight.EndpointInfo{Weight: uint32(i + 1)})
+	}
+	s := resolver.State{Endpoints: eps}
+	if withAddrs {
+		s.Addresses = Addrs(addrs...)
+	}
+	return s
 }
 
 // Addrs returns resolver addresses for addrs.
