@@ -128,7 +128,7 @@ func (p *Pool) invoke(ctx context.Context, pk core.Result, method string, args, 
 	fb, opts := p.feedback(b, opts)
 	err := handle(c).cc.Invoke(ctx, method, args, reply, opts...)
 	fb.done(err)
-	p.rec.AttemptDone(ctx, method, status.Code(err), addr, time.Since(start))
+	p.rec.AttemptDoneIn(ctx, method, status.Code(err), addr, p.locality(b), time.Since(start))
 	p.rec.Active(addr, telemetry.KindUnary, -1)
 	b.Calls.Add(-1)
 	p.release(c)
@@ -392,7 +392,7 @@ func (st *stream) finish(err error) {
 	b := st.c.Backend
 	b.Streams.Add(-1)
 	st.p.rec.Active(b.Addr(), telemetry.KindStream, -1)
-	st.p.rec.AttemptDone(context.Background(), st.method, status.Code(err), b.Addr(), time.Since(st.start))
+	st.p.rec.AttemptDoneIn(context.Background(), st.method, status.Code(err), b.Addr(), st.p.locality(b), time.Since(st.start))
 	if st.final.Load() {
 		st.p.rec.CallDone(context.Background(), st.method, status.Code(err), time.Since(st.callStart))
 	}

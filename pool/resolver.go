@@ -31,41 +31,6 @@ func (r *resolverCC) ParseServiceConfig(string) *serviceconfig.ParseResult {
 	return &serviceconfig.ParseResult{Err: errors.New("grpcpool: service config is not supported")}
 }
 
-// groups turns a resolver state into backends: one per address, or one per
-// endpoint (with all its addresses) for resolvers that report endpoints only.
-func groups(s resolver.State) []core.Group {
-	var gs []core.Group
-	seen := make(map[string]bool)
-	add := func(addrs []resolver.Address) {
-		if len(addrs) == 0 {
-			return
-		}
-		k := addrKey(addrs[0])
-		if seen[k] {
-			return
-		}
-		seen[k] = true
-		gs = append(gs, core.Group{Key: k, Addrs: addrs, Weight: weightOf(addrs[0])})
-	}
-	if len(s.Addresses) > 0 {
-		for _, a := range s.Addresses {
-			add([]resolver.Address{a})
-		}
-		return gs
-	}
-	for _, e := range s.Endpoints {
-		add(e.Addresses)
-	}
-	return gs
-}
-
-func addrKey(a resolver.Address) string {
-	if a.ServerName != "" {
-		return a.Addr + "|" + a.ServerName
-	}
-	return a.Addr
-}
-
 // updateState applies a resolver update: new addresses get connections,
 // removed ones are drained.
 func (p *Pool) updateState(s resolver.State) error {
@@ -75,7 +40,7 @@ func (p *Pool) updateState(s resolver.State) error {
 }
 
 func (p *Pool) updateStateLocked(s resolver.State) error {
-	gs := p.subsetLocked(s, groups(s))
+	gs := p.subsetLocked(s, p.groups(s))
 	p.core.Resolved(time.Now(), gs)
 	p.core.Flush()
 	if len(gs) == 0 {

@@ -14,7 +14,7 @@ import (
 // Groups returns the backends of s: one per address when s lists
 // addresses, else one per endpoint, in the resolver's order, duplicates
 // (by Key) dropped. weight gives a backend's weight from its first
-// address.
+// address; its zone is the one WithZone recorded there.
 func Groups(s resolver.State, weight func(resolver.Address) uint32) []core.Group {
 	var gs []core.Group
 	seen := make(map[string]bool)
@@ -27,7 +27,7 @@ func Groups(s resolver.State, weight func(resolver.Address) uint32) []core.Group
 			return
 		}
 		seen[k] = true
-		gs = append(gs, core.Group{Key: k, Addrs: as, Weight: weight(as[0])})
+		gs = append(gs, core.Group{Key: k, Addrs: as, Weight: weight(as[0]), Zone: Zone(as[0])})
 	}
 	if len(s.Addresses) > 0 {
 		for _, a := range s.Addresses {

@@ -57,7 +57,8 @@ func (k *Core) zoneOf(zone string) *zoneState {
 
 // SetZoneClients records how many clients of the fleet run in each zone,
 // the shares zone-aware routing splits by; nil means clients spread
-// evenly over the zones that have backends (and the local one).
+// evenly over the zones that have backends (and the local one), as does
+// a map without a positive count.
 func (k *Core) SetZoneClients(now time.Time, clients map[string]int) {
 	k.at = now
 	if clients == nil {
@@ -68,6 +69,9 @@ func (k *Core) SetZoneClients(now time.Time, clients map[string]int) {
 			if n > 0 {
 				k.zoneClients[z] = float64(n)
 			}
+		}
+		if len(k.zoneClients) == 0 {
+			k.zoneClients = nil // no counts: the even spread
 		}
 	}
 	k.publish()
