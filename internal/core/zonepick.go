@@ -147,10 +147,11 @@ func (k *Core) buildZones(q, prev *Picker) {
 		}
 		cum += shares[i]
 		zp.pickers = append(zp.pickers, k.zonePicker(q, prev, zs, pbs, resolved[zs]))
-		zp.thr = append(zp.thr, uint64(min(cum, 1)*(1<<zoneDrawBits)))
-	}
-	if n := len(zp.thr); n > 0 {
-		zp.thr[n-1] = math.MaxUint64 // rounding never leaves a draw out
+		t := uint64(math.MaxUint64) // every draw (the last zone: rounding leaves none out)
+		if cum < 1 && len(zp.pickers) < len(ready) {
+			t = uint64(cum * (1 << zoneDrawBits))
+		}
+		zp.thr = append(zp.thr, t)
 	}
 	q.zones = zp
 }
@@ -191,26 +192,26 @@ func (k *Core) zonePicker(q, prev *Picker, zs *zoneState, pbs []*pickBackend, re
 func (p *Picker) pickZones(info *PickInfo, why *refusals) (Result, Outcome, bool) {
 	zp := p.zones
 	n := len(zp.pickers)
-	var d uint64
-	if info.HasKey && p.policy == ConsistentHash {
-		// Fibonacci hashing of the key's hash: its zone draw, apart from
-		// its place on the ring.
-		d = chash.Hash(info.Key) * 0x9e3779b97f4a7c15 >> (64 - zoneDrawBits)
-	} else {
-		d = p.rand() >> (64 - zoneDrawBits)
-	}
 	first := 0
-	for first < n-1 && d >= zp.thr[first] {
-		first++
+	if zp.thr[0] != math.MaxUint64 { // a split: draw the zone
+		d := p.zoneDraw(info)
+		for first < n-1 && d >= zp.thr[first] {
+			first++
+		}
+	}
+	if info.Tried.Len() == 0 {
+		if r, o, done := zp.pickers[first].pickPolicy(info, why); done || n == 1 {
+			return r, o, done
+		}
 	}
 	// The others, should the drawn zone refuse, from a random one of
 	// them, so that what a zone cannot take is spread over the rest.
 	rot := 0
 	if n > 2 {
-		rot = int(d % uint64(n-1))
+		rot = int(p.zoneDraw(info) % uint64(n-1))
 	}
 	if info.Tried.Len() == 0 {
-		for k := range n {
+		for k := 1; k < n; k++ {
 			if r, o, done := zp.pickers[zoneAt(k, first, rot, n)].pickPolicy(info, why); done {
 				return r, o, true
 			}
@@ -241,6 +242,16 @@ func (p *Picker) pickZones(info *PickInfo, why *refusals) (Result, Outcome, bool
 		}
 	}
 	return Result{}, Fail, false
+}
+
+// zoneDraw is a pick's draw of its zone, zoneDrawBits wide: random, or
+// under ConsistentHash from the call's key (Fibonacci hashing of its hash,
+// apart from its place on the ring), so that a key keeps its zone.
+func (p *Picker) zoneDraw(info *PickInfo) uint64 {
+	if info.HasKey && p.policy == ConsistentHash {
+		return chash.Hash(info.Key) * 0x9e3779b97f4a7c15 >> (64 - zoneDrawBits)
+	}
+	return p.rand() >> (64 - zoneDrawBits)
 }
 
 // zoneAt is the k-th of n zones a pick tries: the one drawn, then the

@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"testing/synctest"
@@ -68,6 +69,7 @@ func TestZonesKeepCallsLocal(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := zoneFake(t, policy, "a", 2, 2, 2)
 				require.Equal(t, 1.0, f.picker().LocalShare())
+				require.Equal(t, uint64(math.MaxUint64), f.picker().zones.thr[0], "no draw when the local zone takes all")
 				byB, byZ := zonePicks(t, f, 600, nil)
 				require.Equal(t, map[string]int{"a": 600}, byZ)
 				require.InDelta(t, 300, byB["a1"], 30, "%v", byB)
