@@ -21,7 +21,8 @@ type Stats struct {
 
 	// Zone is the client's zone (WithZone); "" when zone-aware routing is
 	// off. LocalShare is the share of calls the pool keeps in it now (1
-	// when off; see docs/policies.md).
+	// when off, 0 while no backend can take a call; see
+	// docs/policies.md).
 	Zone       string
 	LocalShare float64
 }
@@ -76,8 +77,10 @@ func (p *Pool) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := Stats{Target: p.target, Policy: p.o.policy, Closed: p.core.Closed(), Zone: p.o.zones.zone, LocalShare: 1}
-	if pk := p.core.Picker(); pk != nil {
+	if pk := p.core.Picker(); pk != nil && pk.Ready() {
 		st.LocalShare = pk.LocalShare()
+	} else if st.Zone != "" {
+		st.LocalShare = 0 // nothing can take a call, local or not
 	}
 	for _, b := range p.core.Backends() {
 		bs := BackendStats{

@@ -78,6 +78,34 @@ func TestZonesKeepCallsLocalOverLoopback(t *testing.T) {
 	require.Equal(t, int64(300), got[2]+got[3]+got[4]+got[5], "%v", got)
 	require.Positive(t, got[2]+got[3])
 	require.Positive(t, got[4]+got[5])
+	remote := 0.0
+	for k, v := range collect(telemetry.AttemptDuration) {
+		if strings.Contains(k, telemetry.AttrLocality+"=remote") {
+			remote += v
+		}
+	}
+	require.Equal(t, 300.0, remote)
+}
+
+// WithSubset's Membership gives the clients' shares when it is also a
+// ZoneMembership.
+func TestSubsetMembershipGivesZoneShares(t *testing.T) {
+	bs := testutil.StartBackendsAt(t, "127.0.1.1:0", "127.0.2.1:0", "127.0.3.1:0")
+	p, _ := testutil.ReadyPool(t, bs, pool.WithZone("a"), pool.WithZonesByCIDR(zoneCIDRs),
+		pool.WithSubset(3, zoneSubset{zoneCounts{"a": 2}}))
+	testutil.WaitFor(t, "the membership's shares", func() bool {
+		s := p.Stats().LocalShare
+		return s > 0.333 && s < 0.334
+	})
+}
+
+// zoneSubset is a Membership (index 0 of 1) that is also a ZoneMembership.
+type zoneSubset struct{ zoneCounts }
+
+func (zoneSubset) Watch(ctx context.Context, notify func(index, count int)) error {
+	notify(0, 1)
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 // The clients' shares come from a ZoneMembership: with every client in
