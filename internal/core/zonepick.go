@@ -32,7 +32,7 @@ type zoneState struct {
 // zonePickers is the zone-aware part of a picker.
 type zonePickers struct {
 	pickers []*Picker // one per zone with ready backends, the local zone first when it has any
-	thr     []uint64  // a draw d goes to the first pickers[i] with d < thr[i] (2^53 scale)
+	thr     []uint64  // a draw d goes to the first pickers[i] with d < thr[i] (2^53 scale); thr[0] = MaxUint64: no draw
 	local   float64   // the local zone's share of the calls
 }
 
@@ -187,8 +187,9 @@ func (k *Core) zonePicker(q, prev *Picker, zs *zoneState, pbs []*pickBackend, re
 }
 
 // pickZones is the pick of a zone-aware picker: the zone the draw falls
-// in, then, when its backends all refuse, the others from a random one. A retry goes to the first of them with an untried backend, and
-// to a tried one only when every zone's were tried.
+// in, then, when its backends all refuse, the others from a random one.
+// A retry goes to the first of them with an untried backend, and to a
+// tried one only when every zone's were tried.
 func (p *Picker) pickZones(info *PickInfo, why *refusals) (Result, Outcome, bool) {
 	zp := p.zones
 	n := len(zp.pickers)
