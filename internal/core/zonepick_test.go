@@ -267,3 +267,32 @@ func TestZonesPickAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A backend whose health check reports NOT_SERVING leaves the split at
+// once, and comes back to it when it reports SERVING.
+func TestZonesSplitFollowsHealth(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, Zone: "a", HealthCheck: true})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, zoneGroups(2, 2, 2)) })
+		f.readyAll()
+		health := func(key string, serving bool) {
+			f.do(func(k *Core, now time.Time) {
+				for _, c := range k.backends[key].Conns() {
+					k.Health(now, c, serving, nil)
+				}
+			})
+		}
+		for _, key := range []string{"a1", "a2", "b1", "b2", "c1", "c2"} {
+			health(key, true)
+		}
+		require.Equal(t, 1.0, f.picker().LocalShare())
+		health("a1", false)
+		require.InDelta(t, 0.6, f.picker().LocalShare(), 1e-12)
+		health("a2", false)
+		require.Equal(t, 0.0, f.picker().LocalShare())
+		_, byZ := zonePicks(t, f, 100, nil)
+		require.Zero(t, byZ["a"])
+		health("a1", true)
+		require.InDelta(t, 0.6, f.picker().LocalShare(), 1e-12)
+	})
+}
