@@ -127,6 +127,9 @@ func (b *lbBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
 		b.switchLocked(set)
 	}
 	gs := addrs.Groups(s.ResolverState, pool.AddressWeight)
+	if c := b.cur.s.cidr; c != nil {
+		c.Fill(gs)
+	}
 	b.cur.k.Resolved(b.now(), gs)
 	b.cur.k.Flush()
 	if len(gs) == 0 {

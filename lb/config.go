@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/grpcpool/grpcpool/breaker"
+	"github.com/grpcpool/grpcpool/internal/addrs"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -116,6 +117,20 @@ type Config struct {
 	// Breaker gives every backend a circuit breaker ("breaker"); nil (the
 	// default) means none. The zero Breaker means breaker's defaults.
 	Breaker *Breaker
+	// Zone turns zone-aware routing on and names this client's zone
+	// ("zone"), as pool.WithZone: calls stay in it while it holds its
+	// share of the ready backends and spill in proportion to the other
+	// zones' surplus otherwise (see docs/policies.md). A backend's zone
+	// is the one its resolver recorded (pool.WithAddressZone), else the
+	// one ZonesByCIDR maps its address to, else unknown. The fleet's
+	// clients are taken to be spread evenly over the zones that have
+	// backends. Default "": off.
+	Zone string
+	// ZonesByCIDR maps address prefixes to zones ("zonesByCidr"), as
+	// pool.WithZonesByCIDR: {"10.0.0.0/20": "us-east-1a"}. Default none;
+	// an unparsable prefix, an empty zone name, or overlapping prefixes
+	// that map to different zones are errors.
+	ZonesByCIDR map[string]string
 }
 
 // Breaker is breaker.Settings as JSON: the same fields, the same defaults,
@@ -245,6 +260,9 @@ func (c Config) Validate() error {
 	if c.MaxStreamsPerConn < 0 {
 		bad("maxStreamsPerConn", "must not be negative, got %d", c.MaxStreamsPerConn)
 	}
+	if _, err := addrs.ParseCIDRZones(c.ZonesByCIDR); err != nil {
+		bad("zonesByCidr", "%v", err)
+	}
 	if c.Breaker != nil {
 		if c.Breaker.OpenTimeout < 0 {
 			bad("breaker.openTimeout", "must not be negative, got %v", c.Breaker.OpenTimeout)
@@ -267,7 +285,7 @@ func cmpOr(s, def string) string {
 // lives.
 type field struct {
 	name string
-	ptr  any // *int, *string, *uint32, *time.Duration (as a duration) or **Breaker
+	ptr  any // *int, *string, *uint32, *time.Duration (as a duration), *map[string]string or **Breaker
 }
 
 func (c *Config) fields() []field {
@@ -284,6 +302,8 @@ func (c *Config) fields() []field {
 		{"maxEjectPercent", &c.MaxEjectPercent},
 		{"maxStreamsPerConn", &c.MaxStreamsPerConn},
 		{"breaker", &c.Breaker},
+		{"zone", &c.Zone},
+		{"zonesByCidr", &c.ZonesByCIDR},
 	}
 }
 
@@ -308,6 +328,8 @@ func (f field) zero() bool {
 		return *p == 0
 	case **Breaker:
 		return *p == nil
+	case *map[string]string:
+		return len(*p) == 0
 	}
 	return false
 }
@@ -418,6 +440,8 @@ func kind(p any) string {
 		return "a non-negative integer"
 	case *string:
 		return "a string"
+	case *map[string]string:
+		return "an object of strings"
 	}
 	return fmt.Sprintf("%T", p)
 }

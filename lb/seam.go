@@ -55,6 +55,7 @@ func (g *gen) coreConfig() core.Config {
 		HealthCheck:   true,
 		HealthTimeout: pool.DefaultHealthTimeout,
 		Policy:        s.policy,
+		Zone:          s.zone,
 		SlowStart:     s.slowStart,
 		Rand:          g.b.rand,
 		Log:           logger,

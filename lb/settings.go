@@ -1,9 +1,11 @@
 package lb
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 
+	"github.com/grpcpool/grpcpool/internal/addrs"
 	"github.com/grpcpool/grpcpool/internal/core"
 	"github.com/grpcpool/grpcpool/pool"
 )
@@ -22,6 +24,9 @@ type settings struct {
 	maxEjectPercent int
 	maxStreams      int
 	breaker         *Breaker // nil: none; compared by value, see equal
+	zone            string
+	cidrKey         string           // ZonesByCIDR, canonical: what equal compares
+	cidr            *addrs.CIDRZones // ZonesByCIDR, parsed; nil: none
 }
 
 // settings applies c's defaults; c must be valid.
@@ -67,6 +72,13 @@ func (c Config) settings() settings {
 		b := *c.Breaker
 		s.breaker = &b
 	}
+	s.zone = c.Zone
+	if len(c.ZonesByCIDR) > 0 {
+		cidr, _ := addrs.ParseCIDRZones(c.ZonesByCIDR) // validated
+		s.cidr = &cidr
+		js, _ := json.Marshal(c.ZonesByCIDR) // keys sorted
+		s.cidrKey = string(js)
+	}
 	return s
 }
 
@@ -85,6 +97,7 @@ func orDefault(d, def time.Duration) time.Duration {
 func (s settings) equal(t settings) bool {
 	sb, tb := s.breaker, t.breaker
 	s.breaker, t.breaker = nil, nil
+	s.cidr, t.cidr = nil, nil // cidrKey compares them
 	if s != t || (sb == nil) != (tb == nil) {
 		return false
 	}

@@ -124,7 +124,7 @@ func (p *Pool) invoke(ctx context.Context, pk core.Result, method string, args, 
 	fb, opts := p.feedback(b, opts)
 	err := handle(c).cc.Invoke(ctx, method, args, reply, opts...)
 	fb.done(err)
-	p.rec.AttemptDone(ctx, method, status.Code(err), addr, time.Since(start))
+	p.rec.AttemptDoneIn(ctx, method, status.Code(err), addr, p.locality(b), time.Since(start))
 	p.rec.Active(addr, telemetry.KindUnary, -1)
 	b.Calls.Add(-1)
 	p.release(c)
@@ -360,7 +360,7 @@ func (st *stream) finish(err error) {
 	st.endErr.Store(&err)
 	b := st.c.Backend
 	st.p.rec.Active(b.Addr(), telemetry.KindStream, -1)
-	st.p.rec.AttemptDone(context.Background(), st.method, status.Code(err), b.Addr(), time.Since(st.start))
+	st.p.rec.AttemptDoneIn(context.Background(), st.method, status.Code(err), b.Addr(), st.p.locality(b), time.Since(st.start))
 	b.Streams.Add(-1) // after the records: see Pool.ended
 	if st.final.Load() {
 		st.p.rec.CallDone(context.Background(), st.method, status.Code(err), time.Since(st.callStart))

@@ -144,7 +144,8 @@ type options struct {
 	hedgings []retry.Hedging
 	methods  *retry.Resolver
 
-	subset *subsetter // nil without WithSubset
+	subset *subsetter  // nil without WithSubset
+	zones  zoneOptions // WithZone, WithZonesByCIDR, WithZoneMembership
 
 	meterProvider       metric.MeterProvider // nil: otel.GetMeterProvider()
 	metricsBackendLimit *int                 // nil: DefaultMetricsBackendLimit

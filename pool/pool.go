@@ -205,6 +205,7 @@ func New(target string, opts ...Option) (*Pool, error) {
 		go p.resolveLoop()
 	}
 	p.startSubset()
+	p.startZones()
 	p.log.Debug("grpcpool: pool created", "target", target, "size", o.size, "policy", o.policy.String())
 	return p, nil
 }
@@ -223,6 +224,7 @@ func (p *Pool) coreConfig() core.Config {
 		HealthCheck:   o.healthService != nil,
 		HealthTimeout: DefaultHealthTimeout,
 		Policy:        core.Policy(o.policy),
+		Zone:          o.zones.zone,
 		SlowStart:     o.slowStart,
 		Log:           p.log,
 		Observer:      telemetry.CoreObserver{R: p.rec},

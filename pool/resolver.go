@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 
-	"github.com/grpcpool/grpcpool/internal/addrs"
 	"github.com/grpcpool/grpcpool/internal/core"
 )
 
@@ -43,7 +42,7 @@ func (p *Pool) updateState(s resolver.State) error {
 }
 
 func (p *Pool) updateStateLocked(s resolver.State) error {
-	gs := p.subsetLocked(s, addrs.Groups(s, weightOf))
+	gs := p.subsetLocked(s, p.groups(s))
 	p.core.Resolved(time.Now(), gs)
 	p.core.Flush()
 	if len(gs) == 0 {

@@ -18,12 +18,20 @@ type Stats struct {
 	Policy   Policy
 	Closed   bool
 	Backends []BackendStats
+
+	// Zone is the client's zone (WithZone); "" when zone-aware routing is
+	// off. LocalShare is the share of calls the pool keeps in it now (1
+	// when off, 0 while no backend can take a call; see
+	// docs/policies.md).
+	Zone       string
+	LocalShare float64
 }
 
 // BackendStats describes one backend: a resolved address and the
 // connections the pool keeps to it. A plain value, like Stats.
 type BackendStats struct {
 	Addr    string // the address connections dial
+	Zone    string // its zone (WithAddressZone, WithZonesByCIDR); "" when unknown
 	Weight  uint32 // see WithAddressWeight; 1 by default
 	Removed bool   // no longer resolved; its connections drain
 
@@ -70,10 +78,16 @@ func (p *Pool) Stats() Stats {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := Stats{Target: p.target, Policy: p.o.policy, Closed: p.core.Closed()}
+	st := Stats{Target: p.target, Policy: p.o.policy, Closed: p.core.Closed(), Zone: p.o.zones.zone, LocalShare: 1}
+	if pk := p.core.Picker(); pk != nil && pk.Ready() {
+		st.LocalShare = pk.LocalShare()
+	} else if st.Zone != "" {
+		st.LocalShare = 0 // nothing can take a call, local or not
+	}
 	for _, b := range p.core.Backends() {
 		bs := BackendStats{
 			Addr:          b.Addr(),
+			Zone:          b.Zone,
 			Weight:        b.Weight(),
 			Removed:       b.Removed(),
 			ActiveCalls:   b.Calls.Load(),

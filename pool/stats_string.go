@@ -41,8 +41,9 @@ var statsColumns = []statsColumn{
 }
 
 // String renders the snapshot for people: a line naming the target, the
-// policy and the number of backends, then a table with one line per
-// backend: its address, its connections ready, connecting and draining,
+// policy (and with zone-aware routing the client's zone and its local
+// share) and the number of backends, then a table with one line per
+// backend: its address (and its zone, when some backend's is known), its connections ready, connecting and draining,
 // the unary calls and streams it carries, the logical calls it ended
 // (Calls), the attempts placed on it and those that failed, its breaker state, its health and the last
 // error of one of its connections ("-" when none).
@@ -52,18 +53,22 @@ func (s Stats) String() string {
 	if s.Closed {
 		state = ", closed"
 	}
+	if s.Zone != "" {
+		state += fmt.Sprintf(", zone %s: %.1f%% local", s.Zone, 100*s.LocalShare)
+	}
 	fmt.Fprintf(&b, "pool %s (%s%s): %d backends\n", s.Target, s.Policy, state, len(s.Backends))
 	if len(s.Backends) == 0 {
 		return b.String()
 	}
+	cols := s.columns()
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	for i, c := range statsColumns {
+	for i, c := range cols {
 		sep(tw, i)
 		tw.Write([]byte(c.head))
 	}
 	tw.Write([]byte{'\n'})
 	for _, bs := range s.Backends {
-		for i, c := range statsColumns {
+		for i, c := range cols {
 			sep(tw, i)
 			tw.Write([]byte(cleanCell(c.cell(bs))))
 		}
@@ -71,6 +76,20 @@ func (s Stats) String() string {
 	}
 	tw.Flush()
 	return b.String()
+}
+
+// columns are the columns of s: statsColumns, with ZONE after BACKEND
+// when a zone is known.
+func (s Stats) columns() []statsColumn {
+	zoned := s.Zone != ""
+	for _, b := range s.Backends {
+		zoned = zoned || b.Zone != ""
+	}
+	if !zoned {
+		return statsColumns
+	}
+	zone := statsColumn{"ZONE", func(b BackendStats) string { return b.Zone }}
+	return append([]statsColumn{statsColumns[0], zone}, statsColumns[1:]...)
 }
 
 func sep(tw *tabwriter.Writer, i int) {

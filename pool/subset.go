@@ -171,23 +171,30 @@ func (p *Pool) startSubset() {
 	if sub == nil {
 		return
 	}
-	p.goAsync(func() {
-		defer func() {
-			// A Membership that panics must not take the process down:
-			// the pool keeps the last place it had.
-			if r := recover(); r != nil {
-				p.log.Error("grpcpool: membership Watch panicked; keeping the last place", "target", p.target, "panic", r)
-			}
-		}()
-		err := sub.run(p.ctx, func() {
+	p.watchAsync("membership Watch", "place", func() error {
+		return sub.run(p.ctx, func() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			if sub.hasLast {
 				_ = p.updateStateLocked(sub.last)
 			}
 		})
-		if err != nil && p.ctx.Err() == nil {
-			p.log.Error("grpcpool: membership Watch ended; keeping the last place", "target", p.target, "err", err)
+	})
+}
+
+// watchAsync runs watch (a membership's) on a goroutine of the pool. A
+// watch that panics must not take the process down, and one that ends
+// before the pool closes is logged: either way the pool keeps what it
+// had last (name is the watch, what is what it delivers).
+func (p *Pool) watchAsync(name, what string, watch func() error) {
+	p.goAsync(func() {
+		defer func() {
+			if r := recover(); r != nil {
+				p.log.Error("grpcpool: "+name+" panicked; keeping the last "+what, "target", p.target, "panic", r)
+			}
+		}()
+		if err := watch(); err != nil && p.ctx.Err() == nil {
+			p.log.Error("grpcpool: "+name+" ended; keeping the last "+what, "target", p.target, "err", err)
 		}
 	})
 }

@@ -18,6 +18,7 @@ import (
 // weight package (google.golang.org/grpc/experimental/balancer/weight),
 // also when s lists the endpoint's addresses; without one, weight gives
 // it from the backend's first address.
+// Its zone is the one WithZone recorded on its first address.
 func Groups(s resolver.State, weight func(resolver.Address) uint32) []core.Group {
 	var gs []core.Group
 	seen := make(map[string]bool)
@@ -33,7 +34,7 @@ func Groups(s resolver.State, weight func(resolver.Address) uint32) []core.Group
 		if w == 0 {
 			w = weight(as[0])
 		}
-		gs = append(gs, core.Group{Key: k, Addrs: as, Weight: w})
+		gs = append(gs, core.Group{Key: k, Addrs: as, Weight: w, Zone: Zone(as[0])})
 	}
 	if len(s.Addresses) > 0 {
 		ew := endpointWeights(s.Endpoints)

@@ -40,20 +40,25 @@ func BenchmarkPick(b *testing.B) {
 				if policy == ConsistentHash {
 					info = PickInfo{Key: "user-1234", HasKey: true}
 				}
-				b.ReportAllocs()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						r, o := p.Pick(info)
-						if o != Picked {
-							b.Error("not picked")
-							return
-						}
-						r.Conn.Release()
-					}
-				})
+				pickParallel(b, p, info)
 			})
 		}
 	}
+}
+
+// pickParallel is one pick and release per op, from every P at once.
+func pickParallel(b *testing.B, p *Picker, info PickInfo) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r, o := p.Pick(info)
+			if o != Picked {
+				b.Error("not picked")
+				return
+			}
+			r.Conn.Release()
+		}
+	})
 }
 
 // BenchmarkPickLoaded is LeastActive's pick over 1,000 backends that

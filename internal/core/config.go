@@ -36,6 +36,9 @@ type Config struct {
 	HealthTimeout  time.Duration // a READY connection's first health report must come within it
 	GrowBackoff    time.Duration // pause after a failed growth (doubling, up to 30 × it)
 	Policy         Policy
+	// Zone turns zone-aware routing on: the client's zone (see
+	// zonepick.go). "": off.
+	Zone string
 
 	// SlowStart ramps the share of a backend that becomes ready after
 	// the others over this window (see slowstart.go); 0: off.

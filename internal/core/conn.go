@@ -187,14 +187,16 @@ func (h *BackendHot) BreakerState() breaker.State { return breaker.State(h.brkSt
 func (h *BackendHot) StoreBreakerState(s breaker.State) { h.brkState.Store(int32(s)) }
 
 // A Backend is one resolved address (or endpoint) and its connections.
-// Key, Addrs and Breaker do not change after it is created; Weight and the
+// Key, Addrs, Zone and Breaker do not change after it is created; Weight and the
 // unexported fields belong to the Core.
 type Backend struct {
 	BackendHot
 	Key     string
 	Addrs   []resolver.Address
 	Breaker *breaker.Breaker // nil without breakers
+	Zone    string           // its zone as first resolved; "" when unknown
 	weight  uint32
+	zone    *zoneState // zone-aware routing: its zone's state; nil when off
 
 	conns     []*Conn
 	removed   bool  // no longer resolved: its connections drain

@@ -39,6 +39,9 @@ type Core struct {
 	least    *leastShared // LeastActive's load floor; nil for other policies
 	ew       *ewmaCfg     // PeakEWMA's configuration; nil for other policies
 	ctr      *counters    // the pickers' counters
+
+	zones       map[string]*zoneState // zone-aware routing: per zone, made on first use
+	zoneClients map[string]float64    // the fleet's clients per zone; nil: even
 }
 
 // New returns a Core that acts through seam. It publishes a first picker

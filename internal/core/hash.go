@@ -12,7 +12,11 @@ import (
 // backends and weights are the same. The ring covers every resolved
 // backend, whether it can take calls or not, so a backend going down or
 // coming back moves only its own keys.
-func (k *Core) index(q *Picker) {
+func (k *Core) index(q *Picker) { k.indexOver(q, k.order) }
+
+// indexOver is index with the ring over order, the resolved backends of
+// q's zone (all of them without zones).
+func (k *Core) indexOver(q *Picker, order []*Backend) {
 	weighted := false
 	for _, pb := range q.backends {
 		if pb.b.weight != 1 {
@@ -35,9 +39,9 @@ func (k *Core) index(q *Picker) {
 		return
 	}
 	if q.ring == nil || q.ringGen != k.ringGen {
-		ids := make([]string, len(k.order))
-		ws := make([]uint32, len(k.order))
-		for i, b := range k.order {
+		ids := make([]string, len(order))
+		ws := make([]uint32, len(order))
+		for i, b := range order {
 			ids[i], ws[i] = b.Key, b.weight
 		}
 		q.ring, q.ringGen = chash.New(ids, ws), k.ringGen
@@ -46,9 +50,9 @@ func (k *Core) index(q *Picker) {
 	for _, pb := range q.backends {
 		pbOf[pb.b] = pb
 	}
-	q.ringPB = make([]*pickBackend, len(k.order))
-	q.ringStart = make([]bool, len(k.order))
-	for i, b := range k.order {
+	q.ringPB = make([]*pickBackend, len(order))
+	q.ringStart = make([]bool, len(order))
+	for i, b := range order {
 		q.ringPB[i] = pbOf[b]
 		q.ringStart[i] = q.ringPB[i] == nil && starting(b)
 	}

@@ -104,6 +104,9 @@ func (p *Picker) Pick(info PickInfo) (Result, Outcome) {
 // round-robin. done is false when no backend took the call; why says what
 // refused it.
 func (p *Picker) pickPolicy(info *PickInfo, why *refusals) (Result, Outcome, bool) {
+	if p.zones != nil {
+		return p.pickZones(info, why)
+	}
 	switch p.policy {
 	case ConsistentHash:
 		if info.HasKey && p.ring != nil {

@@ -42,6 +42,9 @@ type Picker struct {
 	ringGen   uint64         // the Core's ringGen when ring was built
 	ringPB    []*pickBackend // ring index → its entry in backends; nil when it cannot take calls
 	ringStart []bool         // ring index → the backend is still starting: its keys wait
+
+	zones *zonePickers // zone-aware routing: the pickers per zone; nil when off
+	zone  *zoneState   // a zone's picker: its zone
 }
 
 type pickBackend struct {
@@ -147,6 +150,8 @@ func (k *Core) Flush() {
 			}
 		}
 		q.wait, q.err = k.whyEmpty(&w)
+	} else if k.cfg.Zone != "" {
+		k.buildZones(q, prev)
 	} else {
 		k.index(q)
 	}

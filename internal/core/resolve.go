@@ -18,6 +18,7 @@ type Group struct {
 	Key    string
 	Addrs  []resolver.Address
 	Weight uint32
+	Zone   string // the backend's zone; "" when unknown
 }
 
 // Resolved applies a resolver update: new backends get their floor of
@@ -77,9 +78,13 @@ func (k *Core) ResolverError(now time.Time, err error) {
 }
 
 func (k *Core) addBackend(now time.Time, g Group) *Backend {
-	b := &Backend{Key: g.Key, Addrs: g.Addrs, weight: max(g.Weight, 1), dirty: true}
+	b := &Backend{Key: g.Key, Addrs: g.Addrs, Zone: g.Zone, weight: max(g.Weight, 1), dirty: true}
 	b.brkState.Store(int32(breaker.StateClosed))
 	b.least, b.ewma.cfg = k.least, k.ew
+	if k.cfg.Zone != "" {
+		b.zone = k.zoneOf(g.Zone)
+		b.least = b.zone.least
+	}
 	if k.cfg.NewBreaker != nil {
 		b.Breaker = k.cfg.NewBreaker(b)
 	}

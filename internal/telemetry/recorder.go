@@ -72,7 +72,7 @@ type series struct {
 	conns       [numConnStates][]metric.ObserveOption
 	limit       []metric.ObserveOption
 	breakers    [numBreakerStates][]metric.ObserveOption
-	attempts    cowMap[*method, *codeOpts] // writers hold Recorder.mu
+	attempts    cowMap[*method, *localityOpts] // writers hold Recorder.mu
 
 	// Accumulated by the gauge callback; guarded by Recorder.gaugeMu.
 	connN    [numConnStates]int64
@@ -270,16 +270,18 @@ func (r *Recorder) callOpts(m *method, c codes.Code) []metric.RecordOption {
 }
 
 // attemptOpts returns the options of an attempt.duration sample.
-func (r *Recorder) attemptOpts(s *series, m *method, c codes.Code) []metric.RecordOption {
-	byCode, ok := s.attempts.get(m)
+func (r *Recorder) attemptOpts(s *series, m *method, c codes.Code, loc Locality) []metric.RecordOption {
+	byLoc, ok := s.attempts.get(m)
 	if !ok {
-		byCode = s.attempts.add(&r.mu, m, func() (*codeOpts, bool) { return new(codeOpts), true })
+		byLoc = s.attempts.add(&r.mu, m, func() (*localityOpts, bool) { return new(localityOpts), true })
 	}
+	loc = localityIndex(loc)
+	byCode := &byLoc[loc]
 	i := codeIndex(c)
 	if o := byCode[i].Load(); o != nil {
 		return *o
 	}
-	o := recordOpts(set(s.base, m.attr, attribute.String(AttrStatus, codeNames[i])))
+	o := recordOpts(set(s.base, append([]attribute.KeyValue{m.attr, attribute.String(AttrStatus, codeNames[i])}, loc.attrs()...)...))
 	byCode[i].CompareAndSwap(nil, &o)
 	return *byCode[i].Load()
 }
@@ -297,10 +299,16 @@ func (r *Recorder) CallDone(ctx context.Context, fullMethod string, code codes.C
 // AttemptDone records one attempt of a call on backend: one
 // grpcpool.client.attempt.duration sample.
 func (r *Recorder) AttemptDone(ctx context.Context, fullMethod string, code codes.Code, backend string, d time.Duration) {
+	r.AttemptDoneIn(ctx, fullMethod, code, backend, LocalityNone, d)
+}
+
+// AttemptDoneIn is AttemptDone with the attempt's grpcpool.locality
+// (none: no such attribute).
+func (r *Recorder) AttemptDoneIn(ctx context.Context, fullMethod string, code codes.Code, backend string, loc Locality, d time.Duration) {
 	if r == nil || r.off || !r.attemptDur.Enabled(ctx) {
 		return
 	}
-	r.attemptDur.Record(ctx, d.Seconds(), r.attemptOpts(r.series(backend), r.method(fullMethod), code)...)
+	r.attemptDur.Record(ctx, d.Seconds(), r.attemptOpts(r.series(backend), r.method(fullMethod), code, loc)...)
 }
 
 // Active adds delta to the calls (KindUnary) or streams (KindStream) in
