@@ -1,7 +1,9 @@
 // Package etcdmembership keeps a pool's place in its fleet of clients in
 // etcd: each client registers under a lease, watches its peers, and learns
 // its index among them and their count, which pool.WithSubset turns into
-// the backends it connects to.
+// the backends it connects to. Its resolver (NewResolver) reports the
+// backends registered in etcd with etcd's naming package, each with its
+// zone.
 //
 //	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints})
 //	...
@@ -21,6 +23,13 @@
 // (0 … count−1) and stable, which is what keeps the churn of a leave to the
 // leaver's connections and the mover's: a client's subset depends on its
 // index alone (see docs/fleets.md for the measured figures).
+//
+// # Resolver
+//
+// Backends register with go.etcd.io/etcd/client/v3/naming/endpoints,
+// their zone in the endpoint's Metadata (see Metadata); NewResolver's
+// "etcd:///<target>" resolves them for pool.WithResolvers or
+// grpc.WithResolvers, each address carrying its zone (pool.AddressZone).
 //
 // The module is separate from github.com/grpcpool/grpcpool so that the SDK
 // does not depend on the etcd client.
