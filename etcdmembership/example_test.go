@@ -62,3 +62,25 @@ func ExampleNewResolver() {
 	defer p.Close()
 	// pb.NewGreeterClient(p).SayHello(ctx, ...)
 }
+
+// Each client joins its fleet with its zone; WatchZones reports how many
+// of the fleet's clients run in each zone, the same counts on every
+// client, which zone-aware routing needs to split the calls. (The example
+// needs an etcd at 127.0.0.1:2379, so it is compiled, not run.)
+func ExampleMembership_WatchZones() {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"127.0.0.1:2379"}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := etcdmembership.Join(ctx, cli, "/fleets/checkout-clients/", etcdmembership.Options{Zone: "eu-west-1a"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	_ = m.WatchZones(ctx, func(clients map[string]int) {
+		log.Printf("clients per zone: %v", clients) // map[eu-west-1a:12 eu-west-1b:9 eu-west-1c:10]
+	})
+}
