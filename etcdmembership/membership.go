@@ -1,7 +1,9 @@
 // Package etcdmembership keeps a pool's place in its fleet of clients in
 // etcd: each client registers under a lease, watches its peers, and learns
 // its index among them and their count, which pool.WithSubset turns into
-// the backends it connects to.
+// the backends it connects to. Its resolver (NewResolver) reports the
+// backends registered in etcd with etcd's naming package, each with its
+// zone.
 //
 //	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints})
 //	...
@@ -22,6 +24,20 @@
 // leaver's connections and the mover's: a client's subset depends on its
 // index alone (see docs/fleets.md for the measured figures).
 //
+// # Zones
+//
+// A client that joins with Options.Zone records its zone under its lease,
+// in the key prefix + "zones/" + its lease ID, before it takes a slot;
+// WatchZones (pool.ZoneMembership) counts the slots' holders per zone, so
+// every client computes the same share of the fleet in each zone.
+//
+// # Resolver
+//
+// Backends register with go.etcd.io/etcd/client/v3/naming/endpoints,
+// their zone in the endpoint's Metadata (see Metadata); NewResolver's
+// "etcd:///<target>" resolves them for pool.WithResolvers or
+// grpc.WithResolvers, each address carrying its zone (pool.AddressZone).
+//
 // The module is separate from github.com/grpcpool/grpcpool so that the SDK
 // does not depend on the etcd client.
 package etcdmembership
@@ -30,6 +46,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -68,14 +85,22 @@ type Options struct {
 	// Default 10 s (DefaultTTL) when zero; values below 2 s (MinTTL) are
 	// raised to 2 s; negative values make Join fail.
 	TTL time.Duration
+	// Zone is this client's zone (the one its pool's WithZone names). It
+	// is recorded under the client's lease, so that every client's
+	// WatchZones counts it. Empty (the default) counts the client under
+	// the zone "".
+	Zone string
 }
 
 // Membership is one client's registration in a fleet kept in etcd. It
-// implements pool.Membership. It is safe for concurrent use: several pools
+// implements pool.Membership and pool.ZoneMembership. It is safe for concurrent use: several pools
 // may Watch the same Membership.
 type Membership struct {
 	cli    *clientv3.Client
+	prefix string // the fleet's key prefix, ending in "/"
 	slots  string // key prefix of the slots: prefix + "slots/"
+	zones  string // key prefix of the clients' zones: prefix + "zones/"
+	zone   string // Options.Zone
 	ttl    int64  // lease TTL, in seconds
 	ctx    context.Context
 	cancel context.CancelFunc // stops the loop
@@ -90,12 +115,16 @@ type Membership struct {
 	mu      sync.Mutex // guards the fields below
 	index   int
 	count   int
+	clients map[string]int // live clients per zone; never modified, replaced
 	known   bool
 	closed  bool
 	changed chan struct{} // closed and replaced whenever the fields above change
 }
 
-var _ pool.Membership = (*Membership)(nil)
+var (
+	_ pool.Membership     = (*Membership)(nil)
+	_ pool.ZoneMembership = (*Membership)(nil)
+)
 
 // Join registers this client in the fleet whose keys live under prefix
 // (for example "/fleets/checkout-clients/") and starts following its
@@ -123,7 +152,10 @@ func Join(ctx context.Context, cli *clientv3.Client, prefix string, o Options) (
 	}
 	m := &Membership{
 		cli:     cli,
+		prefix:  prefix,
 		slots:   prefix + "slots/",
+		zones:   prefix + "zones/",
+		zone:    o.Zone,
 		ttl:     int64(math.Ceil(ttl.Seconds())),
 		done:    make(chan struct{}),
 		changed: make(chan struct{}),
@@ -136,7 +168,8 @@ func Join(ctx context.Context, cli *clientv3.Client, prefix string, o Options) (
 	return m, nil
 }
 
-// newSession grants a lease (ctx bounds the grant) and keeps it alive.
+// newSession grants a lease (ctx bounds the grant), keeps it alive, and
+// records the client's zone under it.
 func (m *Membership) newSession(ctx context.Context) error {
 	lease, err := m.cli.Grant(ctx, m.ttl)
 	if err != nil {
@@ -152,7 +185,16 @@ func (m *Membership) newSession(ctx context.Context) error {
 		_, _ = m.cli.Revoke(ctx, lease.ID)
 		return fmt.Errorf("etcdmembership: keep lease alive: %w", err)
 	}
-	m.sess, m.sessCancel, m.id = sess, sessCancel, strconv.FormatInt(int64(lease.ID), 16)
+	id := strconv.FormatInt(int64(lease.ID), 16)
+	if m.zone != "" {
+		// Before any slot: whoever sees the slot sees the zone too.
+		if _, err := m.cli.Put(ctx, m.zones+id, m.zone, clientv3.WithLease(lease.ID)); err != nil {
+			sessCancel()
+			_, _ = m.cli.Revoke(ctx, lease.ID)
+			return fmt.Errorf("etcdmembership: record zone: %w", err)
+		}
+	}
+	m.sess, m.sessCancel, m.id = sess, sessCancel, id
 	return nil
 }
 
@@ -168,18 +210,29 @@ func (m *Membership) Place() (index, count int, ok bool) {
 // place once it is known and on every change, until ctx ends (it returns
 // ctx's error) or the Membership is closed (it returns ErrClosed).
 func (m *Membership) Watch(ctx context.Context, notify func(index, count int)) error {
+	return watchValue(ctx, m,
+		func() [2]int { return [2]int{m.index, m.count} },
+		func(a, b [2]int) bool { return a == b },
+		func(p [2]int) { notify(p[0], p[1]) })
+}
+
+// watchValue calls notify with get's value (read with m.mu held) once the
+// place is known and whenever it differs from the last delivered, until
+// ctx ends (it returns ctx's error) or the Membership is closed (it
+// returns ErrClosed).
+func watchValue[T any](ctx context.Context, m *Membership, get func() T, equal func(a, b T) bool, notify func(T)) error {
 	delivered := false
-	var last [2]int
+	var last T
 	for {
 		m.mu.Lock()
-		place, known, closed, changed := [2]int{m.index, m.count}, m.known, m.closed, m.changed
+		v, known, closed, changed := get(), m.known, m.closed, m.changed
 		m.mu.Unlock()
 		if closed {
 			return ErrClosed
 		}
-		if known && (!delivered || place != last) {
-			notify(place[0], place[1])
-			delivered, last = true, place
+		if known && (!delivered || !equal(v, last)) {
+			notify(v)
+			delivered, last = true, v
 		}
 		select {
 		case <-ctx.Done():
@@ -220,14 +273,15 @@ func (m *Membership) stop() bool {
 	return true
 }
 
-// setPlace publishes a place to the watchers when it differs.
-func (m *Membership) setPlace(index, count int) {
+// setPlace publishes a place and the clients per zone to the watchers when
+// they differ from the last.
+func (m *Membership) setPlace(index, count int, clients map[string]int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed || (m.known && m.index == index && m.count == count) {
+	if m.closed || (m.known && m.index == index && m.count == count && maps.Equal(m.clients, clients)) {
 		return
 	}
-	m.index, m.count, m.known = index, count, true
+	m.index, m.count, m.clients, m.known = index, count, clients, true
 	close(m.changed)
 	m.changed = make(chan struct{})
 }
@@ -262,28 +316,34 @@ func (m *Membership) run() {
 	}
 }
 
-// follow watches the slots and acts on every change until an error, the
-// lease's end, or Close.
+// follow watches the slots and the zones and acts on every change until
+// an error, the lease's end, or Close.
 func (m *Membership) follow() error {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(m.ctx))
 	defer cancel()
-	resp, err := m.cli.Get(ctx, m.slots, clientv3.WithPrefix())
+	resp, err := m.cli.Get(ctx, m.prefix, clientv3.WithPrefix())
 	if err != nil {
 		return err
 	}
-	// The slots as of the last event seen: read once, then kept up to date
+	// The keys as of the last event seen: read once, then kept up to date
 	// from the watch, so an event costs etcd nothing more.
 	view := make(map[string]*mvccpb.KeyValue, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		view[string(kv.Key)] = kv
 	}
-	wch := m.cli.Watch(ctx, m.slots, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	wch := m.cli.Watch(ctx, m.prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	for {
-		kvs := make([]*mvccpb.KeyValue, 0, len(view))
-		for _, kv := range view {
-			kvs = append(kvs, kv)
+		var kvs []*mvccpb.KeyValue
+		zones := make(map[string]string) // client id → zone
+		for k, kv := range view {
+			switch {
+			case strings.HasPrefix(k, m.slots):
+				kvs = append(kvs, kv)
+			case strings.HasPrefix(k, m.zones):
+				zones[strings.TrimPrefix(k, m.zones)] = string(kv.Value)
+			}
 		}
-		if err := m.act(ctx, kvs); err != nil {
+		if err := m.act(ctx, kvs, zones); err != nil {
 			return err
 		}
 		select {
@@ -318,8 +378,9 @@ type slot struct {
 }
 
 // act makes this client's move for the slots seen, if it has one, and
-// publishes its place when it holds a slot below the count.
-func (m *Membership) act(ctx context.Context, kvs []*mvccpb.KeyValue) error {
+// publishes its place and the clients per zone (zones maps a client's id
+// to its zone) when it holds a slot below the count.
+func (m *Membership) act(ctx context.Context, kvs []*mvccpb.KeyValue, zones map[string]string) error {
 	var slots []slot
 	for _, kv := range kvs {
 		n, err := strconv.Atoi(strings.TrimPrefix(string(kv.Key), m.slots))
@@ -374,7 +435,11 @@ func (m *Membership) act(ctx context.Context, kvs []*mvccpb.KeyValue) error {
 			},
 			clientv3.OpPut(m.key(holes[j]), m.id, lease), clientv3.OpDelete(m.key(mine)))
 	}
-	m.setPlace(mine, count)
+	clients := make(map[string]int)
+	for _, s := range slots {
+		clients[zones[s.owner]]++
+	}
+	m.setPlace(mine, count, clients)
 	return nil
 }
 
