@@ -14,6 +14,7 @@ import (
 	"go.etcd.io/etcd/client/v3/naming/endpoints"
 	"google.golang.org/grpc/resolver"
 
+	"github.com/grpcpool/grpcpool/internal/backend"
 	"github.com/grpcpool/grpcpool/internal/integration/harness"
 	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
@@ -74,8 +75,8 @@ func registerLeased(t *testing.T, cli *clientv3.Client, em endpoints.Manager, ta
 	return lease.ID
 }
 
-// subnetZone is the zone layout of the test: 127.0.1.x is zone a,
-// 127.0.2.x zone b.
+// subnetZone is the zone layout of the tests: 127.0.1.x is zone a,
+// 127.0.2.x zone b, 127.0.3.x zone c.
 func subnetZone(addr string) string {
 	host, _, _ := net.SplitHostPort(addr)
 	switch {
@@ -83,8 +84,33 @@ func subnetZone(addr string) string {
 		return "a"
 	case strings.HasPrefix(host, "127.0.2."):
 		return "b"
+	case strings.HasPrefix(host, "127.0.3."):
+		return "c"
 	}
 	return ""
+}
+
+// zonedFleet starts a real etcd and real backends on hosts (one port for
+// all), each registered under target through etcd's naming package with
+// its zone (subnetZone) under a lease of its own. It returns the
+// backends' addresses, in hosts' order, the servers, a client of the
+// etcd, and each address's lease.
+func zonedFleet(t *testing.T, target string, hosts ...string) ([]string, []*backend.Server, *clientv3.Client, map[string]clientv3.LeaseID) {
+	t.Helper()
+	port := strconv.Itoa(harness.FreePort(t, hosts...))
+	var addrs []string
+	for _, h := range hosts {
+		addrs = append(addrs, net.JoinHostPort(h, port))
+	}
+	servers := testutil.StartBackendsAt(t, addrs...)
+	cli := harness.StartEtcd(t).Client(t)
+	em, err := endpoints.NewManager(cli, target)
+	require.NoError(t, err)
+	leases := make(map[string]clientv3.LeaseID)
+	for _, a := range addrs {
+		leases[a] = registerLeased(t, cli, em, target, a, subnetZone(a))
+	}
+	return addrs, servers, cli, leases
 }
 
 // TestZonesFromEtcd runs the zone pieces against real components: four
@@ -98,21 +124,7 @@ func subnetZone(addr string) string {
 //     no more calls, and the others keep their zones.
 func TestZonesFromEtcd(t *testing.T) {
 	const target = "services/echo"
-	hosts := []string{"127.0.1.1", "127.0.1.2", "127.0.2.1", "127.0.2.2"}
-	port := strconv.Itoa(harness.FreePort(t, hosts...))
-	var addrs []string
-	for _, h := range hosts {
-		addrs = append(addrs, net.JoinHostPort(h, port))
-	}
-	servers := testutil.StartBackendsAt(t, addrs...)
-
-	cli := harness.StartEtcd(t).Client(t)
-	em, err := endpoints.NewManager(cli, target)
-	require.NoError(t, err)
-	leases := make(map[string]clientv3.LeaseID)
-	for _, a := range addrs {
-		leases[a] = registerLeased(t, cli, em, target, a, subnetZone(a))
-	}
+	addrs, servers, cli, leases := zonedFleet(t, target, "127.0.1.1", "127.0.1.2", "127.0.2.1", "127.0.2.2")
 	var ws []*zoneWatch
 	for _, z := range []string{"a", "a", "b"} {
 		ws = append(ws, watchZones(t, joinZone(t, cli, "/fleets/echo-clients/", z)))
@@ -134,7 +146,7 @@ func TestZonesFromEtcd(t *testing.T) {
 	gone := addrs[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err = cli.Revoke(ctx, leases[gone])
+	_, err := cli.Revoke(ctx, leases[gone])
 	require.NoError(t, err)
 	reports(t, rec, "the pool's addresses after a lease revoked", want(addrs[1:])...)
 	harness.Eventually(t, 20*time.Second, gone+" retired by the pool", func() error {
