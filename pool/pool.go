@@ -224,11 +224,11 @@ func (p *Pool) coreConfig() core.Config {
 		HealthCheck:   o.healthService != nil,
 		HealthTimeout: DefaultHealthTimeout,
 		Policy:        core.Policy(o.policy),
-		Zone:          o.zones.zone,
 		SlowStart:     o.slowStart,
 		Log:           p.log,
 		Observer:      telemetry.CoreObserver{R: p.rec},
 	}
+	o.zones.config(&cfg)
 	if o.maxEjectPercent < 100 {
 		cfg.MaxEjectPercent, cfg.PanicPercent = o.maxEjectPercent, core.DefaultPanicPercent
 	}

@@ -20,6 +20,7 @@ type zoneOptions struct {
 	zone       string          // this client's zone; "": routing by zone is off
 	cidr       addrs.CIDRZones // address prefix → zone
 	membership ZoneMembership  // the fleet's clients per zone; nil: see clientsOf
+	minReady   int             // WithZoneMinBackends; 0: no minimum
 }
 
 // WithZone turns zone-aware routing on and names the zone this client runs
@@ -83,6 +84,29 @@ func WithZoneMembership(m ZoneMembership) Option {
 		}
 		o.zones.membership = m
 	})
+}
+
+// WithZoneMinBackends sets the least number of backends that must be able
+// to take calls for WithZone's split to apply (Envoy's min_cluster_size,
+// whose default is 6): with fewer, the calls are spread over the ready
+// backends in proportion to their weight, whatever their zone, as
+// without WithZone. Stats.LocalShare then shows the local zone's share of
+// that spread. Default 0: no minimum (the split is exact for a fleet of
+// any size: it follows the ready backends at every change); 0 and 1 mean
+// the same. Negative makes New fail.
+func WithZoneMinBackends(n int) Option {
+	return optionFunc(func(o *options) {
+		if n < 0 {
+			o.fail("WithZoneMinBackends(%d): must not be negative", n)
+			return
+		}
+		o.zones.minReady = n
+	})
+}
+
+// config sets the core's zone settings in cfg.
+func (z zoneOptions) config(cfg *core.Config) {
+	cfg.Zone, cfg.ZoneMinBackends = z.zone, z.minReady
 }
 
 // groups turns a resolver state into the pool's backends, each with its

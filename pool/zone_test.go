@@ -29,6 +29,7 @@ func TestZoneOptionsRejectBadInput(t *testing.T) {
 		{pool.WithZonesByCIDR(map[string]string{"10.0.0.0/8": ""}), `WithZonesByCIDR: "10.0.0.0/8": empty zone name`},
 		{pool.WithZonesByCIDR(map[string]string{"10.0.0.0/8": "a", "10.2.0.0/16": "b"}), `WithZonesByCIDR: "10.2.0.0/16" (zone "b") overlaps "10.0.0.0/8" (zone "a")`},
 		{pool.WithZoneMembership(nil), "WithZoneMembership: nil ZoneMembership"},
+		{pool.WithZoneMinBackends(-1), "WithZoneMinBackends(-1): must not be negative"},
 	} {
 		_, err := pool.New("passthrough:///x", tc.opt)
 		require.ErrorIs(t, err, pool.ErrInvalidOption)
@@ -85,6 +86,32 @@ func TestZonesKeepCallsLocalOverLoopback(t *testing.T) {
 		}
 	}
 	require.Equal(t, 300.0, remote)
+}
+
+// WithZoneMinBackends: a 1/1/1 fleet (3 ready backends) below a minimum
+// of 4 is split by capacity, as without zones: a keeps a third of its
+// calls. With no minimum it keeps them all.
+func TestZoneMinBackends(t *testing.T) {
+	bs := testutil.StartBackendsAt(t, "127.0.1.1:0", "127.0.2.1:0", "127.0.3.1:0")
+	for _, tc := range []struct {
+		opts []pool.Option
+		want float64
+	}{
+		{nil, 1},
+		{[]pool.Option{pool.WithZoneMinBackends(3)}, 1},
+		{[]pool.Option{pool.WithZoneMinBackends(4)}, 1.0 / 3},
+	} {
+		p, _ := testutil.ReadyPool(t, bs, append(tc.opts, pool.WithZone("a"), pool.WithZonesByCIDR(zoneCIDRs))...)
+		testutil.WaitFor(t, "every backend ready", func() bool {
+			for _, b := range p.Stats().Backends {
+				if b.Ready == 0 {
+					return false
+				}
+			}
+			return true
+		})
+		require.InDelta(t, tc.want, p.Stats().LocalShare, 1e-12)
+	}
 }
 
 // WithSubset's Membership gives the clients' shares when it is also a

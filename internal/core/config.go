@@ -39,6 +39,10 @@ type Config struct {
 	// Zone turns zone-aware routing on: the client's zone (see
 	// zonepick.go). "": off.
 	Zone string
+	// ZoneMinBackends is Envoy's min_cluster_size: while fewer backends
+	// can take calls, the zones split the calls by capacity alone, as
+	// without zone-aware routing (see zoneSplit). 0 or 1: no minimum.
+	ZoneMinBackends int
 
 	// SlowStart ramps the share of a backend that becomes ready after
 	// the others over this window (see slowstart.go); 0: off.

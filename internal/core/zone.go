@@ -85,3 +85,34 @@ func ZoneSplit(local int, zones []ZoneLoad) []float64 {
 	}
 	return shares
 }
+
+// CapacitySplit returns each zone's share of the ready capacity: the
+// split of a client that ignores zones, every backend taking calls in
+// proportion to its weight. The shares sum to 1 unless no zone has
+// capacity (then they are all 0).
+func CapacitySplit(zones []ZoneLoad) []float64 {
+	shares := make([]float64, len(zones))
+	var capTotal float64
+	for _, z := range zones {
+		capTotal += max(z.Capacity, 0)
+	}
+	if capTotal <= 0 {
+		return shares
+	}
+	for i, z := range zones {
+		shares[i] = max(z.Capacity, 0) / capTotal
+	}
+	return shares
+}
+
+// zoneSplit is the split of a picker's calls over the zones whose loads
+// are loads, the local zone first, when ready backends can take calls:
+// Envoy's (ZoneSplit), unless fewer than ZoneMinBackends backends are
+// ready; then the split by capacity alone (CapacitySplit), as Envoy does
+// below its min_cluster_size.
+func (k *Core) zoneSplit(loads []ZoneLoad, ready int) []float64 {
+	if ready < k.cfg.ZoneMinBackends {
+		return CapacitySplit(loads)
+	}
+	return ZoneSplit(0, loads)
+}

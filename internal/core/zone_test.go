@@ -54,3 +54,11 @@ func TestZoneSplitFleet(t *testing.T) {
 	require.InDelta(t, 2.0/9, cross, 1e-12)
 	require.InDeltaSlice(t, []float64{1.0 / 9, 1.0 / 9, 1.0 / 9}, perBackend, 1e-12)
 }
+
+// CapacitySplit is the split of a client that ignores zones: each zone
+// its share of the ready capacity.
+func TestCapacitySplit(t *testing.T) {
+	require.InDeltaSlice(t, []float64{0.2, 0.4, 0.4}, CapacitySplit([]ZoneLoad{{1, 1}, {2, 1}, {2, 1}}), 1e-12)
+	require.Equal(t, []float64{0, 0}, CapacitySplit([]ZoneLoad{{0, 1}, {0, 1}}))
+	require.Equal(t, []float64{0, 1}, CapacitySplit([]ZoneLoad{{-1, 1}, {3, 0}}))
+}

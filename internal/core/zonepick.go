@@ -136,7 +136,7 @@ func (k *Core) buildZones(q, prev *Picker) {
 			loads[i].Clients = 1 // the default: clients spread evenly
 		}
 	}
-	shares := ZoneSplit(0, loads)
+	shares := k.zoneSplit(loads, len(q.backends))
 	zp := &zonePickers{local: shares[0]}
 	cum := 0.0
 	for i, z := range names {
