@@ -112,7 +112,8 @@ func (b *lbBalancer) flushLocked() {
 
 // UpdateClientConnState applies a resolver update and the policy's config.
 // A config that differs from the one in use replaces the core: new
-// connections are made, and the old ones close once their calls end.
+// connections are made, and the old ones close once their calls end. A
+// change of zoneClients alone moves the zone split of the core in use.
 func (b *lbBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
 	set := Config{}.settings()
 	if c, ok := s.BalancerConfig.(*lbConfig); ok {
@@ -126,6 +127,7 @@ func (b *lbBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
 	if b.cur == nil || !b.cur.s.equal(set) {
 		b.switchLocked(set)
 	}
+	b.zoneClientsLocked(set)
 	gs := addrs.Groups(s.ResolverState, pool.AddressWeight)
 	if c := b.cur.s.cidr; c != nil {
 		c.Fill(gs)

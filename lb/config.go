@@ -124,13 +124,31 @@ type Config struct {
 	// is the one its resolver recorded (pool.WithAddressZone), else the
 	// one ZonesByCIDR maps its address to, else unknown. The fleet's
 	// clients are taken to be spread evenly over the zones that have
-	// backends. Default "": off.
+	// backends unless ZoneClients says otherwise. Default "": off.
 	Zone string
 	// ZonesByCIDR maps address prefixes to zones ("zonesByCidr"), as
 	// pool.WithZonesByCIDR: {"10.0.0.0/20": "us-east-1a"}. Default none;
 	// an unparsable prefix, an empty zone name, or overlapping prefixes
 	// that map to different zones are errors.
 	ZonesByCIDR map[string]string
+	// ZoneClients is the number of the fleet's clients in each zone
+	// ("zoneClients"), which Zone's split needs to keep every backend
+	// equally loaded, as a pool's ZoneMembership gives it: {"us-east-1a":
+	// 12, "us-east-1b": 30}; only the proportions matter. A policy inside
+	// a ClientConn has no membership to ask, so the counts come with the
+	// config: from whoever writes the service config (a control plane, a
+	// resolver that knows the fleet), and a new config whose only change
+	// is ZoneClients moves the split at once and keeps every connection.
+	// Default none: clients spread evenly over the zones that have
+	// backends, as are counts that are all 0. Only with Zone; negative
+	// counts and an empty zone name are errors.
+	ZoneClients map[string]int
+	// ZoneMinBackends is the least number of backends that must be able
+	// to take calls for Zone's split to apply ("zoneMinBackends"), as
+	// pool.WithZoneMinBackends (Envoy's min_cluster_size): with fewer,
+	// calls spread over the ready backends whatever their zone. Default
+	// 0: no minimum. Only with Zone; negative is an error.
+	ZoneMinBackends int
 }
 
 // Breaker is breaker.Settings as JSON: the same fields, the same defaults,
@@ -263,6 +281,7 @@ func (c Config) Validate() error {
 	if _, err := addrs.ParseCIDRZones(c.ZonesByCIDR); err != nil {
 		bad("zonesByCidr", "%v", err)
 	}
+	c.validateZones(bad)
 	if c.Breaker != nil {
 		if c.Breaker.OpenTimeout < 0 {
 			bad("breaker.openTimeout", "must not be negative, got %v", c.Breaker.OpenTimeout)
@@ -285,7 +304,7 @@ func cmpOr(s, def string) string {
 // lives.
 type field struct {
 	name string
-	ptr  any // *int, *string, *uint32, *time.Duration (as a duration), *map[string]string or **Breaker
+	ptr  any // *int, *string, *uint32, *time.Duration (as a duration), *map[string]string, *map[string]int or **Breaker
 }
 
 func (c *Config) fields() []field {
@@ -304,6 +323,8 @@ func (c *Config) fields() []field {
 		{"breaker", &c.Breaker},
 		{"zone", &c.Zone},
 		{"zonesByCidr", &c.ZonesByCIDR},
+		{"zoneClients", &c.ZoneClients},
+		{"zoneMinBackends", &c.ZoneMinBackends},
 	}
 }
 
@@ -329,6 +350,8 @@ func (f field) zero() bool {
 	case **Breaker:
 		return *p == nil
 	case *map[string]string:
+		return len(*p) == 0
+	case *map[string]int:
 		return len(*p) == 0
 	}
 	return false
@@ -442,6 +465,8 @@ func kind(p any) string {
 		return "a string"
 	case *map[string]string:
 		return "an object of strings"
+	case *map[string]int:
+		return "an object of integers"
 	}
 	return fmt.Sprintf("%T", p)
 }

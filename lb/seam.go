@@ -27,6 +27,7 @@ type gen struct {
 	// Guarded by b.mu.
 	resolveStop func() bool
 	growStop    func() bool
+	zoneKey     string // the clients per zone the core has (settings.zoneKey)
 }
 
 var _ core.Seam = (*gen)(nil)
@@ -52,13 +53,14 @@ func (g *gen) coreConfig() core.Config {
 		DrainTimeout: s.drainTimeout,
 		// Health is always followed: without a healthCheckConfig grpc
 		// reports every READY SubConn as serving at once.
-		HealthCheck:   true,
-		HealthTimeout: pool.DefaultHealthTimeout,
-		Policy:        s.policy,
-		Zone:          s.zone,
-		SlowStart:     s.slowStart,
-		Rand:          g.b.rand,
-		Log:           logger,
+		HealthCheck:     true,
+		HealthTimeout:   pool.DefaultHealthTimeout,
+		Policy:          s.policy,
+		Zone:            s.zone,
+		ZoneMinBackends: s.zoneMin,
+		SlowStart:       s.slowStart,
+		Rand:            g.b.rand,
+		Log:             logger,
 	}
 	if s.maxStreams > 0 {
 		// Only connections added past the floor for full ones are shrunk.

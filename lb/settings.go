@@ -25,8 +25,10 @@ type settings struct {
 	maxStreams      int
 	breaker         *Breaker // nil: none; compared by value, see equal
 	zone            string
+	zoneMin         int              // ZoneMinBackends
 	cidrKey         string           // ZonesByCIDR, canonical: what equal compares
 	cidr            *addrs.CIDRZones // ZonesByCIDR, parsed; nil: none
+	zoneKey         string           // ZoneClients as JSON, canonical; "": even (not compared by equal)
 }
 
 // settings applies c's defaults; c must be valid.
@@ -72,7 +74,7 @@ func (c Config) settings() settings {
 		b := *c.Breaker
 		s.breaker = &b
 	}
-	s.zone = c.Zone
+	s.zoneSettings(c)
 	if len(c.ZonesByCIDR) > 0 {
 		cidr, _ := addrs.ParseCIDRZones(c.ZonesByCIDR) // validated
 		s.cidr = &cidr
@@ -93,11 +95,14 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// equal reports whether s and t configure the same policy.
+// equal reports whether s and t configure the same policy, but for the
+// clients per zone, which the core in use takes as they change (see
+// zoneClientsLocked).
 func (s settings) equal(t settings) bool {
 	sb, tb := s.breaker, t.breaker
 	s.breaker, t.breaker = nil, nil
 	s.cidr, t.cidr = nil, nil // cidrKey compares them
+	s.zoneKey, t.zoneKey = "", ""
 	if s != t || (sb == nil) != (tb == nil) {
 		return false
 	}
