@@ -99,14 +99,18 @@ func newSubsetter(size int, m Membership) *subsetter {
 // Select returns the keys of keys this client connects to: all of them
 // when there are at most size, else size of them chosen by the client's
 // index (or, before the membership has reported, a provisional random
-// index).
-func (s *subsetter) Select(keys []string) []string {
+// index). With zones (zones[i] the zone of keys[i]; nil: none), the
+// subset has the zones in the fleet's proportions (subset.SelectZones).
+func (s *subsetter) Select(keys, zones []string) []string {
 	s.mu.Lock()
 	index := s.index
 	if !s.known {
 		index = s.provisional
 	}
 	s.mu.Unlock()
+	if zones != nil {
+		return subset.SelectZones(keys, zones, index, s.size)
+	}
 	return subset.Select(keys, index, s.size)
 }
 
@@ -139,7 +143,8 @@ func (s *subsetter) run(ctx context.Context, changed func()) error {
 
 // subsetLocked is the hook of updateState: it remembers s, for re-applying
 // when the place changes, and keeps the groups whose key the subset
-// selects, in their resolver order. Without WithSubset it returns gs.
+// selects, in their resolver order; with WithZone, the subset keeps the
+// zones' proportions. Without WithSubset it returns gs.
 func (p *Pool) subsetLocked(s resolver.State, gs []core.Group) []core.Group {
 	sub := p.o.subset
 	if sub == nil {
@@ -147,11 +152,18 @@ func (p *Pool) subsetLocked(s resolver.State, gs []core.Group) []core.Group {
 	}
 	sub.last, sub.hasLast = s, true
 	keys := make([]string, len(gs))
+	var zones []string
+	if p.o.zones.zone != "" {
+		zones = make([]string, len(gs))
+	}
 	for i, g := range gs {
 		keys[i] = g.Key
+		if zones != nil {
+			zones[i] = g.Zone
+		}
 	}
 	keep := make(map[string]bool, sub.size)
-	for _, k := range sub.Select(keys) {
+	for _, k := range sub.Select(keys, zones) {
 		keep[k] = true
 	}
 	out := gs[:0:0]

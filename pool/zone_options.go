@@ -39,6 +39,11 @@ type zoneOptions struct {
 // backends, unless a ZoneMembership says otherwise (WithZoneMembership,
 // or WithSubset's Membership when it is also one).
 //
+// With WithSubset, a client's subset has the zones in the proportions of
+// the fleet's backends, as near as its size allows, and at least one
+// backend of every zone while the size allows (see docs/fleets.md), so
+// that the split it computes from its subset is the fleet's.
+//
 // Default: off, every backend takes calls whatever its zone. An empty
 // zone makes New fail.
 func WithZone(zone string) Option {
