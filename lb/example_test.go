@@ -118,3 +118,16 @@ func ExampleServiceConfig() {
 	// Output:
 	// {"loadBalancingConfig":[{"grpcpool":{"size":4,"policy":"least_active","maxConnAge":"600s","breaker":{}}}]}
 }
+
+// Zone-aware routing in a service config: the client's zone, the zones
+// of the backends by subnet, and the fleet's clients per zone, which
+// whoever writes the config knows (a ClientConn has no membership to ask).
+func ExampleServiceConfig_zones() {
+	fmt.Println(lb.ServiceConfig(lb.Config{
+		Zone:        "us-east-1a",
+		ZonesByCIDR: map[string]string{"10.0.0.0/20": "us-east-1a", "10.0.16.0/20": "us-east-1b"},
+		ZoneClients: map[string]int{"us-east-1a": 12, "us-east-1b": 30},
+	}))
+	// Output:
+	// {"loadBalancingConfig":[{"grpcpool":{"zone":"us-east-1a","zonesByCidr":{"10.0.0.0/20":"us-east-1a","10.0.16.0/20":"us-east-1b"},"zoneClients":{"us-east-1a":12,"us-east-1b":30}}}]}
+}

@@ -18,23 +18,11 @@ import (
 // resolver records each backend's zone (WithAddressZone); where it cannot,
 // WithZonesByCIDR maps subnets to zones.
 func ExampleWithZone() {
-	bs, stop := exampleBackends(3, false)
-	defer stop()
-	addrs := exampleAddrs(bs)
-	for i, zone := range []string{"us-east-1a", "us-east-1b", "us-east-1c"} {
-		addrs[i] = pool.WithAddressZone(addrs[i], zone)
-	}
-	r, target := exampleResolver(addrs...)
-	p, err := pool.New(target,
-		pool.WithResolvers(r),
-		pool.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())),
+	p, stop := exampleZonedPool(
 		pool.WithZone("us-east-1b"),
 		pool.WithZonesByCIDR(map[string]string{"10.0.0.0/20": "us-east-1a", "10.0.16.0/20": "us-east-1b"}),
 	)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer p.Close()
+	defer stop()
 	// Until us-east-1b's backend is ready, its calls spill to the others:
 	// wait for it, so that the output does not depend on which came first.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -58,4 +46,53 @@ func ExampleWithZone() {
 	fmt.Printf("local share %.0f%%, calls per backend %v\n", 100*st.LocalShare, served)
 	// Output:
 	// local share 100%, calls per backend map[b1:30]
+}
+
+// With fewer ready backends than WithZoneMinBackends (Envoy's
+// min_cluster_size, 6 there), calls are spread over every backend
+// whatever its zone: the client in us-east-1b keeps a third of its calls,
+// its backend's share of the three.
+func ExampleWithZoneMinBackends() {
+	p, stop := exampleZonedPool(pool.WithZone("us-east-1b"), pool.WithZoneMinBackends(6))
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for ctx.Err() == nil { // every backend ready: the share no longer moves
+		ready := 0
+		for _, b := range p.Stats().Backends {
+			if b.Ready > 0 {
+				ready++
+			}
+		}
+		if ready == 3 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	fmt.Printf("local share %.1f%%\n", 100*p.Stats().LocalShare)
+	// Output:
+	// local share 33.3%
+}
+
+// exampleZonedPool starts three backends, b0 to b2, whose resolver records
+// their zones, us-east-1a to us-east-1c, and a pool over them with opts;
+// stop closes both.
+func exampleZonedPool(opts ...pool.Option) (*pool.Pool, func()) {
+	bs, stopBackends := exampleBackends(3, false)
+	addrs := exampleAddrs(bs)
+	for i, zone := range []string{"us-east-1a", "us-east-1b", "us-east-1c"} {
+		addrs[i] = pool.WithAddressZone(addrs[i], zone)
+	}
+	r, target := exampleResolver(addrs...)
+	p, err := pool.New(target, append([]pool.Option{
+		pool.WithResolvers(r),
+		pool.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())),
+	}, opts...)...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return p, func() {
+		_ = p.Close()
+		stopBackends()
+	}
 }
