@@ -3,6 +3,7 @@ package etcdmembership
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -178,4 +179,64 @@ func TestZoneSharesFromEtcd(t *testing.T) {
 	after := wantShares(zones, backends, map[string]int{"a": 1, "b": 2, "c": 1})
 	require.InDeltaMapValues(t, map[string]float64{"a": 4.0 / 9, "b": 8.0 / 9, "c": 1}, after, 1e-12)
 	sharesAre(t, "every client's split from the counts {a:1, b:2, c:1}", cs, len(addrs), after)
+}
+
+// TestSubsetsWithinZonesFromEtcd runs docs/fleets.md's recipe for
+// subsets with zones on real components: 6/6/6 real backends in zones
+// a, b, c registered in etcd; six clients, two per zone, each joined
+// twice — to the fleet's membership with its zone (the counts) and to its
+// zone's own (its index within the zone), at sibling prefixes — and each
+// pool WithSubset(6, zone's membership), WithZoneMembership(fleet's).
+// Asserted: every client holds 2 backends of each zone, the two clients
+// of a zone hold indexes 0 and 1 of it and so different local backends,
+// the fleet counts {a:2, b:2, c:2}, and every client keeps all its calls
+// local.
+func TestSubsetsWithinZonesFromEtcd(t *testing.T) {
+	const target = "services/echo-subsets"
+	var hosts []string
+	for z := 1; z <= 3; z++ {
+		for i := 1; i <= 6; i++ {
+			hosts = append(hosts, fmt.Sprintf("127.0.%d.%d", z, i))
+		}
+	}
+	_, _, cli, _ := zonedFleet(t, target, hosts...)
+	var cs []*zoneClient
+	locals := map[string][]*Membership{}
+	for _, z := range []string{"a", "b", "c", "a", "b", "c"} {
+		fleet := joinZone(t, cli, "/fleets/echo-subsets/all/", z)
+		local := joinZone(t, cli, "/fleets/echo-subsets/zone-"+z+"/", "")
+		locals[z] = append(locals[z], local)
+		c := &zoneClient{zone: z, m: fleet}
+		c.p = testutil.NewPool(t, "etcd:///"+target, pool.WithResolvers(NewResolver(cli)), pool.WithSize(1),
+			pool.WithZone(z), pool.WithSubset(6, local), pool.WithZoneMembership(fleet))
+		cs = append(cs, c)
+	}
+	for z, ms := range locals {
+		converged(t, "zone "+z+"'s own membership", ms)
+	}
+	sharesAre(t, "every client's subset ready, all calls local", cs, 6, map[string]float64{"a": 1, "b": 1, "c": 1})
+	harness.Eventually(t, 20*time.Second, "every client with 2 backends per zone, a zone's two clients on different local ones", func() error {
+		localOf := map[string][]string{}
+		for i, c := range cs {
+			per := map[string]int{}
+			for _, b := range c.p.Stats().Backends {
+				if b.Removed {
+					continue
+				}
+				per[b.Zone]++
+				if b.Zone == c.zone {
+					localOf[c.zone] = append(localOf[c.zone], b.Addr)
+				}
+			}
+			if !maps.Equal(per, map[string]int{"a": 2, "b": 2, "c": 2}) {
+				return fmt.Errorf("client %d (zone %s): backends per zone %v", i, c.zone, per)
+			}
+		}
+		for z, as := range localOf {
+			if slices.Sort(as); len(slices.Compact(as)) != 4 {
+				return fmt.Errorf("zone %s: its clients' local backends %v, want 4 different", z, as)
+			}
+		}
+		return nil
+	})
 }
