@@ -21,7 +21,8 @@ type Stats struct {
 
 	// Zone is the client's zone (WithZone); "" when zone-aware routing is
 	// off. LocalShare is the share of calls the pool keeps in it now (1
-	// when off, 0 while no backend can take a call; see
+	// when off, 0 while no backend can take a call, the zone's share of
+	// the ready backends while fewer than WithZoneMinBackends are; see
 	// docs/policies.md).
 	Zone       string
 	LocalShare float64
