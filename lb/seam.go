@@ -53,15 +53,15 @@ func (g *gen) coreConfig() core.Config {
 		DrainTimeout: s.drainTimeout,
 		// Health is always followed: without a healthCheckConfig grpc
 		// reports every READY SubConn as serving at once.
-		HealthCheck:     true,
-		HealthTimeout:   pool.DefaultHealthTimeout,
-		Policy:          s.policy,
-		Zone:            s.zone,
-		ZoneMinBackends: s.zoneMin,
-		SlowStart:       s.slowStart,
-		Rand:            g.b.rand,
-		Log:             logger,
+		HealthCheck:   true,
+		HealthTimeout: pool.DefaultHealthTimeout,
+		Policy:        s.policy,
+		Zone:          s.zone,
+		SlowStart:     s.slowStart,
+		Rand:          g.b.rand,
+		Log:           logger,
 	}
+	cfg.ZoneMinBackends = s.zoneMin
 	if s.maxStreams > 0 {
 		// Only connections added past the floor for full ones are shrunk.
 		cfg.IdleTimeout = s.idleTimeout
