@@ -101,8 +101,8 @@ func zoneServers(t *testing.T, addrs ...string) []*server {
 
 var loopbackZones = map[string]string{"127.0.1.0/24": "a", "127.0.2.0/24": "b", "127.0.3.0/24": "c"}
 
-// callsPerZone makes n calls through cc and returns how many each pair
-// of servers (zones a, b, c of a 2/2/2 fleet) answered.
+// callsPerZone makes n calls through cc and returns how many the servers
+// of each zone answered: ss are zones a, b, c of len(ss)/3 servers each.
 func callsPerZone(t *testing.T, cc grpc.ClientConnInterface, ss []*server, n int) [3]int64 {
 	t.Helper()
 	before := unaryOf(ss)
@@ -110,9 +110,36 @@ func callsPerZone(t *testing.T, cc grpc.ClientConnInterface, ss []*server, n int
 	after := unaryOf(ss)
 	var z [3]int64
 	for i := range ss {
-		z[i/2] += after[i] - before[i]
+		z[i/(len(ss)/3)] += after[i] - before[i]
 	}
 	return z
+}
+
+// zoneMinBackends reaches the core: 1/1/1 real servers, the client in
+// zone a. Without a minimum every call stays in a; with a minimum of 4
+// (above the 3 ready) the calls spread over the three, a third each.
+func TestZoneMinBackendsInConfig(t *testing.T) {
+	ss := zoneServers(t, "127.0.1.1:0", "127.0.2.1:0", "127.0.3.1:0")
+	for _, min := range []int{0, 4} {
+		cc, _ := dial(t, ss, ServiceConfig(Config{Size: 1, Zone: "a", ZonesByCIDR: loopbackZones, ZoneMinBackends: min}))
+		if min == 0 {
+			waitConns(t, ss, 1)
+			mustCall(t, cc, 50) // a connection READY at the server may not be at the client yet
+		} else {
+			waitAllCalled(t, cc, ss) // every backend ready
+		}
+		z := callsPerZone(t, cc, ss, 1500)
+		t.Logf("zoneMinBackends %d: calls per zone %v", min, z)
+		if min == 0 && z != [3]int64{1500, 0, 0} {
+			t.Fatalf("no minimum: calls per zone %v, want all 1500 in a", z)
+		}
+		for i, n := range z { // a third each, σ ≈ 18
+			if min == 4 && (n < 500-5*18 || n > 500+5*18) {
+				t.Fatalf("below the minimum: calls per zone %v, want about 500 each (zone %c)", z, 'a'+i)
+			}
+		}
+		_ = cc.Close()
+	}
 }
 
 // The clients per zone in the config drive the split: 2/2/2 real
