@@ -128,3 +128,20 @@ func TestSelectZonesLocalSpread(t *testing.T) {
 		}
 	}
 }
+
+// SelectZones, like Select, is a contract between the clients of a fleet:
+// clients of different versions must pick the same subsets.
+func TestSelectZonesStable(t *testing.T) {
+	keys, zones := zoneKeys(5, 40, 45)
+	for _, tc := range []struct {
+		index int
+		want  []string
+	}{
+		{0, []string{"a-001", "b-005", "b-008", "b-009", "b-004", "c-028", "c-012", "c-042", "c-009"}},
+		{65, []string{"a-002", "b-027", "b-037", "b-030", "b-039", "c-044", "c-026", "c-028", "c-018"}},
+	} {
+		if got := SelectZones(keys, zones, tc.index, 9); !slices.Equal(got, tc.want) {
+			t.Errorf("SelectZones(…, %d, 9) = %q, want %q", tc.index, got, tc.want)
+		}
+	}
+}
