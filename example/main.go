@@ -18,10 +18,13 @@
 //   - sick, slow: one backend that fails every call, or answers past the
 //     callers' deadline — grpc-go's balancers and retryPolicy vs the pool
 //     with its breaker and retry.
+//   - lagging: one of 5 backends 200 ms slower under an open loop of 400
+//     calls/s — grpc-go's round_robin and least_request vs the pool with
+//     each policy.
 //   - streamlimit: a server's MAX_CONCURRENT_STREAMS — one ClientConn
 //     queues the streams beyond it, the pool opens more connections.
 //
-// Run all of them (about a minute), each printing a table, then a summary
+// Run all of them (about 80 s), each printing a table, then a summary
 // of one line per scenario:
 //
 //	go run ./example
@@ -31,6 +34,13 @@
 //
 //	go run ./example -scenarios vip,scaleup -streams 600
 //	go run ./example -scenarios scaleup -svg docs/img/scaleup.svg
+//
+// With -policy, every pool of every scenario uses that policy in place of
+// the scenario's own choice (direct and lagging compare RoundRobin,
+// LeastActive and PeakEWMA in one run, vip the first two; with -policy
+// they run one):
+//
+//	go run ./example -policy PeakEWMA
 //
 // With -metrics, the pools' OpenTelemetry metrics are served for
 // Prometheus while the scenarios run:
@@ -56,6 +66,7 @@ import (
 	"time"
 
 	"github.com/grpcpool/grpcpool/internal/scenario"
+	"github.com/grpcpool/grpcpool/pool"
 )
 
 // flags are the command line's settings; zero values mean each scenario's
@@ -65,6 +76,7 @@ type flags struct {
 	backends int
 	duration time.Duration
 	svg      string
+	policy   *pool.Policy // nil: each scenario's own
 	logger   *slog.Logger
 	series   *[]scenario.Series
 }
@@ -85,7 +97,7 @@ var scenarios = []entry{
 			return fmt.Sprintf("%d backends, %d streams, pool WithSize(%d)", c.Backends, c.Streams, c.Size)
 		},
 		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
-			return scenario.RunVIP(ctx, scenario.VIPConfig{Backends: f.backends, Streams: f.streams, Logger: f.logger}, p)
+			return scenario.RunVIP(ctx, scenario.VIPConfig{Backends: f.backends, Streams: f.streams, Policy: f.policy, Logger: f.logger}, p)
 		}},
 	{"direct", "every address resolved: pick_first, round_robin and the pool",
 		func() string {
@@ -93,7 +105,7 @@ var scenarios = []entry{
 			return fmt.Sprintf("%d backends, %d streams, %d unary calls", c.Backends, c.Streams, c.Calls)
 		},
 		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
-			return scenario.RunDirect(ctx, scenario.DirectConfig{Backends: f.backends, Streams: f.streams, Logger: f.logger}, p)
+			return scenario.RunDirect(ctx, scenario.DirectConfig{Backends: f.backends, Streams: f.streams, Policy: f.policy, Logger: f.logger}, p)
 		}},
 	{"scaleup", "backends added while streams are open: time until they are spread",
 		func() string {
@@ -101,7 +113,7 @@ var scenarios = []entry{
 			return fmt.Sprintf("%d+%d backends, %d streams, -duration %v", c.Backends, c.Backends, c.Streams, c.Lifetime)
 		},
 		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
-			cfg := scenario.ScaleUpConfig{Backends: f.backends, Streams: f.streams, Lifetime: f.duration, MaxStreamAge: f.duration, Logger: f.logger}
+			cfg := scenario.ScaleUpConfig{Backends: f.backends, Streams: f.streams, Lifetime: f.duration, MaxStreamAge: f.duration, Policy: f.policy, Logger: f.logger}
 			if f.series != nil {
 				cfg.OnSeries = func(s scenario.Series) { *f.series = append(*f.series, s) }
 			}
@@ -113,7 +125,7 @@ var scenarios = []entry{
 			return fmt.Sprintf("%d backends, %d calls/s, -duration %v", c.Backends, c.Rate, c.Duration)
 		},
 		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
-			return scenario.RunScaleDown(ctx, scenario.ScaleDownConfig{Backends: f.backends, Duration: f.duration, Logger: f.logger}, p)
+			return scenario.RunScaleDown(ctx, scenario.ScaleDownConfig{Backends: f.backends, Duration: f.duration, Policy: f.policy, Logger: f.logger}, p)
 		}},
 	{"recycle", "WithMaxConnAge replacing every connection under load: failed calls",
 		func() string {
@@ -121,7 +133,7 @@ var scenarios = []entry{
 			return fmt.Sprintf("%d backends, max age %v, %d recycles", c.Backends, c.MaxConnAge, c.Recycles)
 		},
 		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
-			return scenario.RunRecycle(ctx, scenario.RecycleConfig{Backends: f.backends, Logger: f.logger}, p)
+			return scenario.RunRecycle(ctx, scenario.RecycleConfig{Backends: f.backends, Policy: f.policy, Logger: f.logger}, p)
 		}},
 	{"sick", "one backend fails every call: grpc-go vs the pool's breaker and retry",
 		func() string {
@@ -129,7 +141,7 @@ var scenarios = []entry{
 			return fmt.Sprintf("%d backends, %d calls", c.Backends, c.Calls)
 		},
 		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
-			return scenario.RunSickBackend(ctx, scenario.ResilienceConfig{Backends: f.backends, Logger: f.logger}, p)
+			return scenario.RunSickBackend(ctx, scenario.ResilienceConfig{Backends: f.backends, Policy: f.policy, Logger: f.logger}, p)
 		}},
 	{"slow", "one backend answers past the deadline: grpc-go vs the pool's breaker",
 		func() string {
@@ -137,7 +149,15 @@ var scenarios = []entry{
 			return fmt.Sprintf("%d backends, %d calls, %v deadline", c.Backends, c.Calls, c.CallTimeout)
 		},
 		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
-			return scenario.RunSlowBackend(ctx, scenario.ResilienceConfig{Backends: f.backends, Logger: f.logger}, p)
+			return scenario.RunSlowBackend(ctx, scenario.ResilienceConfig{Backends: f.backends, Policy: f.policy, Logger: f.logger}, p)
+		}},
+	{"lagging", "one backend 200ms slower under an open loop: each policy's latency",
+		func() string {
+			c := scenario.LaggingConfig{}.WithDefaults()
+			return fmt.Sprintf("%d backends, %d calls/s, %v healthy + %v lagging per client", c.Backends, c.Rate, c.Duration, c.Duration)
+		},
+		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
+			return scenario.RunLagging(ctx, scenario.LaggingConfig{Backends: f.backends, Duration: f.duration, Policy: f.policy, Logger: f.logger}, p)
 		}},
 	{"streamlimit", "a server's MAX_CONCURRENT_STREAMS: queued streams vs more connections",
 		func() string {
@@ -145,7 +165,7 @@ var scenarios = []entry{
 			return fmt.Sprintf("%d streams, limit %d", c.Streams, c.ServerLimit)
 		},
 		func(ctx context.Context, f flags, p scenario.Progress) (scenario.Result, error) {
-			return scenario.RunStreamLimit(ctx, scenario.StreamLimitConfig{Streams: f.streams, Logger: f.logger}, p)
+			return scenario.RunStreamLimit(ctx, scenario.StreamLimitConfig{Streams: f.streams, Policy: f.policy, Logger: f.logger}, p)
 		}},
 }
 
@@ -185,7 +205,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		which   = fs.String("scenarios", "all", "comma-separated scenarios to run, or all")
 		streams = fs.Int("streams", 0, "streams per client in vip, direct, scaleup and streamlimit")
 		nback   = fs.Int("backends", 0, "backends in every scenario but streamlimit; scaleup adds as many again")
-		dur     = fs.Duration("duration", 0, "scaleup: stream lifetime and max stream age; scaledown: length of each run")
+		dur     = fs.Duration("duration", 0, "scaleup: stream lifetime and max stream age; scaledown: each run; lagging: each phase")
+		policy  = fs.String("policy", "", "every pool's `policy` (RoundRobin, LeastActive, PeakEWMA) instead of each scenario's")
 		svg     = fs.String("svg", "", "write the scale-up chart (active streams per backend over time) to this SVG `file`")
 		verbose = fs.Bool("v", false, "log the pools' debug output and every progress line to stderr")
 		metrics = metricsFlag(fs)
@@ -213,6 +234,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	defer stopMetrics()
 	f := flags{streams: *streams, backends: *nback, duration: *dur, svg: *svg}
+	if *policy != "" {
+		p, err := scenario.ParsePolicy(*policy)
+		if err != nil {
+			return fmt.Errorf("-policy: %w", err)
+		}
+		f.policy = &p
+	}
 	if *verbose {
 		f.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

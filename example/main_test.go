@@ -27,6 +27,16 @@ func TestRunVIPSmall(t *testing.T) {
 	assert.Contains(t, errb.String(), "[vip", "progress on stderr")
 }
 
+// -policy replaces the policies a scenario compares with the one given.
+func TestRunWithPolicy(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := run([]string{"-scenarios", "vip", "-streams", "30", "-policy", "PeakEWMA"}, &out, &errb)
+	require.NoError(t, err, "stderr:\n%s", errb.String())
+	assert.Contains(t, out.String(), "pool WithSize(6) PeakEWMA")
+	assert.NotContains(t, out.String(), "RoundRobin")
+	assert.NotContains(t, out.String(), "LeastActive")
+}
+
 // -h names every scenario with one line of description and the sizes it
 // uses, taken from the scenario package's defaults.
 func TestUsage(t *testing.T) {
@@ -54,6 +64,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"-streams", "-1"},
 		{"-svg", svg, "-scenarios", "vip"},
 		{"extra"},
+		{"-policy", "p2c"},
 	} {
 		var out, errb bytes.Buffer
 		assert.Error(t, run(args, &out, &errb), "run(%q)", args)

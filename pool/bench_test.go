@@ -76,6 +76,43 @@ func BenchmarkUnaryParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkUnaryPolicy is one unary call per op over 3 loopback backends,
+// through grpc-go's round_robin and through a pool with each policy: what a
+// policy costs per call (the pick, and PeakEWMA's latency bookkeeping)
+// beside the call itself. Run it interleaved, as the figures in
+// docs/policies.md were:
+//
+//	go test -run '^$' -bench UnaryPolicy -benchmem -count 6 ./pool/
+func BenchmarkUnaryPolicy(b *testing.B) {
+	bs := testutil.StartBackends(b, 3)
+	r, target := testutil.ManualTarget(testutil.AddrsOf(bs)...)
+	raw, err := grpc.NewClient(target, testutil.Insecure, grpc.WithResolvers(r),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = raw.Close() })
+	ccs := []grpc.ClientConnInterface{raw}
+	names := []string{"via=round_robin"}
+	for _, pol := range []pool.Policy{pool.RoundRobin, pool.LeastActive, pool.PeakEWMA} {
+		p, _ := testutil.ReadyPool(b, bs, pool.WithSize(1), pool.WithPolicy(pol))
+		ccs = append(ccs, p)
+		names = append(names, "via=pool-"+pol.String())
+	}
+	for i, cc := range ccs {
+		b.Run(names[i], func(b *testing.B) {
+			b.ReportAllocs()
+			c := echopb.NewEchoClient(cc)
+			ctx := context.Background()
+			for b.Loop() {
+				if _, err := c.Unary(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkStreamSetup opens a Bidi stream, makes one round trip and ends
 // it.
 func BenchmarkStreamSetup(b *testing.B) {

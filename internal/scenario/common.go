@@ -43,8 +43,46 @@ func policyName(p pool.Policy) string {
 		return "LeastActive"
 	case pool.ConsistentHash:
 		return "ConsistentHash"
+	case pool.PeakEWMA:
+		return "PeakEWMA"
 	}
 	return p.String()
+}
+
+// Policies lists the policies ParsePolicy knows, as Go code names them.
+var Policies = []pool.Policy{pool.RoundRobin, pool.LeastActive, pool.PeakEWMA, pool.ConsistentHash}
+
+// ParsePolicy returns the policy named s, spelt as Go code names it
+// ("PeakEWMA") or as pool.Policy's String does ("peak_ewma").
+func ParsePolicy(s string) (pool.Policy, error) {
+	for _, p := range Policies {
+		if s == policyName(p) || s == p.String() {
+			return p, nil
+		}
+	}
+	names := make([]string, len(Policies))
+	for i, p := range Policies {
+		names[i] = policyName(p)
+	}
+	return 0, fmt.Errorf("unknown policy %q (have %s)", s, strings.Join(names, ", "))
+}
+
+// policyOption returns the option that sets the policy p when p is set,
+// for the scenarios' Policy fields.
+func policyOption(p *pool.Policy) []pool.Option {
+	if p == nil {
+		return nil
+	}
+	return []pool.Option{pool.WithPolicy(*p)}
+}
+
+// policyOf returns the policy cc balances with when it is a pool, as Go
+// code names it, or "" for a grpc.ClientConn.
+func policyOf(cc grpc.ClientConnInterface) string {
+	if p, ok := cc.(*pool.Pool); ok {
+		return policyName(p.Stats().Policy)
+	}
+	return ""
 }
 
 // fleet is a set of Echo backends on loopback TCP.

@@ -36,6 +36,10 @@ type DirectConfig struct {
 	// pool.WithStreamStallTimeout(0), so that a stream slowed by a busy
 	// machine is not taken for one stalled at a stream limit and moved.
 	PoolOptions []pool.Option
+	// Policy, when set, is the one policy of the pools, at the default size
+	// and at WithSize(1); unset, the pools are RoundRobin (at both sizes),
+	// LeastActive and PeakEWMA.
+	Policy *pool.Policy
 	// Logger receives the pools' logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -66,6 +70,10 @@ type DirectResult struct {
 	Config   DirectConfig // with the defaults filled in
 	Backends []string     // the backends' names, in Streams and Unary order
 	Clients  []DirectClient
+	// The clients whose calls/s the table compares with round_robin's:
+	// the pool with the first policy, at its default size and at
+	// WithSize(1).
+	pool, pool1 string
 }
 
 // DirectClient is one client's run of RunDirect.
@@ -97,7 +105,14 @@ const (
 	DirectPoolRR      = "pool RoundRobin"
 	DirectPoolRRSize1 = "pool RoundRobin, WithSize(1)"
 	DirectPoolLA      = "pool LeastActive"
+	DirectPoolPE      = "pool PeakEWMA"
 )
+
+// directPoolNames returns the names of the pool with policy p at the
+// default size and at WithSize(1).
+func directPoolNames(p pool.Policy) (string, string) {
+	return "pool " + policyName(p), "pool " + policyName(p) + ", WithSize(1)"
+}
 
 // ratio returns a's calls/s over b's, or 0 when either is missing.
 func (r *DirectResult) ratio(a, b string) float64 {
@@ -127,7 +142,7 @@ func (r *DirectResult) Table() *Table {
 			"With as many connections as round_robin (WithSize(1)) the pool made %.2f× its calls/s; "+
 			"at its default WithSize(%d), twice the connections on the same cores, %.2f×. "+
 			"On a busy machine the ratios still move from run to run: compare several runs",
-			cfg.Rounds, r.ratio(DirectPoolRRSize1, DirectRoundRobin), pool.DefaultSize, r.ratio(DirectPoolRR, DirectRoundRobin)),
+			cfg.Rounds, r.ratio(r.pool1, DirectRoundRobin), pool.DefaultSize, r.ratio(r.pool, DirectRoundRobin)),
 		"with every address resolved, round_robin spreads calls as well as the pool; the pool's gain is in the other tables")
 	return t
 }
@@ -135,22 +150,23 @@ func (r *DirectResult) Table() *Table {
 // Summary says in one line what the run showed.
 func (r *DirectResult) Summary() string {
 	var parts []string
-	for _, n := range [][2]string{{DirectPickFirst, "pick_first"}, {DirectRoundRobin, "round_robin"}, {DirectPoolRR, "pool"}} {
+	for _, n := range [][2]string{{DirectPickFirst, "pick_first"}, {DirectRoundRobin, "round_robin"}, {r.pool, "pool"}} {
 		if c, ok := r.Client(n[0]); ok {
 			parts = append(parts, fmt.Sprintf("%s %.2f", n[1], c.StreamsMaxOverMean()))
 		}
 	}
 	return fmt.Sprintf("direct: max/mean streams %s; calls/s, equal conns: %.2f×",
-		strings.Join(parts, ", "), r.ratio(DirectPoolRRSize1, DirectRoundRobin))
+		strings.Join(parts, ", "), r.ratio(r.pool1, DirectRoundRobin))
 }
 
 // RunDirect compares clients that see every backend address (a headless
 // service, a static list): grpc-go with pick_first (its default), grpc-go
 // with round_robin, and the pool with RoundRobin (at its default size and
-// at WithSize(1), as many connections as round_robin) and with
-// LeastActive. Each opens long-lived streams (counted per backend on the
-// servers, one client at a time) and makes unary calls (spread, latency,
-// calls/s), the clients taking turns in cfg.Rounds rounds.
+// at WithSize(1), as many connections as round_robin), with LeastActive
+// and with PeakEWMA, or with cfg.Policy at both sizes. Each opens
+// long-lived streams (counted per backend on the servers, one client at a
+// time) and makes unary calls (spread, latency, calls/s), the clients
+// taking turns in cfg.Rounds rounds.
 func RunDirect(ctx context.Context, cfg DirectConfig, progress Progress) (*DirectResult, error) {
 	cfg = cfg.WithDefaults()
 	f, err := startFleet(cfg.Backends)
@@ -158,7 +174,7 @@ func RunDirect(ctx context.Context, cfg DirectConfig, progress Progress) (*Direc
 		return nil, err
 	}
 	defer f.stop()
-	res := &DirectResult{Config: cfg, Backends: f.names()}
+	res := &DirectResult{Config: cfg, Backends: f.names(), pool: DirectPoolRR, pool1: DirectPoolRRSize1}
 	type client struct {
 		name  string
 		conns int
@@ -196,6 +212,13 @@ func RunDirect(ctx context.Context, cfg DirectConfig, progress Progress) (*Direc
 		{DirectPoolRR, n * size, true, poolClient(size, pool.RoundRobin)},
 		{DirectPoolRRSize1, n, true, poolClient(1, pool.RoundRobin)},
 		{DirectPoolLA, n * size, true, poolClient(size, pool.LeastActive)},
+		{DirectPoolPE, n * size, true, poolClient(size, pool.PeakEWMA)},
+	}
+	if cfg.Policy != nil {
+		res.pool, res.pool1 = directPoolNames(*cfg.Policy)
+		clients = append(clients[:2],
+			client{res.pool, n * size, true, poolClient(size, *cfg.Policy)},
+			client{res.pool1, n, true, poolClient(1, *cfg.Policy)})
 	}
 	// Every client is connected and warmed up first; the streams are
 	// counted one client at a time; the unary calls run in rounds, each

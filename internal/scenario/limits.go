@@ -43,6 +43,8 @@ type StreamLimitConfig struct {
 	// Clients, if not empty, names the clients to run (StreamLimitOneConn,
 	// StreamLimitFixed, StreamLimitSet, StreamLimitLearned). Default all.
 	Clients []string
+	// Policy, when set, is the pools' policy. Default the pool's default.
+	Policy *pool.Policy
 	// Logger receives the pools' logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -121,6 +123,9 @@ func (r *StreamLimitResult) Table() *Table {
 			StreamLimitFixed, cfg.Conns, StreamLimitSet, cfg.ServerLimit, StreamLimitLearned, cfg.StallTimeout),
 		"open: the stream's first echo came back; conns and most/conn are counted on the server, per client connection",
 		fmt.Sprintf("streams not open within %v are queued by gRPC (none fails); they open when earlier ones end", cfg.Window))
+	if cfg.Policy != nil {
+		t.Notes = append(t.Notes, "the pools' policy: "+policyName(*cfg.Policy))
+	}
 	return t
 }
 
@@ -165,7 +170,7 @@ func RunStreamLimit(ctx context.Context, cfg StreamLimitConfig, progress Progres
 	}
 	pooled := func(opts ...pool.Option) func(addr string) (grpc.ClientConnInterface, func() (int64, error), error) {
 		return func(addr string) (grpc.ClientConnInterface, func() (int64, error), error) {
-			all := append([]pool.Option{pool.WithSize(1)}, opts...)
+			all := append(append([]pool.Option{pool.WithSize(1)}, opts...), policyOption(cfg.Policy)...)
 			p, err := newPool(ctx, manualResolver([]string{addr}), cfg.Logger, all...)
 			if err != nil {
 				return nil, nil, err

@@ -34,6 +34,8 @@ type RecycleConfig struct {
 	// Timeout ends the run even if not every connection was replaced
 	// cfg.Recycles times. Default 20 s.
 	Timeout time.Duration
+	// Policy, when set, is the pool's policy. Default the pool's default.
+	Policy *pool.Policy
 	// Logger receives the pool's logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -70,6 +72,7 @@ func (c RecycleConfig) WithDefaults() RecycleConfig {
 // RecycleResult is what RunRecycle measured.
 type RecycleResult struct {
 	Config        RecycleConfig // with the defaults filled in
+	Policy        string        // the pool's policy
 	Done          bool          // every connection was replaced Config.Recycles times
 	Elapsed       time.Duration // from the start of the load to Done or the timeout
 	Backends      []RecycleBackend
@@ -97,8 +100,8 @@ type RecycleBackend struct {
 func (r *RecycleResult) Table() *Table {
 	cfg := r.Config
 	t := &Table{
-		Title: fmt.Sprintf("Recycle: WithMaxConnAge(%v), WithSize(%d), %d unary calls/s + %d short streams at a time, until every connection was replaced %d times",
-			cfg.MaxConnAge, cfg.Size, cfg.Rate, cfg.Streams, cfg.Recycles),
+		Title: fmt.Sprintf("Recycle: %s, WithMaxConnAge(%v), WithSize(%d), %d unary calls/s + %d short streams at a time, until every connection was replaced %d times",
+			r.Policy, cfg.MaxConnAge, cfg.Size, cfg.Rate, cfg.Streams, cfg.Recycles),
 		Header: []string{"backend", "conns opened", "recycles", "per conn slot", "max draining", "unary calls", "streams", "pool failures"},
 	}
 	for _, b := range r.Backends {
@@ -143,7 +146,7 @@ func RunRecycle(ctx context.Context, cfg RecycleConfig, progress Progress) (*Rec
 	}
 	defer f.stop()
 	p, err := newPool(ctx, manualResolver(f.addrs()), cfg.Logger,
-		pool.WithSize(cfg.Size), pool.WithMaxConnAge(cfg.MaxConnAge))
+		append([]pool.Option{pool.WithSize(cfg.Size), pool.WithMaxConnAge(cfg.MaxConnAge)}, policyOption(cfg.Policy)...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +221,7 @@ func RunRecycle(ctx context.Context, cfg RecycleConfig, progress Progress) (*Rec
 
 	st := p.Stats()
 	res := &RecycleResult{
-		Config: cfg, Done: err == nil, Elapsed: elapsed,
+		Config: cfg, Policy: policyOf(p), Done: err == nil, Elapsed: elapsed,
 		UnaryFailed: unaryErrs.count(), UnaryErrors: unaryErrs.String(),
 		StreamsFailed: streamErrs.count(), StreamErrors: streamErrs.String(),
 		ConnsAtEnd: strings.NewReplacer(nameOf(f)...).Replace(describeConns(st)),

@@ -39,6 +39,8 @@ type ResilienceConfig struct {
 	// answers. Default 200ms: past the default CallTimeout, so every call
 	// that waits for it fails with DeadlineExceeded.
 	SlowDelay time.Duration
+	// Policy, when set, is the pools' policy. Default the pool's default.
+	Policy *pool.Policy
 	// Logger receives the pools' logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -76,6 +78,7 @@ type ResilienceResult struct {
 // ResilienceClient is one client's run against the bad backend.
 type ResilienceClient struct {
 	Name        string
+	Policy      string // the pool's policy; "" for a grpc.ClientConn
 	Calls       int
 	Failed      int
 	BadAttempts int64 // attempts that reached the bad backend, retries included
@@ -125,6 +128,7 @@ func (r *ResilienceResult) Table() *Table {
 	}
 	t.Notes = append(t.Notes,
 		win,
+		"the pools' policy: "+r.policy(),
 		"pool + breaker: breaker.Settings{} (opens after 5 failures in a row, for 10s); + retry: retry.Policy{} (3 attempts, 25ms backoff, budget 20% + 10/s)",
 		"grpc + retryPolicy: maxAttempts 3, 25ms backoff ×2 up to 1s, UNAVAILABLE, no retryThrottling; least_request: least_request_experimental, choiceCount 2",
 		"attempts are counted on the servers; \"on "+bad+"\" is what reached the "+bad+" backend, a retry included")
@@ -137,6 +141,16 @@ func (r *ResilienceResult) Table() *Table {
 			"pool + retryPolicy (dial option): grpc-go's retryPolicy given to the pool's connections retries on the same backend, one address per connection")
 	}
 	return t
+}
+
+// policy returns the pools' policy.
+func (r *ResilienceResult) policy() string {
+	for _, c := range r.Clients {
+		if c.Policy != "" {
+			return c.Policy
+		}
+	}
+	return "-"
 }
 
 // Summary says in one line what the run showed.
@@ -221,7 +235,7 @@ func runResilience(ctx context.Context, cfg ResilienceConfig, spoil func(*backen
 	}
 	poolClient := func(opts ...pool.Option) func() (grpc.ClientConnInterface, func() error, error) {
 		return func() (grpc.ClientConnInterface, func() error, error) {
-			p, err := newPool(ctx, manualResolver(f.addrs()), cfg.Logger, opts...)
+			p, err := newPool(ctx, manualResolver(f.addrs()), cfg.Logger, append(opts, policyOption(cfg.Policy)...)...)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -260,7 +274,7 @@ func runResilience(ctx context.Context, cfg ResilienceConfig, spoil func(*backen
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}
-		row.Name = c.name
+		row.Name, row.Policy = c.name, policyOf(cc)
 		progress.say("%s: %d of %d calls failed (%s), %d attempts on %s", c.name, row.Failed, row.Calls, row.ErrorsSeen, row.BadAttempts, bad.Name())
 		rows = append(rows, row)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,8 @@ type ScaleDownConfig struct {
 	StopAfter time.Duration
 	// NoBaseline skips the grpc-go round_robin runs.
 	NoBaseline bool
+	// Policy, when set, is the pool's policy. Default the pool's default.
+	Policy *pool.Policy
 	// Logger receives the pools' logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -69,7 +72,7 @@ type ScaleDownResult struct {
 // ScaleDownRun is one client's run of RunScaleDown in one ordering of
 // removal and stop.
 type ScaleDownRun struct {
-	Client       string        // "pool RoundRobin" or "grpc round_robin"
+	Client       string        // "pool " and its policy ("pool PeakEWMA"), or "grpc round_robin"
 	Pool         bool          // the pool, not grpc round_robin
 	Order        string        // how removal and stop were ordered
 	Calls        int64         // unary calls made
@@ -136,7 +139,7 @@ func (r *ScaleDownResult) Summary() string {
 // races its endpoint removal; and stopped cfg.StopAfter before the
 // resolver's answer drops it, as when DNS lags. It counts the calls that failed
 // (the target is none) and the calls the removed backend still received.
-// Each run is made for the pool (RoundRobin) and, unless cfg.NoBaseline,
+// Each run is made for the pool (cfg.Policy, or its default) and, unless cfg.NoBaseline,
 // for grpc-go round_robin.
 func RunScaleDown(ctx context.Context, cfg ScaleDownConfig, progress Progress) (*ScaleDownResult, error) {
 	cfg = cfg.WithDefaults()
@@ -146,8 +149,8 @@ func RunScaleDown(ctx context.Context, cfg ScaleDownConfig, progress Progress) (
 		pool bool
 		open func(ctx context.Context, r *manual.Resolver) (grpc.ClientConnInterface, func() error, error)
 	}
-	clients := []client{{"pool RoundRobin", true, func(ctx context.Context, r *manual.Resolver) (grpc.ClientConnInterface, func() error, error) {
-		p, err := newPool(ctx, r, cfg.Logger)
+	clients := []client{{"pool", true, func(ctx context.Context, r *manual.Resolver) (grpc.ClientConnInterface, func() error, error) {
+		p, err := newPool(ctx, r, cfg.Logger, policyOption(cfg.Policy)...)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -181,7 +184,8 @@ func RunScaleDown(ctx context.Context, cfg ScaleDownConfig, progress Progress) (
 			if err != nil {
 				return nil, fmt.Errorf("scenario: scale-down: %s, %s: %w", c.name, m.name, err)
 			}
-			rn.Client, rn.Pool, rn.Order = c.name, c.pool, m.name
+			rn.Pool, rn.Order = c.pool, m.name
+			rn.Client = strings.TrimSpace(c.name + " " + rn.Client)
 			res.Runs = append(res.Runs, rn)
 		}
 	}
@@ -205,6 +209,7 @@ func runScaleDown(ctx context.Context, cfg ScaleDownConfig, lag time.Duration,
 	if err := warmAll(ctx, f.servers, ec); err != nil {
 		return ScaleDownRun{}, err
 	}
+	policy := policyOf(cc)
 
 	gone := f.servers[len(f.servers)-1]
 	var calls atomic.Int64
@@ -265,7 +270,7 @@ func runScaleDown(ctx context.Context, cfg ScaleDownConfig, lag time.Duration,
 	n := calls.Load()
 	slices.Sort(lat)
 	return ScaleDownRun{
-		Calls: n, CallsPerSec: float64(n) / elapsed.Seconds(), Failed: errs.count(), AfterRemoval: gone.Unary() - atRemoval,
+		Client: policy, Calls: n, CallsPerSec: float64(n) / elapsed.Seconds(), Failed: errs.count(), AfterRemoval: gone.Unary() - atRemoval,
 		P99: percentile(lat, 99), Slowest: percentile(lat, 100), ErrorsSeen: errs.String(),
 	}, nil
 }

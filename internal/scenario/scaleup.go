@@ -54,6 +54,8 @@ type ScaleUpConfig struct {
 	// OnSeries, if not nil, receives each run's time series of active
 	// streams per backend (for WriteSVG).
 	OnSeries func(Series)
+	// Policy is the pools' policy. Default LeastActive.
+	Policy *pool.Policy
 	// Logger receives the pools' logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -135,7 +137,7 @@ func (r *ScaleUpResult) Table() *Table {
 		t.AddRow(rn.Name, conv, worst, backend.MaxOverMean(rn.Final), compactCounts(rn.Final), rn.Reopened, rn.Errors)
 	}
 	t.Notes = append(t.Notes,
-		fmt.Sprintf("pool: LeastActive; round_robin: grpc-go's; churning: each stream lives %v ±50 %% and is opened again; "+
+		fmt.Sprintf("pool: "+scaleUpPolicy(cfg)+"; round_robin: grpc-go's; churning: each stream lives %v ±50 %% and is opened again; "+
 			"never-ending: a stream ends only when the pool ends it at WithMaxStreamAge(%v)", cfg.Lifetime, cfg.MaxStreamAge),
 		fmt.Sprintf("active streams counted on the servers every %v over all %d backends; \"worst\": the largest max/mean sampled "+
 			"after balancing, for %v (%v with a max stream age)", cfg.SampleEvery, 2*cfg.Backends, cfg.Tail, cfg.Tail+cfg.MaxStreamAge),
@@ -184,9 +186,9 @@ type scaleUpRun struct {
 // adds as many backends to the resolver's answer and measures how long
 // until the streams are spread over all of them (max/mean ≤ 1.1, counted on
 // the servers every cfg.SampleEvery). Runs:
-//   - the pool with LeastActive, streams that churn (each lives
-//     cfg.Lifetime ±50 % and is opened again);
-//   - the pool with LeastActive and WithMaxStreamAge, streams that never
+//   - the pool with LeastActive (or cfg.Policy), streams that churn (each
+//     lives cfg.Lifetime ±50 % and is opened again);
+//   - the pool with the same policy and WithMaxStreamAge, streams that never
 //     end on their own (the caller reopens them on codes.Unavailable);
 //   - grpc-go round_robin with the same churning streams;
 //   - grpc-go round_robin with never-ending streams, which stay where they
@@ -210,7 +212,7 @@ func RunScaleUp(ctx context.Context, cfg ScaleUpConfig, progress Progress) (*Sca
 	}
 	openPool := func(opts ...pool.Option) func(r *manual.Resolver) (grpc.ClientConnInterface, func() error, error) {
 		return func(r *manual.Resolver) (grpc.ClientConnInterface, func() error, error) {
-			p, err := newPool(ctx, r, cfg.Logger, append([]pool.Option{pool.WithPolicy(pool.LeastActive)}, opts...)...)
+			p, err := newPool(ctx, r, cfg.Logger, append([]pool.Option{pool.WithPolicy(pool.LeastActive)}, append(opts, policyOption(cfg.Policy)...)...)...)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -277,13 +279,21 @@ func seriesTitle(name string, cfg ScaleUpConfig) string {
 	life := fmt.Sprintf("live %v ±50%%", cfg.Lifetime)
 	switch name {
 	case ScaleUpPoolChurning:
-		return "pool LeastActive, churning streams (" + life + ")"
+		return "pool " + scaleUpPolicy(cfg) + ", churning streams (" + life + ")"
 	case ScaleUpPoolMaxAge:
-		return fmt.Sprintf("pool LeastActive + WithMaxStreamAge(%v), never-ending streams", cfg.MaxStreamAge)
+		return fmt.Sprintf("pool %s + WithMaxStreamAge(%v), never-ending streams", scaleUpPolicy(cfg), cfg.MaxStreamAge)
 	case ScaleUpRRChurning:
 		return "grpc round_robin, churning streams (" + life + ")"
 	}
 	return "grpc round_robin, never-ending streams"
+}
+
+// scaleUpPolicy names the pools' policy.
+func scaleUpPolicy(cfg ScaleUpConfig) string {
+	if cfg.Policy != nil {
+		return policyName(*cfg.Policy)
+	}
+	return policyName(pool.LeastActive)
 }
 
 // The runs of RunScaleUp, by name.

@@ -35,6 +35,9 @@ type VIPConfig struct {
 	// pool.WithStreamStallTimeout(0), so that a stream slowed by a busy
 	// machine is not taken for one stalled at a stream limit and moved.
 	PoolOptions []pool.Option
+	// Policy, when set, is the one policy of the pools; unset, a pool is
+	// measured with each of RoundRobin and LeastActive.
+	Policy *pool.Policy
 	// Logger receives the pool's logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -149,7 +152,11 @@ func RunVIP(ctx context.Context, cfg VIPConfig, progress Progress) (*VIPResult, 
 			return cc, cc.Close, nil
 		}},
 	}
-	for _, pol := range []pool.Policy{pool.RoundRobin, pool.LeastActive} {
+	pols := []pool.Policy{pool.RoundRobin, pool.LeastActive}
+	if cfg.Policy != nil {
+		pols = []pool.Policy{*cfg.Policy}
+	}
+	for _, pol := range pols {
 		clients = append(clients, client{
 			VIPClient{Name: fmt.Sprintf("pool WithSize(%d) %s", cfg.Size, policyName(pol)), Policy: pol, Pool: true, Conns: cfg.Size},
 			func() (grpc.ClientConnInterface, func() error, error) {
