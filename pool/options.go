@@ -228,13 +228,7 @@ func WithMaxStreamsPerConn(n int) Option {
 // (DefaultIdleTimeout); 0 means such connections are never closed for
 // idleness. Negative values make New fail.
 func WithIdleTimeout(d time.Duration) Option {
-	return optionFunc(func(o *options) {
-		if d < 0 {
-			o.fail("WithIdleTimeout(%v): must not be negative", d)
-			return
-		}
-		o.idleTimeout = d
-	})
+	return durationOption("WithIdleTimeout", d, func(o *options) { o.idleTimeout = d })
 }
 
 // WithPolicy sets how calls are spread. Default RoundRobin. An unknown

@@ -71,13 +71,7 @@ func WithResolveInterval(d time.Duration) Option {
 // this is what moves connections onto backends added behind it. Default 0:
 // connections are not recycled. Negative values make New fail.
 func WithMaxConnAge(d time.Duration) Option {
-	return optionFunc(func(o *options) {
-		if d < 0 {
-			o.fail("WithMaxConnAge(%v): must not be negative", d)
-			return
-		}
-		o.maxConnAge = d
-	})
+	return durationOption("WithMaxConnAge", d, func(o *options) { o.maxConnAge = d })
 }
 
 // WithDrainTimeout bounds how long a retired connection (recycled, idle, or
@@ -88,13 +82,7 @@ func WithMaxConnAge(d time.Duration) Option {
 // is ever cut by a drain, at the cost of keeping an old connection for as
 // long as its longest stream lives. Negative values make New fail.
 func WithDrainTimeout(d time.Duration) Option {
-	return optionFunc(func(o *options) {
-		if d < 0 {
-			o.fail("WithDrainTimeout(%v): must not be negative", d)
-			return
-		}
-		o.drainTimeout = d
-	})
+	return durationOption("WithDrainTimeout", d, func(o *options) { o.drainTimeout = d })
 }
 
 // WithMaxStreamAge ends every stream older than d (±10 % jitter) with
@@ -102,13 +90,7 @@ func WithDrainTimeout(d time.Duration) Option {
 // caller that opens it again lands on the least-loaded backend. Default 0:
 // streams are never ended by the pool. Negative values make New fail.
 func WithMaxStreamAge(d time.Duration) Option {
-	return optionFunc(func(o *options) {
-		if d < 0 {
-			o.fail("WithMaxStreamAge(%v): must not be negative", d)
-			return
-		}
-		o.maxStreamAge = d
-	})
+	return durationOption("WithMaxStreamAge", d, func(o *options) { o.maxStreamAge = d })
 }
 
 // WithKeepalive applies the client side of a keepalive.Config to every
@@ -152,11 +134,5 @@ func WithHealthCheck(serviceName string) Option {
 // nothing either. Default 500 ms (DefaultStreamStallTimeout);
 // 0 turns stall handling and learning off. Negative values make New fail.
 func WithStreamStallTimeout(d time.Duration) Option {
-	return optionFunc(func(o *options) {
-		if d < 0 {
-			o.fail("WithStreamStallTimeout(%v): must not be negative", d)
-			return
-		}
-		o.learnStreamLimit = d
-	})
+	return durationOption("WithStreamStallTimeout", d, func(o *options) { o.learnStreamLimit = d })
 }
