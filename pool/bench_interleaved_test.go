@@ -40,37 +40,16 @@ import (
 //
 //	go test -run '^$' -bench UnaryInterleaved -benchtime 400x -count 20 ./pool/
 func BenchmarkUnaryInterleaved(b *testing.B) {
-	answer := grpc.WithUnaryInterceptor(func(context.Context, string, any, any, *grpc.ClientConn, grpc.UnaryInvoker, ...grpc.CallOption) error {
-		return nil
-	})
 	b.Run("rpc=bufconn", func(b *testing.B) { unaryInterleaved(b) })
-	b.Run("rpc=answered", func(b *testing.B) { unaryInterleaved(b, answer) })
+	b.Run("rpc=answered", func(b *testing.B) { unaryInterleaved(b, answerAtOnce) })
 }
 
 func unaryInterleaved(b *testing.B, dial ...grpc.DialOption) {
 	const batch = 50
-	lis := bufconn.Listen(1 << 20)
-	srv := backend.Start(lis, backend.Options{Name: "bufnet"})
-	b.Cleanup(srv.Stop)
-	dial = append(dial, testutil.Insecure, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-		return lis.DialContext(ctx)
-	}))
-
-	raw, err := grpc.NewClient("passthrough:///bufnet", dial...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = raw.Close() })
-	r, target := testutil.ManualTarget("bufnet")
-	p := testutil.NewPool(b, target, pool.WithResolvers(r), pool.WithSize(1), pool.WithDialOptions(dial...))
-	if err := p.WaitForReady(b.Context()); err != nil {
-		b.Fatal(err)
-	}
-
-	clients := [2]echopb.EchoClient{echopb.NewEchoClient(raw), echopb.NewEchoClient(p)}
-	for _, c := range clients { // warm: connected, the first call's set-up done
+	clients := rawAndPool(b, dial...)
+	for _, c := range clients { // warm: the first calls' set-up done
 		for range 100 {
-			if _, err := c.Unary(context.Background(), req, grpc.WaitForReady(true)); err != nil {
+			if _, err := c.Unary(context.Background(), req); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -122,4 +101,34 @@ func unaryInterleaved(b *testing.B, dial ...grpc.DialOption) {
 func median[T cmp.Ordered](xs []T) T {
 	slices.Sort(xs)
 	return xs[len(xs)/2]
+}
+
+// answerAtOnce answers every unary call on the connection it is given to
+// without sending it.
+var answerAtOnce = grpc.WithUnaryInterceptor(func(context.Context, string, any, any, *grpc.ClientConn, grpc.UnaryInvoker, ...grpc.CallOption) error {
+	return nil
+})
+
+// rawAndPool starts an Echo server on bufconn and returns two clients of
+// it: a raw *grpc.ClientConn and a ready pool of size 1, both with dial.
+func rawAndPool(tb testing.TB, dial ...grpc.DialOption) [2]echopb.EchoClient {
+	lis := bufconn.Listen(1 << 20)
+	srv := backend.Start(lis, backend.Options{Name: "bufnet"})
+	tb.Cleanup(srv.Stop)
+	dial = append(dial, testutil.Insecure, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+		return lis.DialContext(ctx)
+	}))
+	raw, err := grpc.NewClient("passthrough:///bufnet", dial...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = raw.Close() })
+	r, target := testutil.ManualTarget("bufnet")
+	p := testutil.NewPool(tb, target, pool.WithResolvers(r), pool.WithSize(1), pool.WithDialOptions(dial...))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitForReady(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return [2]echopb.EchoClient{echopb.NewEchoClient(raw), echopb.NewEchoClient(p)}
 }
