@@ -16,7 +16,6 @@ import (
 
 	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/internal/core"
-	"github.com/grpcpool/grpcpool/internal/telemetry"
 	"github.com/grpcpool/grpcpool/keepalive"
 	"github.com/grpcpool/grpcpool/retry"
 )
@@ -229,13 +228,7 @@ func WithMaxStreamsPerConn(n int) Option {
 // (DefaultIdleTimeout); 0 means such connections are never closed for
 // idleness. Negative values make New fail.
 func WithIdleTimeout(d time.Duration) Option {
-	return optionFunc(func(o *options) {
-		if d < 0 {
-			o.fail("WithIdleTimeout(%v): must not be negative", d)
-			return
-		}
-		o.idleTimeout = d
-	})
+	return durationOption("WithIdleTimeout", d, func(o *options) { o.idleTimeout = d })
 }
 
 // WithPolicy sets how calls are spread. Default RoundRobin. An unknown
@@ -248,168 +241,6 @@ func WithPolicy(p Policy) Option {
 		default:
 			o.fail("WithPolicy(%v): unknown policy", p)
 		}
-	})
-}
-
-// WithDialOptions adds options to every connection the pool makes:
-// credentials, interceptors, stats handlers, a custom dialer and so on. The
-// pool adds grpc.WithResolvers and a connection-scoped default of
-// grpc.WithIdleTimeout(0) (pool connections stay connected); options given
-// here come after the pool's defaults and so override them. Without
-// transport credentials New fails, as grpc.NewClient does.
-func WithDialOptions(opts ...grpc.DialOption) Option {
-	return optionFunc(func(o *options) {
-		for i, d := range opts {
-			if d == nil {
-				o.fail("WithDialOptions: option %d is nil", i)
-				return
-			}
-		}
-		o.dialOpts = append(o.dialOpts, opts...)
-	})
-}
-
-// WithResolvers adds resolver builders that are used for the target ahead of
-// the globally registered ones, as grpc.WithResolvers does. A builder for
-// the "dns" scheme replaces the pool's own DNS resolver.
-func WithResolvers(rs ...resolver.Builder) Option {
-	return optionFunc(func(o *options) {
-		for i, r := range rs {
-			if isNil(r) {
-				o.fail("WithResolvers: builder %d is nil", i)
-				return
-			}
-		}
-		o.resolvers = append(o.resolvers, rs...)
-	})
-}
-
-// WithResolveInterval sets how often the pool asks its resolver to resolve
-// the target again, so a fleet behind DNS is followed even when no
-// connection breaks. Each wait is jittered by ±10 %. Default 30 s
-// (DefaultResolveInterval); 0 turns periodic re-resolution off (the pool
-// still re-resolves when a connection fails). Values below 100 ms are raised
-// to 100 ms; negative values make New fail.
-func WithResolveInterval(d time.Duration) Option {
-	return optionFunc(func(o *options) {
-		if d < 0 {
-			o.fail("WithResolveInterval(%v): must not be negative", d)
-			return
-		}
-		if d > 0 && d < MinResolveInterval {
-			d = MinResolveInterval
-		}
-		o.resolveInterval = d
-	})
-}
-
-// WithMaxConnAge replaces every connection after d (±10 % jitter): a
-// replacement is made ready first, then the old connection stops taking new
-// calls and closes when its calls end (see WithDrainTimeout). At most one
-// connection per backend is replaced at a time. Behind a single virtual IP
-// this is what moves connections onto backends added behind it. Default 0:
-// connections are not recycled. Negative values make New fail.
-func WithMaxConnAge(d time.Duration) Option {
-	return optionFunc(func(o *options) {
-		if d < 0 {
-			o.fail("WithMaxConnAge(%v): must not be negative", d)
-			return
-		}
-		o.maxConnAge = d
-	})
-}
-
-// WithDrainTimeout bounds how long a retired connection (recycled, idle, or
-// of a removed address) may keep carrying its in-flight calls and streams;
-// when it passes, the connection is closed and what it still carries fails.
-// Default 15 minutes (DefaultDrainTimeout), so an abandoned stream cannot
-// keep a retired connection for ever. 0 means no limit: nothing in flight
-// is ever cut by a drain, at the cost of keeping an old connection for as
-// long as its longest stream lives. Negative values make New fail.
-func WithDrainTimeout(d time.Duration) Option {
-	return optionFunc(func(o *options) {
-		if d < 0 {
-			o.fail("WithDrainTimeout(%v): must not be negative", d)
-			return
-		}
-		o.drainTimeout = d
-	})
-}
-
-// WithMaxStreamAge ends every stream older than d (±10 % jitter) with
-// codes.Unavailable and a message saying it was ended to rebalance, so a
-// caller that opens it again lands on the least-loaded backend. Default 0:
-// streams are never ended by the pool. Negative values make New fail.
-func WithMaxStreamAge(d time.Duration) Option {
-	return optionFunc(func(o *options) {
-		if d < 0 {
-			o.fail("WithMaxStreamAge(%v): must not be negative", d)
-			return
-		}
-		o.maxStreamAge = d
-	})
-}
-
-// WithBreaker gives every backend its own circuit breaker. Backends whose
-// breaker is open take no calls; half-open ones take only probes. The zero
-// Settings means breaker's documented defaults. Without this option the
-// pool does not break.
-func WithBreaker(s breaker.Settings) Option {
-	return optionFunc(func(o *options) {
-		if err := s.Validate(); err != nil {
-			o.fail("WithBreaker: %v", err)
-			return
-		}
-		s = s.WithDefaults()
-		o.breaker = &s
-	})
-}
-
-// WithRetry retries failed calls on other backends under the policy and a
-// retry budget shared by the pool. The zero Policy means retry's documented
-// defaults. Without this option the pool does not retry.
-//
-// It may be given several times, once per set of methods: a Policy with
-// Methods applies to those methods (an exact method beats its service,
-// which beats the default), one without Methods is the default for every
-// other method. Two defaults, a method named twice (also by WithHedging or
-// WithServiceConfig), or Budget set on a policy with Methods make New
-// fail. The pool's budget is the default policy's Budget. See
-// retry.NewResolver.
-func WithRetry(p retry.Policy) Option {
-	return optionFunc(func(o *options) {
-		if err := p.Validate(); err != nil {
-			o.fail("WithRetry: %v", err)
-			return
-		}
-		o.retries = append(o.retries, p.WithDefaults())
-	})
-}
-
-// WithKeepalive applies the client side of a keepalive.Config to every
-// connection; configure servers with the same Config's ServerOptions. The
-// zero Config means keepalive's documented defaults. Default: gRPC's own
-// (no keepalive pings).
-func WithKeepalive(c keepalive.Config) Option {
-	return optionFunc(func(o *options) {
-		if err := c.Validate(); err != nil {
-			o.fail("WithKeepalive: %v", err)
-			return
-		}
-		o.keepalive = &c
-	})
-}
-
-// WithLogger sets where the pool logs adds, removals, recycles, drains,
-// breaker changes and growth (debug and info levels). Default: nothing is
-// logged. A nil logger makes New fail.
-func WithLogger(l *slog.Logger) Option {
-	return optionFunc(func(o *options) {
-		if l == nil || l.Handler() == nil {
-			o.fail("WithLogger: nil logger, or one without a handler")
-			return
-		}
-		o.logger = l
 	})
 }
 
@@ -440,108 +271,18 @@ func WithHashKeyFunc(f func(ctx context.Context, method string) (string, bool)) 
 	})
 }
 
-// WithHealthCheck watches the grpc.health.v1 service on every connection,
-// for serviceName ("" is the server as a whole): a connection whose server
-// reports NOT_SERVING or UNKNOWN takes no new calls until it reports
-// SERVING again; calls it carries finish. Servers without the health
-// service (Unimplemented) are treated as serving, with a debug log. A
-// READY connection whose server sends no first report within
-// DefaultHealthTimeout (10 s) counts as not serving, and calls say so,
-// until a report comes. Default: no health checking.
-func WithHealthCheck(serviceName string) Option {
-	return optionFunc(func(o *options) {
-		o.healthService = &serviceName
-	})
-}
-
-// WithStreamStallTimeout sets how long a NewStream may wait on a connection
-// that carries other streams before the pool gives it up and places it on
-// another connection. A stall is evidence of the server's
-// MAX_CONCURRENT_STREAMS: when two stalls on a backend come at the same
-// number of open streams, that number becomes the backend's stream limit
-// per connection (see WithMaxStreamsPerConn) for five minutes, after which
-// it is learned again. Only a NewStream given up while it waited for the
-// connection's stream quota is a stall: one held up before that (a slow
-// per-RPC credentials fetch, an interceptor) is placed elsewhere but
-// teaches nothing, and one slow NewStream alone (a reconnect) teaches
-// nothing either. Default 500 ms (DefaultStreamStallTimeout);
-// 0 turns stall handling and learning off. Negative values make New fail.
-func WithStreamStallTimeout(d time.Duration) Option {
-	return optionFunc(func(o *options) {
-		if d < 0 {
-			o.fail("WithStreamStallTimeout(%v): must not be negative", d)
-			return
-		}
-		o.learnStreamLimit = d
-	})
-}
-
-// Per-method retry and hedging.
-
-// validateMethods builds o.methods from the retry policies and hedgings
-// given.
-func (o *options) validateMethods() {
-	if len(o.retries) == 0 && len(o.hedgings) == 0 {
-		return
-	}
-	r, err := retry.NewResolver(o.retries, o.hedgings)
-	if err != nil {
-		o.fail("WithRetry, WithHedging, WithServiceConfig: %v", err)
-		return
-	}
-	o.methods = r
-}
-
-// WithHedging hedges the unary calls of the methods h names: when a call
-// has no answer after h's delay, the same request is sent to another
-// backend (never one the call already tried), up to h.MaxAttempts
-// attempts in flight; the first answer wins and the other attempts are
-// cancelled. Every hedge spends one retry of the pool's retry budget (see
-// WithRetry; the budget's defaults without one), and a call gets no hedge
-// the budget refuses. Streams are never hedged, nor calls made with
-// retry.NotRetryable(); replies of any codec are, but a hedged call whose
-// reply is not a non-nil pointer fails with codes.Internal.
-//
-// Hedge only methods that may run twice: both requests may complete.
-// Hedged methods are not retried (the hedging takes the place of their
-// retry policy, streams of a hedged service included); an attempt that
-// fails with a code in h.NonFatalCodes is followed by the next hedge at
-// once instead.
-//
-// It may be given several times, once per set of methods; a Hedging
-// without Methods hedges every method no other WithHedging or WithRetry
-// names. Invalid settings, or a method named twice (also by WithRetry or
-// WithServiceConfig), make New fail. Default: no hedging.
-func WithHedging(h retry.Hedging) Option {
-	return optionFunc(func(o *options) {
-		if err := h.Validate(); err != nil {
-			o.fail("WithHedging: %v", err)
-			return
-		}
-		o.hedgings = append(o.hedgings, h.WithDefaults())
-	})
-}
-
-// WithServiceConfig reads per-method retry and hedging policies from a
-// gRPC service config (JSON: the methodConfig list with retryPolicy and
-// hedgingPolicy, as gRFC A6 defines them; see retry.ParseServiceConfig),
-// as if each entry were given with WithRetry or WithHedging. Unknown
-// fields, invalid values, fields the pool does not apply, and a method
-// also named by another option make New fail; nothing is silently
-// ignored. It may be given more than once. The config is not passed to
-// the pool's connections: to configure grpc-go itself on every
-// connection, use WithDialOptions(grpc.WithDefaultServiceConfig(...)).
-// Default: none.
-func WithServiceConfig(json string) Option {
-	return optionFunc(func(o *options) {
-		c, err := retry.ParseServiceConfig(json)
-		if err != nil {
-			o.fail("WithServiceConfig: %v", err)
-			return
-		}
-		o.retries = append(o.retries, c.Retry...)
-		o.hedgings = append(o.hedgings, c.Hedging...)
-	})
+// WithSlowStart ramps the share of calls of a backend that becomes ready
+// after the others — added by the resolver, or back after all of its
+// connections failed — over window, as Envoy's slow start does: the
+// backend's weight is scaled by max(0.1, elapsed/window), so it starts at
+// a tenth of its full share and has all of it at the window's end. A
+// backend ramps only while another one has been ready for a whole window:
+// when every backend is new (the pool is starting) none ramps. It applies
+// to RoundRobin, LeastActive and PeakEWMA; ConsistentHash keys are not
+// shares and are not ramped. Default 0: off. Negative values make New
+// fail.
+func WithSlowStart(window time.Duration) Option {
+	return durationOption("WithSlowStart", window, func(o *options) { o.slowStart = window })
 }
 
 // WithSubset makes the pool connect to size of the resolved backends
@@ -577,111 +318,6 @@ func WithSubset(size int, m Membership) Option {
 	})
 }
 
-// Observability options: metrics and pool-level interceptors.
-
-// DefaultMetricsBackendLimit is how many backends get their own
-// grpcpool.backend attribute value when WithMetricsBackendLimit is not
-// given.
-const DefaultMetricsBackendLimit = telemetry.DefaultBackendLimit
-
-// WithMeterProvider sets where the pool records its OpenTelemetry metrics
-// (the instruments are listed in docs/operations.md). Default: the global
-// provider, otel.GetMeterProvider(), so nothing is recorded until the
-// application installs one with otel.SetMeterProvider; install it before
-// the pool carries calls. A noop.MeterProvider turns metrics off at
-// almost no cost. A nil provider makes New fail.
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return optionFunc(func(o *options) {
-		if isNil(mp) {
-			o.fail("WithMeterProvider: nil provider")
-			return
-		}
-		o.meterProvider = mp
-	})
-}
-
-// WithMetricsBackendLimit bounds the cardinality of the grpcpool.backend
-// attribute: the first n backends the pool knows at a time are labelled
-// with their address, further ones share the value "other" until a
-// labelled backend is removed. Default 100 (DefaultMetricsBackendLimit);
-// 0 puts every backend under "other". Negative values make New fail.
-func WithMetricsBackendLimit(n int) Option {
-	return optionFunc(func(o *options) {
-		if n < 0 {
-			o.fail("WithMetricsBackendLimit(%d): must not be negative", n)
-			return
-		}
-		o.metricsBackendLimit = &n
-	})
-}
-
-// WithUnaryInterceptor adds interceptors that run once per logical unary
-// call, around everything the pool does for it: picking a backend,
-// waiting, retries and hedges. The first one given is the outermost, as
-// with grpc.WithChainUnaryInterceptor; later WithUnaryInterceptor options
-// add further in. They are grpc's own interceptor type, so existing
-// logging, auth and tracing interceptors work unchanged, with one
-// difference: the *grpc.ClientConn they are passed is nil, since the pool
-// is not one (an interceptor that calls a method on it panics).
-// Interceptors given with WithDialOptions(grpc.WithUnaryInterceptor(...))
-// still run on the chosen connection, once per attempt. Default: none.
-// A nil interceptor makes New fail.
-func WithUnaryInterceptor(ints ...grpc.UnaryClientInterceptor) Option {
-	return optionFunc(func(o *options) {
-		for i, f := range ints {
-			if f == nil {
-				o.fail("WithUnaryInterceptor: interceptor %d is nil", i)
-				return
-			}
-		}
-		o.unaryInts = append(o.unaryInts, ints...)
-	})
-}
-
-// WithStreamInterceptor adds interceptors that run once per logical
-// stream, around the pool's NewStream: picking a backend, waiting and
-// retrying a stream that failed before it started. The first one given is
-// the outermost; the stream an interceptor returns is the one the caller
-// gets. The *grpc.ClientConn they are passed is nil, since the pool is not
-// one. Interceptors given with WithDialOptions(grpc.WithStreamInterceptor(...))
-// still run on the chosen connection, once per attempt. Default: none. A
-// nil interceptor makes New fail.
-func WithStreamInterceptor(ints ...grpc.StreamClientInterceptor) Option {
-	return optionFunc(func(o *options) {
-		for i, f := range ints {
-			if f == nil {
-				o.fail("WithStreamInterceptor: interceptor %d is nil", i)
-				return
-			}
-		}
-		o.streamInts = append(o.streamInts, ints...)
-	})
-}
-
-// recorder makes the metrics Recorder of a pool of target from the
-// options.
-func (o *options) recorder(target string) (*telemetry.Recorder, error) {
-	limit := DefaultMetricsBackendLimit
-	if o.metricsBackendLimit != nil {
-		limit = *o.metricsBackendLimit
-	}
-	return telemetry.New(o.meterProvider, target, limit)
-}
-
-// WithSlowStart ramps the share of calls of a backend that becomes ready
-// after the others — added by the resolver, or back after all of its
-// connections failed — over window, as Envoy's slow start does: the
-// backend's weight is scaled by max(0.1, elapsed/window), so it starts at
-// a tenth of its full share and has all of it at the window's end. A
-// backend ramps only while another one has been ready for a whole window:
-// when every backend is new (the pool is starting) none ramps. It applies
-// to RoundRobin, LeastActive and PeakEWMA; ConsistentHash keys are not
-// shares and are not ramped. Default 0: off. Negative values make New
-// fail.
-func WithSlowStart(window time.Duration) Option {
-	return durationOption("WithSlowStart", window, func(o *options) { o.slowStart = window })
-}
-
 // durationOption is an option that applies set unless d is negative,
 // which makes New fail naming the option.
 func durationOption(name string, d time.Duration, set func(*options)) Option {
@@ -691,29 +327,6 @@ func durationOption(name string, d time.Duration, set func(*options)) Option {
 			return
 		}
 		set(o)
-	})
-}
-
-// WithMaxEjectPercent caps the share of the resolved backends that open
-// circuit breakers (WithBreaker) take out of rotation, so a fleet-wide
-// blip does not shut every backend until its breaker's open timeout: at
-// most p % of them (at least one) are out, those whose breakers opened
-// first; the others keep taking calls past their open breakers, and the
-// first call after the fleet recovers succeeds. When half or more of the
-// backends have open breakers (Envoy's panic threshold) none is out.
-// Backends that cannot connect are never "in rotation": they cannot be
-// picked, and calls still fail fast when none can. Default 10
-// (DefaultMaxEjectPercent). 100 turns the cap and the panic threshold
-// off: every open breaker takes its backend out, and with all of them open
-// calls fail at once with "all backends have open circuit breakers".
-// Values outside 1–100 make New fail.
-func WithMaxEjectPercent(p int) Option {
-	return optionFunc(func(o *options) {
-		if p < 1 || p > 100 {
-			o.fail("WithMaxEjectPercent(%d): must be between 1 and 100", p)
-			return
-		}
-		o.maxEjectPercent = p
 	})
 }
 

@@ -65,6 +65,7 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"negative drain timeout", "127.0.0.1:1", []pool.Option{pool.WithDrainTimeout(-1)}, pool.ErrInvalidOption},
 		{"negative max stream age", "127.0.0.1:1", []pool.Option{pool.WithMaxStreamAge(-1)}, pool.ErrInvalidOption},
 		{"negative idle timeout", "127.0.0.1:1", []pool.Option{pool.WithIdleTimeout(-1)}, pool.ErrInvalidOption},
+		{"negative stream stall timeout", "127.0.0.1:1", []pool.Option{pool.WithStreamStallTimeout(-1)}, pool.ErrInvalidOption},
 		{"negative max streams", "127.0.0.1:1", []pool.Option{pool.WithMaxStreamsPerConn(-1)}, pool.ErrInvalidOption},
 		{"nil logger", "127.0.0.1:1", []pool.Option{pool.WithLogger(nil)}, pool.ErrInvalidOption},
 		{"nil dial option", "127.0.0.1:1", []pool.Option{pool.WithDialOptions(nil)}, pool.ErrInvalidOption},

@@ -3,9 +3,11 @@ package telemetry_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"google.golang.org/grpc/codes"
 
 	"github.com/grpcpool/grpcpool/internal/telemetry"
 )
@@ -39,4 +41,46 @@ func BenchmarkHotPath(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkHotPathTimed is BenchmarkHotPath with the clock reads a call
+// makes to time itself and its attempt: time.Now and time.Since
+// (clock=time), or Start and the ...Since methods (clock=stamp), which
+// read the monotonic clock only, and only while metrics record:
+//
+//	go test -run '^$' -bench HotPathTimed -count 6 ./internal/telemetry/ > timed.txt
+//	benchstat -col /clock timed.txt
+func BenchmarkHotPathTimed(b *testing.B) {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	global, _ := telemetry.New(nil, "t", 100)
+	sdk, _ := telemetry.New(mp, "t", 100)
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name string
+		r    *telemetry.Recorder
+	}{{"global-unset", global}, {"sdk", sdk}} {
+		b.Run("provider="+bc.name+"/clock=time", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				call := time.Now()
+				attempt := time.Now()
+				bc.r.Active(addr1, telemetry.KindUnary, 1)
+				bc.r.AttemptDoneIn(ctx, method, codes.OK, addr1, telemetry.LocalityNone, time.Since(attempt))
+				bc.r.Active(addr1, telemetry.KindUnary, -1)
+				bc.r.CallDone(ctx, method, codes.OK, time.Since(call))
+			}
+		})
+		b.Run("provider="+bc.name+"/clock=stamp", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				call := bc.r.Start(ctx)
+				attempt := bc.r.Start(ctx)
+				bc.r.Active(addr1, telemetry.KindUnary, 1)
+				bc.r.AttemptDoneSince(ctx, method, codes.OK, addr1, telemetry.LocalityNone, attempt)
+				bc.r.Active(addr1, telemetry.KindUnary, -1)
+				bc.r.CallDoneSince(ctx, method, codes.OK, call)
+			}
+		})
+	}
 }
