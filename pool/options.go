@@ -295,6 +295,10 @@ func WithSlowStart(window time.Duration) Option {
 // subset of size backends; when the place changes, it moves to the new
 // subset (connecting to the new backends, draining the ones it left). All
 // clients of a fleet must use the same size and see the same addresses.
+// With WithZone, the subset keeps the fleet's zone proportions: each zone
+// gets its share of size (at least one backend while size allows) and the
+// client's place selects within each zone; when m is also a ZoneMembership
+// it gives the fleet's clients per zone (see WithZoneMembership).
 //
 // Default: no subset, every resolved backend is used. size < 1, a nil m
 // or a StaticMembership out of range make New fail.
