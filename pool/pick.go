@@ -28,6 +28,12 @@ func waitForReady(opts []grpc.CallOption) bool {
 // backend then backs off growing, and calls overflow without waiting).
 const growWait = 5 * time.Second
 
+// refusedRecheck is how often a grpc.WaitForReady call that nothing could
+// take picks again without a new picker: a half-open breaker's probe that
+// ends as neither success nor failure gives its slot back without any
+// change of state, so no new picker announces it.
+const refusedRecheck = 100 * time.Millisecond
+
 // pick chooses a connection for one attempt of a call. It waits while the
 // pool starts, while a key's owner makes its first connection, and for a
 // bounded time while a full backend grows; when nothing can take the call
@@ -41,11 +47,14 @@ func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, 
 	}
 	var wfr, wfrKnown bool
 	var waited time.Time // when the call began to wait
-	var grow *time.Timer
-	var growC <-chan time.Time
+	var grow, recheck *time.Timer
+	var growC, recheckC <-chan time.Time
 	defer func() {
 		if grow != nil {
 			grow.Stop()
+		}
+		if recheck != nil {
+			recheck.Stop()
 		}
 	}()
 	for {
@@ -72,6 +81,12 @@ func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, 
 			if !wfr {
 				return r, s, s.FailErr()
 			}
+			if recheck == nil {
+				recheck = time.NewTimer(refusedRecheck)
+			} else {
+				recheck.Reset(refusedRecheck)
+			}
+			recheckC = recheck.C
 		}
 		if waited.IsZero() {
 			waited = time.Now()
@@ -80,6 +95,8 @@ func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, 
 		case <-ctx.Done():
 			return core.Result{}, s, status.FromContextError(ctx.Err()).Err()
 		case <-s.Changed():
+		case <-recheckC:
+			recheckC = nil
 		case <-growC:
 			growC = nil
 			if r, o := p.picker.Load().Overflow(); o == core.Picked {

@@ -38,18 +38,19 @@ func silentStreams() (grpc.StreamServerInterceptor, *atomic.Int64) {
 	}, &open
 }
 
-// A backend's breaker opens, the backend recovers, and the first call
-// after the open timeout is a silent stream: the half-open breaker's
-// probe. The stream gives the probe slot back after
-// core.StreamProbeTimeout (1 s) without an answer, so unary calls reach
-// the backend again and close its breaker, while the stream stays open.
-func TestSilentStreamProbeLetsARecoveredBackendBack(t *testing.T) {
-	t.Parallel()
+// silentProbe starts a backend with silentStreams and a pool over it
+// (breaker: one failure opens it for 200 ms; opts added), fails one
+// call so the breaker opens, lets the backend recover, and, once the
+// breaker is half-open, places a silent stream as its probe. It returns
+// when the stream is open on the server; the stream ends at the test's
+// end.
+func silentProbe(t *testing.T, opts ...pool.Option) (*backend.Server, *pool.Pool, echopb.EchoClient, context.Context, *atomic.Int64) {
+	t.Helper()
 	silent, open := silentStreams()
 	b := testutil.StartBackend(t, backend.Options{ServerOptions: []grpc.ServerOption{grpc.StreamInterceptor(silent)}})
-	p, _ := testutil.ReadyPool(t, []*backend.Server{b},
+	p, _ := testutil.ReadyPool(t, []*backend.Server{b}, append([]pool.Option{
 		pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: 200 * time.Millisecond}),
-		pool.WithMaxEjectPercent(100))
+		pool.WithMaxEjectPercent(100)}, opts...)...)
 	client := echopb.NewEchoClient(p)
 	ctx := testutil.Context(t)
 
@@ -62,11 +63,22 @@ func TestSilentStreamProbeLetsARecoveredBackendBack(t *testing.T) {
 	testutil.WaitFor(t, "the breaker to be half-open", func() bool { return testutil.MustFind(t, p, b.Addr()).Breaker == breaker.StateHalfOpen })
 
 	sctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(ctx, silentKey, "1"))
-	defer cancel()
+	t.Cleanup(cancel)
 	if _, err := client.ServerStream(sctx, &echopb.EchoRequest{Count: 1}); err != nil {
 		t.Fatalf("silent stream: %v", err)
 	}
 	testutil.WaitFor(t, "the silent stream to be open on the server", func() bool { return open.Load() == 1 })
+	return b, p, client, ctx, open
+}
+
+// A backend's breaker opens, the backend recovers, and the first call
+// after the open timeout is a silent stream: the half-open breaker's
+// probe. The stream gives the probe slot back after
+// core.StreamProbeTimeout (1 s) without an answer, so unary calls reach
+// the backend again and close its breaker, while the stream stays open.
+func TestSilentStreamProbeLetsARecoveredBackendBack(t *testing.T) {
+	t.Parallel()
+	b, p, client, ctx, open := silentProbe(t)
 
 	// Unary calls reach the backend within a bound well past the probe
 	// timeout; before that they are refused (the probe is out).
@@ -83,5 +95,28 @@ func TestSilentStreamProbeLetsARecoveredBackendBack(t *testing.T) {
 	}
 	if n := open.Load(); n != 1 {
 		t.Errorf("silent streams open on the server = %d, want 1", n)
+	}
+}
+
+// A call with grpc.WaitForReady(true) that the only backend's half-open
+// breaker refuses (its probe, a silent stream, is out) waits for it, and
+// goes through once the probe gives its slot back: after
+// core.StreamProbeTimeout (1 s) without an answer, counted as neither
+// success nor failure, so no breaker state changes. Size and max size 1:
+// no idle-shrink timer rebuilds the pickers meanwhile.
+func TestWaitForReadyCallTakesTheProbeSlotGivenBack(t *testing.T) {
+	t.Parallel()
+	b, p, client, ctx, _ := silentProbe(t, pool.WithSize(1), pool.WithMaxSize(1))
+
+	// Well past the probe timeout; far below the next re-resolution (30 s).
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	start := time.Now()
+	if _, err := client.Unary(wctx, &echopb.EchoRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("WaitForReady call after %v: %v, want it through once the probe slot is given back", time.Since(start).Round(time.Millisecond), err)
+	}
+	t.Logf("the WaitForReady call went through after %v", time.Since(start).Round(time.Millisecond))
+	if got := testutil.MustFind(t, p, b.Addr()).Breaker; got != breaker.StateClosed {
+		t.Errorf("breaker = %v, want closed", got)
 	}
 }

@@ -127,7 +127,6 @@ func (k *Core) Close(now time.Time, closedErr error) []*Conn {
 			all = append(all, c)
 		}
 	}
-	k.picker = k.picker.next(&Picker{err: closedErr})
-	k.seam.Publish(k.picker)
+	k.install(k.picker, k.picker.next(&Picker{err: closedErr}))
 	return all
 }

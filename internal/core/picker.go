@@ -83,14 +83,23 @@ func (p *Picker) Wait() bool { return p.wait }
 func (p *Picker) Err() error { return p.err }
 
 // next makes q the successor of p: it takes over p's counters and the
-// policy indexes that still fit, and p's Changed is closed by publish.
+// policy indexes that still fit. p's Changed is closed by install.
 func (p *Picker) next(q *Picker) *Picker {
 	q.changed = make(chan struct{})
 	if p != nil {
 		q.policy, q.rand, q.ctr, q.least, q.clock, q.ss = p.policy, p.rand, p.ctr, p.least, p.clock, p.ss
-		close(p.changed)
 	}
 	return q
+}
+
+// install publishes q, the successor of prev (nil for the first picker),
+// and only then closes prev's Changed: a call it wakes finds q.
+func (k *Core) install(prev, q *Picker) {
+	k.picker = q
+	k.seam.Publish(q)
+	if prev != nil {
+		close(prev.changed)
+	}
 }
 
 // publish marks the pickers stale; Flush builds and publishes the next
@@ -155,8 +164,7 @@ func (k *Core) Flush() {
 	} else {
 		k.index(q)
 	}
-	k.picker = q
-	k.seam.Publish(q)
+	k.install(prev, q)
 }
 
 // entry builds b's entry in the pickers, nil when b can take no call.
