@@ -11,6 +11,7 @@ import (
 
 	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/internal/core"
+	"github.com/grpcpool/grpcpool/internal/telemetry"
 )
 
 // pushbackKey is the trailer a server sets to ask clients to back off
@@ -25,30 +26,27 @@ type feedback struct {
 	b       *core.Backend
 	start   time.Time
 	trailer metadata.MD
-	stream  bool // only failures count: see streamFeedback
+	stream  bool // only failures count: see attempt.feedback
 }
 
-// feedback starts the feedback of an attempt on b. With PeakEWMA it adds
-// a grpc.Trailer option to opts so the attempt's trailer, and any pushback
-// in it, can be read; otherwise it returns nil and opts unchanged.
-func (p *Pool) feedback(b *core.Backend, opts []grpc.CallOption) (*feedback, []grpc.CallOption) {
+// feedback starts the attempt's feedback. With PeakEWMA it adds a
+// grpc.Trailer option to opts so a unary attempt's trailer, and any
+// pushback in it, can be read; otherwise it returns opts unchanged. A
+// stream's feedback counts only a failure before its first answer (with
+// the failure penalty: the trailer comes only at the stream's end). Its
+// time to a first answer is not a latency: a watch stream's server may
+// rightly send nothing for minutes, and a backend must not be shunned for
+// it.
+func (a *attempt) feedback(opts []grpc.CallOption) []grpc.CallOption {
+	p := a.p
 	if p.o.policy != PeakEWMA {
-		return nil, opts
+		return opts
 	}
-	f := &feedback{p: p, b: b, start: time.Now()}
-	return f, append(opts[:len(opts):len(opts)], grpc.Trailer(&f.trailer))
-}
-
-// streamFeedback is feedback for a stream. Only a failure before the
-// stream's first answer counts (with the failure penalty: the trailer
-// comes only at the stream's end). Its time to a first answer is not a
-// latency: a watch stream's server may rightly send nothing for minutes,
-// and a backend must not be shunned for it.
-func (p *Pool) streamFeedback(b *core.Backend) *feedback {
-	if p.o.policy != PeakEWMA {
-		return nil
+	a.fb = &feedback{p: p, b: a.pk.Conn.Backend, start: time.Now(), stream: a.kind == telemetry.KindStream}
+	if a.fb.stream {
+		return opts
 	}
-	return &feedback{p: p, b: b, start: time.Now(), stream: true}
+	return append(opts[:len(opts):len(opts)], grpc.Trailer(&a.fb.trailer))
 }
 
 // done records how the attempt ended: its latency when it succeeded or
@@ -72,7 +70,7 @@ func (f *feedback) done(err error) {
 		if !f.stream {
 			f.b.Observe(d, false, 0)
 		}
-	case f.p.classify(err) == breaker.Failure:
+	case f.p.o.classify(err) == breaker.Failure:
 		f.b.Observe(d, true, pushback(f.trailer))
 	}
 }

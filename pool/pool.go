@@ -84,16 +84,14 @@ import (
 // implements grpc.ClientConnInterface, so generated clients use it as they
 // would a *grpc.ClientConn. A Pool is safe for concurrent use.
 type Pool struct {
-	unary     grpc.UnaryInvoker   // the pool-level interceptors around logicalInvoke
-	streamer  grpc.Streamer       // the pool-level interceptors around logicalStream
+	caller    caller              // runs Invoke and NewStream
 	rec       *telemetry.Recorder // nil-safe
 	target    string
 	authority string
 	o         options
 	log       *slog.Logger
 	dialOpts  []grpc.DialOption
-	schemes   []string      // of the target, for its connections (connSchemes)
-	budget    *retry.Budget // nil without WithRetry
+	schemes   []string // of the target, for its connections (connSchemes)
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -105,7 +103,6 @@ type Pool struct {
 	picker         atomic.Pointer[core.Picker] // what calls pick from
 	closed         atomic.Bool
 	lastResolveNow atomic.Int64
-	calls          atomic.Uint64 // numbers NewStream calls for the core's stall evidence
 	growFn         func(*core.Backend)
 
 	resMu sync.Mutex // guards res
@@ -155,8 +152,9 @@ func New(target string, opts ...Option) (*Pool, error) {
 	if p.rec, err = o.recorder(target); err != nil {
 		return nil, err
 	}
-	p.unary = chainUnary(o.unaryInts, p.logicalInvoke)
-	p.streamer = chainStream(o.streamInts, p.logicalStream)
+	p.caller.p = p
+	p.caller.unary = chainUnary(o.unaryInts, p.caller.invoke)
+	p.caller.streamer = chainStream(o.streamInts, p.caller.stream)
 	p.dialOpts = p.buildDialOptions()
 	// Surface bad dial options now, not on the first address.
 	p.schemes = connSchemes(t)
@@ -166,7 +164,7 @@ func New(target string, opts ...Option) (*Pool, error) {
 	}
 	_ = probe.Close()
 	if o.methods != nil {
-		p.budget = retry.NewBudget(o.methods.Budget())
+		p.caller.budget = retry.NewBudget(o.methods.Budget())
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.events = events{wake: make(chan struct{}, 1), poolMu: &p.mu, flush: func() { p.core.Flush() }}
@@ -264,7 +262,7 @@ func (p *Pool) buildDialOptions() []grpc.DialOption {
 		dos = append(dos, grpc.WithStatsHandler(statusSeen{}))
 	}
 	dos = append(dos, p.o.dialOpts...)
-	if p.stallLearning() {
+	if p.o.stallLearning() {
 		// Last, so innermost: it sees the stream as gRPC returns it.
 		dos = append(dos, grpc.WithChainStreamInterceptor(markAdmitted))
 	}
