@@ -100,13 +100,11 @@ type Pool struct {
 	goMu     sync.Mutex // guards goClosed and wg.Add; never held while calling out
 	goClosed bool
 
-	picker         atomic.Pointer[core.Picker] // what calls pick from
-	closed         atomic.Bool
-	lastResolveNow atomic.Int64
-	growFn         func(*core.Backend)
+	picker atomic.Pointer[core.Picker] // what calls pick from
+	closed atomic.Bool
+	growFn func(*core.Backend)
 
-	resMu sync.Mutex // guards res
-	res   resolver.Resolver
+	resolution resolution // asks the resolver for resolutions
 
 	events events
 
@@ -195,12 +193,13 @@ func New(target string, opts ...Option) (*Pool, error) {
 		_ = p.Close()
 		return nil, fmt.Errorf("%w: building %q resolver: %v", ErrInvalidTarget, builder.Scheme(), err)
 	}
-	p.resMu.Lock()
-	p.res = res
-	p.resMu.Unlock()
+	p.resolution.set(res)
 	if p.o.resolveInterval > 0 {
 		p.wg.Add(1)
-		go p.resolveLoop()
+		go func() {
+			defer p.wg.Done()
+			p.resolution.loop(p.o.resolveInterval, p.ctx.Done())
+		}()
 	}
 	p.startSubset()
 	p.startZones()
@@ -305,11 +304,7 @@ func (p *Pool) Close() error {
 	_ = p.rec.Close() // not under p.mu: a collection may be waiting for it
 
 	p.cancel()
-	p.resMu.Lock()
-	if p.res != nil {
-		p.res.Close()
-	}
-	p.resMu.Unlock()
+	p.resolution.close()
 	p.goMu.Lock()
 	p.goClosed = true
 	p.goMu.Unlock()
