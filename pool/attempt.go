@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
@@ -62,7 +61,8 @@ func (a *attempt) invoke(ctx context.Context, c *call, args, reply any) error {
 
 // end settles the attempt, which ended in err: it releases the connection
 // (telling the core when that drained it), records the attempt's metrics,
-// feeds PeakEWMA, reports to the breaker and counts a backend failure.
+// feeds PeakEWMA (core.Observe), reports to the breaker and counts a
+// backend failure (core.Settle, as lb's end does).
 // answered: the server had answered, so the caller's own deadline or
 // cancellation that ended it says nothing about the backend. end does all
 // of that once, whatever route ends the attempt and however many times:
@@ -98,13 +98,10 @@ func (a *attempt) end(err error, answered bool) bool {
 		b.Calls.Add(-1)
 	}
 	a.release()
-	switch {
-	case err == nil:
-	case notSent(err), answered && callerEnded(err):
+	if notSent(err) {
 		err = core.ErrNotSent
-	case p.o.classify(err) == breaker.Failure:
-		b.Failures.Add(1)
 	}
+	err = core.Settle(b, err, answered, p.o.classify)
 	if done != nil {
 		done(err)
 	}
@@ -133,11 +130,6 @@ func (a *attempt) unpick() {
 	if a.pk.Done != nil {
 		a.pk.Done(core.ErrNotSent)
 	}
-}
-
-func callerEnded(err error) bool {
-	c := status.Code(err)
-	return c == codes.DeadlineExceeded || c == codes.Canceled
 }
 
 // classify is the pool's breaker classifier: WithBreaker's, or

@@ -1,22 +1,14 @@
 package pool
 
 import (
-	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
-	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/internal/core"
 	"github.com/grpcpool/grpcpool/internal/telemetry"
 )
-
-// pushbackKey is the trailer a server sets to ask clients to back off
-// (gRFC A6): milliseconds, or a negative value for "do not retry".
-const pushbackKey = "grpc-retry-pushback-ms"
 
 // feedback tells PeakEWMA how one attempt went: its latency, or its
 // failure with the server's pushback. A nil *feedback (other policies)
@@ -49,43 +41,10 @@ func (a *attempt) feedback(opts []grpc.CallOption) []grpc.CallOption {
 	return append(opts[:len(opts):len(opts)], grpc.Trailer(&a.fb.trailer))
 }
 
-// done records how the attempt ended: its latency when it succeeded or
-// ran out of time (DeadlineExceeded: at least that long), a failure when
-// the pool's classifier says the backend failed; calls the classifier
-// ignores (the caller's cancellation) teach nothing.
+// done records how the attempt ended (see core.Observe).
 func (f *feedback) done(err error) {
 	if f == nil {
 		return
 	}
-	d := time.Since(f.start)
-	switch {
-	case err == nil:
-		if !f.stream {
-			f.b.Observe(d, false, 0)
-		}
-	case status.Code(err) == codes.DeadlineExceeded:
-		// The deadline says the latency was at least d; a 5 s penalty
-		// for every call a caller's tight deadline cut would shun
-		// healthy backends.
-		if !f.stream {
-			f.b.Observe(d, false, 0)
-		}
-	case f.p.o.classify(err) == breaker.Failure:
-		f.b.Observe(d, true, pushback(f.trailer))
-	}
-}
-
-// pushback returns the server's pushback in md, 0 when it sent none (or
-// asked for no retry at all, a negative value: the failure penalty then
-// applies).
-func pushback(md metadata.MD) time.Duration {
-	v := md.Get(pushbackKey)
-	if len(v) == 0 {
-		return 0
-	}
-	ms, err := strconv.ParseInt(v[0], 10, 64)
-	if err != nil || ms < 0 {
-		return 0
-	}
-	return time.Duration(ms) * time.Millisecond
+	core.Observe(f.b, time.Since(f.start), err, f.trailer, f.stream, f.p.o.classify)
 }
