@@ -22,9 +22,9 @@ import (
 var errStalled = status.Error(codes.Unavailable, "grpcpool: stream stalled on a full connection")
 
 // stallLearning: streams have a stall timer while their connection's
-// stream limit is unknown (WithStreamStallTimeout above 0, no WithMaxStreamsPerConn).
-// Once a connection's limit is known the picker never places a stream
-// beyond it, and nothing is armed.
+// stream limit is unknown (WithStreamStallTimeout above 0, and no
+// WithMaxStreamsPerConn). Once a connection's limit is known the picker
+// never places a stream beyond it, and nothing is armed.
 func (o *options) stallLearning() bool { return o.learnStreamLimit > 0 && o.maxStreams == 0 }
 
 // armStall starts st's stall timer; st.cancel gives its NewStream up. It
