@@ -1,13 +1,9 @@
 package lb
 
 import (
-	"strconv"
 	"time"
 
 	"google.golang.org/grpc/balancer"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/internal/core"
@@ -27,6 +23,9 @@ import (
 //     never reached the server (nothing sent), or that the caller ended
 //     after the server had answered, counts as neither success nor failure.
 //
+// The feedback and the verdict are core.Observe and core.Settle, which the
+// pool's attempts go through too.
+//
 // start is when it was placed (PeakEWMA only; zero otherwise); done is
 // its breaker's, nil without breakers.
 func (g *gen) end(c *core.Conn, done func(error), start time.Time, di balancer.DoneInfo) {
@@ -41,42 +40,11 @@ func (g *gen) end(c *core.Conn, done func(error), start time.Time, di balancer.D
 		// pick): it says nothing about the backend.
 		err = core.ErrNotSent
 	} else if !start.IsZero() {
-		d := time.Since(start)
-		switch {
-		case err == nil, status.Code(err) == codes.DeadlineExceeded:
-			b.Observe(d, false, 0)
-		case breaker.DefaultClassifier(err) == breaker.Failure:
-			b.Observe(d, true, pushback(di.Trailer))
-		}
+		core.Observe(b, time.Since(start), err, di.Trailer, false, breaker.DefaultClassifier)
 	}
-	switch {
-	case err == nil, err == core.ErrNotSent:
-	case di.BytesReceived && callerEnded(err):
-		err = core.ErrNotSent
-	case breaker.DefaultClassifier(err) == breaker.Failure:
-		b.Failures.Add(1)
-	}
+	err = core.Settle(b, err, di.BytesReceived, breaker.DefaultClassifier)
 	b.Ended.Add(1)
 	if done != nil {
 		done(err)
 	}
-}
-
-func callerEnded(err error) bool {
-	c := status.Code(err)
-	return c == codes.DeadlineExceeded || c == codes.Canceled
-}
-
-// pushback returns the server's grpc-retry-pushback-ms in md (gRFC A6), 0
-// when it sent none or asked for no retry (a negative value).
-func pushback(md metadata.MD) time.Duration {
-	v := md.Get("grpc-retry-pushback-ms")
-	if len(v) == 0 {
-		return 0
-	}
-	ms, err := strconv.ParseInt(v[0], 10, 64)
-	if err != nil || ms < 0 {
-		return 0
-	}
-	return time.Duration(ms) * time.Millisecond
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // statusSeen is the stats.Handler of every connection of a pool with
-// retry policies: it records in an attempt (see attempt) that the
+// retry policies: it records in an attempt's delivery that the
 // server's status arrived — trailers, or a Trailers-Only response; gRPC
 // reports both as stats.InTrailer. Response headers are no status: a
 // request whose connection broke after them got no answer the caller can
@@ -20,8 +20,8 @@ func (statusSeen) HandleRPC(ctx context.Context, s stats.RPCStats) {
 	if _, ok := s.(*stats.InTrailer); !ok {
 		return
 	}
-	if a, ok := ctx.Value(attemptKey{}).(*attempt); ok {
-		a.status.Store(true)
+	if d, ok := ctx.Value(deliveryKey{}).(*delivery); ok {
+		d.status.Store(true)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/grpcpool/grpcpool/internal/core"
 )
 
 // The server's grpc-retry-pushback-ms is read from the attempt's trailer;
@@ -17,10 +19,10 @@ func TestPushback(t *testing.T) {
 		want time.Duration
 	}{
 		{nil, 0},
-		{metadata.Pairs(pushbackKey, "250"), 250 * time.Millisecond},
-		{metadata.Pairs(pushbackKey, "-1"), 0},
-		{metadata.Pairs(pushbackKey, "soon"), 0},
+		{metadata.Pairs(core.PushbackKey, "250"), 250 * time.Millisecond},
+		{metadata.Pairs(core.PushbackKey, "-1"), 0},
+		{metadata.Pairs(core.PushbackKey, "soon"), 0},
 	} {
-		require.Equal(t, tt.want, pushback(tt.md), "%v", tt.md)
+		require.Equal(t, tt.want, core.Pushback(tt.md), "%v", tt.md)
 	}
 }

@@ -27,7 +27,8 @@ const (
 // followHealthLocked starts pc's health watch when its connection is READY
 // and ends it when it is not, so a connection has at most one watch, and
 // none once it is closed or not READY.
-func (p *Pool) followHealthLocked(pc *pconn) {
+func (pc *pconn) followHealthLocked() {
+	p := pc.p
 	if p.o.healthService == nil || pc.cc == nil {
 		return
 	}
@@ -37,7 +38,7 @@ func (p *Pool) followHealthLocked(pc *pconn) {
 	case want && pc.healthCancel == nil:
 		ctx, cancel := context.WithCancel(p.ctx)
 		pc.healthCancel = cancel
-		p.goAsync(func() { p.watchHealth(ctx, pc) })
+		p.goAsync(func() { pc.watchHealth(ctx) })
 	case !want && pc.healthCancel != nil:
 		pc.healthCancel()
 		pc.healthCancel = nil
@@ -47,17 +48,18 @@ func (p *Pool) followHealthLocked(pc *pconn) {
 // watchHealth follows the health of pc's server until ctx ends (pc left
 // READY, was retired, or the pool closed). Servers without the health
 // service (Unimplemented) are treated as serving.
-func (p *Pool) watchHealth(ctx context.Context, pc *pconn) {
+func (pc *pconn) watchHealth(ctx context.Context) {
+	p := pc.p
 	service := *p.o.healthService
 	retry := healthRetryMin
 	for ctx.Err() == nil {
-		reported, err := p.watchHealthOnce(ctx, pc, service)
+		reported, err := pc.watchHealthOnce(ctx, service)
 		if ctx.Err() != nil {
 			return
 		}
 		if status.Code(err) == codes.Unimplemented {
 			p.log.Debug("grpcpool: server has no health service; treating it as serving", "target", p.target, "addr", pc.c.Backend.Addr(), "conn", pc.c.ID)
-			p.reportHealth(ctx, pc, true, nil)
+			pc.reportHealth(ctx, true, nil)
 			<-ctx.Done()
 			return
 		}
@@ -77,7 +79,7 @@ func (p *Pool) watchHealth(ctx context.Context, pc *pconn) {
 
 // watchHealthOnce runs one health watch until it ends, reporting each
 // status; it returns whether any was reported.
-func (p *Pool) watchHealthOnce(ctx context.Context, pc *pconn, service string) (bool, error) {
+func (pc *pconn) watchHealthOnce(ctx context.Context, service string) (bool, error) {
 	s, err := healthpb.NewHealthClient(pc.cc).Watch(ctx, &healthpb.HealthCheckRequest{Service: service}, grpc.WaitForReady(true))
 	if err != nil {
 		return false, err
@@ -93,14 +95,15 @@ func (p *Pool) watchHealthOnce(ctx context.Context, pc *pconn, service string) (
 		if !serving {
 			why = status.Errorf(codes.Unavailable, "health check of %q: %v", service, resp.GetStatus())
 		}
-		p.reportHealth(ctx, pc, serving, why)
+		pc.reportHealth(ctx, serving, why)
 		reported = true
 	}
 }
 
 // reportHealth queues a report of the watch whose context is ctx, unless
 // that watch has ended by the time it is applied.
-func (p *Pool) reportHealth(ctx context.Context, pc *pconn, serving bool, why error) {
+func (pc *pconn) reportHealth(ctx context.Context, serving bool, why error) {
+	p := pc.p
 	p.events.push(func(now time.Time) {
 		if ctx.Err() != nil {
 			return

@@ -2,94 +2,103 @@ package pool
 
 import (
 	"context"
-	"github.com/grpcpool/grpcpool/internal/telemetry"
 	"sync"
 
-	"google.golang.org/grpc"
-
-	"github.com/grpcpool/grpcpool/internal/core"
-	"github.com/grpcpool/grpcpool/retry"
+	"github.com/grpcpool/grpcpool/internal/hedging"
+	"github.com/grpcpool/grpcpool/internal/telemetry"
 )
 
-// invokeHedged makes a unary call of a hedged method (mc.Hedging not nil)
-// through the hedging engine: each attempt picks a backend the call has
-// not tried, and a hedge that finds none is not sent. It is one logical
-// call: Invoke runs the caller's grpc.OnFinish once around it (opts has
-// them taken out), and it deposits into the budget once.
-func (p *Pool) invokeHedged(ctx context.Context, mc retry.MethodConfig, method string, args, reply any, opts []grpc.CallOption) error {
-	p.budget.Deposit()
-	var (
-		mu sync.Mutex // guards tr: attempts run in goroutines of their own
-		tr core.Tried // the backends the call's attempts went to
-	)
-	return hedge(ctx, hedgeCall{
-		mc:     mc,
-		budget: p.budget,
-		onHedge: func(refused bool) {
+// hedgedCall is a unary call of a hedged method: the hedging engine runs
+// its attempts in goroutines of their own, which share the backends the
+// call tried under mu.
+type hedgedCall struct {
+	call
+	mu   sync.Mutex // guards call.tried
+	args any
+}
+
+// hedged makes the unary call c, of a hedged method (c.mc.Hedging not
+// nil), through the hedging engine: each attempt picks a backend the call
+// has not tried, and a hedge that finds none is not sent. It is one
+// logical call: it deposits into the budget once, and its caller ends it
+// (call.end) once. c itself is not kept: the call's attempts share a copy.
+func hedged(c *call, args, reply any) error {
+	h := &hedgedCall{call: *c, args: args}
+	p := h.p
+	p.caller.budget.Deposit()
+	return hedging.Do(h.ctx, hedging.Call{
+		Config:  h.mc,
+		Budget:  p.caller.budget,
+		Attempt: h.attempt,
+		OnHedge: func(refused bool) {
 			if refused {
-				p.rec.RetryRefused(ctx, method)
+				p.rec.RetryRefused(h.ctx, h.method)
 			} else {
-				p.rec.RetryAttempt(ctx, method, telemetry.Hedge)
-			}
-		},
-		attempt: func(ctx context.Context, n int, reply any, admit func() bool) error {
-			for {
-				// The pick may wait (for a growth, or for a backend with
-				// grpc.WaitForReady): it is made on a copy of tr, so
-				// that the call's other attempts can pick meanwhile.
-				mu.Lock()
-				seen := tr
-				mu.Unlock()
-				pk, s, err := p.pick(ctx, method, opts, &seen)
-				mu.Lock()
-				if err == nil && n > 1 && tr.Has(pk.Conn.Backend) {
-					// Every backend was tried: a hedge there would only add
-					// load where the call already waits.
-					p.unpick(pk)
-					err = errHedgeNotSent
-				}
-				if err == nil {
-					tr.Add(pk.Conn.Backend)
-				}
-				mu.Unlock()
-				if err != nil {
-					if n > 1 {
-						return errHedgeNotSent
-					}
-					return err
-				}
-				if admit != nil {
-					if !admit() {
-						p.unpick(pk)
-						return errHedgeNotSent
-					}
-					admit = nil // a hedge placed again is not admitted again
-				}
-				err = p.invoke(ctx, pk, method, args, reply, opts, nil)
-				if err == nil {
-					pk.Conn.Backend.Ended.Add(1) // the attempt that answered ends the call
-				}
-				if notSent(err) && ctx.Err() == nil {
-					// The connection left READY under the pick: nothing was
-					// sent, so the call has not tried the backend (another
-					// of its connections may take the attempt). Place the
-					// attempt again, on the next picker.
-					mu.Lock()
-					tr.Remove(pk.Conn.Backend)
-					mu.Unlock()
-					awaitChange(ctx, s)
-					continue
-				}
-				return err
+				p.rec.RetryAttempt(h.ctx, h.method, telemetry.Hedge)
 			}
 		},
 	}, reply)
 }
 
-// unpick gives back a pick no request was sent on.
-func (p *Pool) unpick(pk core.Result) {
-	p.release(pk.Conn)
-	if pk.Done != nil {
-		pk.Done(core.ErrNotSent)
+// attempt makes attempt n of the hedged call into reply, within ctx; see
+// hedging.Call.Attempt.
+func (h *hedgedCall) attempt(ctx context.Context, n int, reply any, admit func() bool) error {
+	for {
+		var a attempt
+		if err := h.next(ctx, n, &a); err != nil {
+			return err
+		}
+		if admit != nil {
+			if !admit() {
+				a.unpick()
+				return hedging.ErrNotSent
+			}
+			admit = nil // a hedge placed again is not admitted again
+		}
+		err := a.invoke(ctx, &h.call, h.args, reply)
+		b := a.pk.Conn.Backend
+		if err == nil {
+			b.Ended.Add(1) // the attempt that answered ends the call
+		}
+		if notSent(err) && ctx.Err() == nil {
+			// The connection left READY under the pick: nothing was
+			// sent, so the call has not tried the backend (another of
+			// its connections may take the attempt). Place the attempt
+			// again, on the next picker.
+			h.mu.Lock()
+			h.tried.Remove(b)
+			h.mu.Unlock()
+			awaitChange(ctx, a.s)
+			continue
+		}
+		return err
 	}
+}
+
+// next picks the connection of attempt n into a: one of a backend the
+// call has not tried. A hedge (n > 1) that finds none is not sent
+// (hedging.ErrNotSent): it would only add load where the call already
+// waits.
+func (h *hedgedCall) next(ctx context.Context, n int, a *attempt) error {
+	// The pick may wait (for a growth, or for a backend with
+	// grpc.WaitForReady): it is made on a copy of tried, so that the
+	// call's other attempts can pick meanwhile.
+	h.mu.Lock()
+	seen := h.tried
+	h.mu.Unlock()
+	pk, s, err := h.pick(ctx, &seen)
+	h.mu.Lock()
+	*a = attempt{p: h.p, method: h.method, pk: pk, s: s, kind: telemetry.KindUnary}
+	if err == nil && n > 1 && h.tried.Has(pk.Conn.Backend) {
+		a.unpick()
+		err = hedging.ErrNotSent
+	}
+	if err == nil {
+		h.tried.Add(pk.Conn.Backend)
+	}
+	h.mu.Unlock()
+	if err != nil && n > 1 {
+		return hedging.ErrNotSent
+	}
+	return err
 }

@@ -42,7 +42,7 @@ func TestInvokeHedged(t *testing.T) {
 	const calls = 20
 	for i := range calls {
 		reply := &echopb.EchoResponse{}
-		err := p.invokeHedged(ctx, mc, method, &echopb.EchoRequest{Message: "x"}, reply, nil)
+		err := invokeHedged(ctx, p, mc, method, &echopb.EchoRequest{Message: "x"}, reply)
 		require.NoError(t, err, "call %d", i)
 		assert.Equal(t, "b1", reply.GetBackend(), "call %d", i)
 	}
@@ -55,6 +55,16 @@ func TestInvokeHedged(t *testing.T) {
 	for _, b := range p.Stats().Backends {
 		assert.Zero(t, b.ActiveCalls, "calls left on %s: the losers were not cancelled", b.Addr)
 	}
+}
+
+// invokeHedged makes a unary call of method on p, hedged by mc whatever
+// the pool's configuration, as Invoke makes a hedged method's call (without
+// the pool-level interceptors and the call's end).
+func invokeHedged(ctx context.Context, p *Pool, mc retry.MethodConfig, method string, args, reply any) error {
+	var c call
+	c.init(p, ctx, method, nil)
+	c.mc = mc
+	return hedged(&c, args, reply)
 }
 
 // startEchoBackends starts n Echo backends named b0, b1, …, stopped at

@@ -20,6 +20,7 @@ import (
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	echobackend "github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/hedging"
 	"github.com/grpcpool/grpcpool/retry"
 )
 
@@ -81,13 +82,13 @@ func newHedgeFleet(t *testing.T, n int) *hedgeFleet {
 func (f *hedgeFleet) call(ctx context.Context, mc retry.MethodConfig, budget *retry.Budget, onHedge func(bool)) error {
 	first := f.next.Add(1)
 	budget.Deposit()
-	return hedge(ctx, hedgeCall{
-		mc:      mc,
-		budget:  budget,
-		onHedge: onHedge,
-		attempt: func(ctx context.Context, n int, reply any, admit func() bool) error {
+	return hedging.Do(ctx, hedging.Call{
+		Config:  mc,
+		Budget:  budget,
+		OnHedge: onHedge,
+		Attempt: func(ctx context.Context, n int, reply any, admit func() bool) error {
 			if n > len(f.ccs) || admit != nil && !admit() {
-				return errHedgeNotSent
+				return hedging.ErrNotSent
 			}
 			f.attempts.Add(1)
 			cc := f.ccs[(first+uint64(n-1))%uint64(len(f.ccs))]
@@ -270,7 +271,7 @@ func TestHedgeReport(t *testing.T) {
 			if mc.Hedging == nil {
 				return p.Invoke(ctx, method, req, reply)
 			}
-			return p.invokeHedged(ctx, mc, method, req, reply, nil)
+			return invokeHedged(ctx, p, mc, method, req, reply)
 		})
 		require.NoError(t, p.Close())
 		delay := "-"

@@ -19,7 +19,7 @@ import (
 //     msgConnNotReady instead of waiting inside it: the pool owns waiting,
 //     and places the call on a connection that is ready;
 //   - an attempt marked in its context learns whether its request reached
-//     the server and whether the server answered (see attempt).
+//     the server and whether the server answered (see delivery).
 const leafName = "grpcpool_leaf"
 
 const leafServiceConfig = `{"loadBalancingConfig":[{"` + leafName + `":{}}]}`
@@ -92,12 +92,12 @@ func (lp leafPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		return res, status.Error(codes.Unavailable, msg)
 	}
 	if info.Ctx != nil {
-		if a, ok := info.Ctx.Value(attemptKey{}).(*attempt); ok {
-			a.picked.Store(true)
+		if dl, ok := info.Ctx.Value(deliveryKey{}).(*delivery); ok {
+			dl.picked.Store(true)
 			inner := res.Done
 			res.Done = func(d balancer.DoneInfo) {
-				a.sent.Store(d.BytesSent)
-				a.received.Store(d.BytesReceived)
+				dl.sent.Store(d.BytesSent)
+				dl.received.Store(d.BytesReceived)
 				if inner != nil {
 					inner(d)
 				}
@@ -107,16 +107,16 @@ func (lp leafPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	return res, nil
 }
 
-// attempt is placed in an attempt's context (only where the retry decision
-// needs it) for the leaf to record what became of the request.
-type attempt struct {
+// delivery is placed in a unary attempt's context (only where the retry
+// decision needs it) for the leaf to record what became of the request.
+type delivery struct {
 	picked   atomic.Bool // a connection was picked inside grpc
 	sent     atomic.Bool // bytes of the request reached the wire
 	received atomic.Bool // the server sent something back
 	status   atomic.Bool // the server's status arrived (see statusSeen)
 }
 
-type attemptKey struct{}
+type deliveryKey struct{}
 
 // notSent reports whether err is the status of a pick on a pool connection
 // that was not READY.

@@ -34,16 +34,18 @@ const growWait = 5 * time.Second
 // change of state, so no new picker announces it.
 const refusedRecheck = 100 * time.Millisecond
 
-// pick chooses a connection for one attempt of a call. It waits while the
+// pick chooses a connection for one attempt of the call, within ctx, on a
+// backend not in tr whenever one can take it. It waits while the
 // pool starts, while a key's owner makes its first connection, and for a
 // bounded time while a full backend grows; when nothing can take the call
 // it fails at once with codes.Unavailable, unless the caller asked for
 // grpc.WaitForReady(true), in which case it waits for a connection. It
 // returns the picker it picked from.
-func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, tr *core.Tried) (core.Result, *core.Picker, error) {
+func (c *call) pick(ctx context.Context, tr *core.Tried) (core.Result, *core.Picker, error) {
+	p := c.p
 	info := core.PickInfo{Tried: tr, Grow: p.growFn}
 	if p.o.policy == ConsistentHash {
-		info.Key, info.HasKey = p.hashKey(ctx, method)
+		info.Key, info.HasKey = p.o.hashKeyOf(ctx, c.method)
 	}
 	var wfr, wfrKnown bool
 	var waited time.Time // when the call began to wait
@@ -76,7 +78,7 @@ func (p *Pool) pick(ctx context.Context, method string, opts []grpc.CallOption, 
 				return r, s, status.Error(codes.Canceled, msgClosed)
 			}
 			if !wfrKnown {
-				wfr, wfrKnown = waitForReady(opts), true
+				wfr, wfrKnown = waitForReady(c.opts), true
 			}
 			if !wfr {
 				return r, s, s.FailErr()

@@ -84,16 +84,14 @@ import (
 // implements grpc.ClientConnInterface, so generated clients use it as they
 // would a *grpc.ClientConn. A Pool is safe for concurrent use.
 type Pool struct {
-	unary     grpc.UnaryInvoker   // the pool-level interceptors around logicalInvoke
-	streamer  grpc.Streamer       // the pool-level interceptors around logicalStream
+	caller    caller              // runs Invoke and NewStream
 	rec       *telemetry.Recorder // nil-safe
 	target    string
 	authority string
 	o         options
 	log       *slog.Logger
 	dialOpts  []grpc.DialOption
-	schemes   []string      // of the target, for its connections (connSchemes)
-	budget    *retry.Budget // nil without WithRetry
+	schemes   []string // of the target, for its connections (connSchemes)
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -102,14 +100,11 @@ type Pool struct {
 	goMu     sync.Mutex // guards goClosed and wg.Add; never held while calling out
 	goClosed bool
 
-	picker         atomic.Pointer[core.Picker] // what calls pick from
-	closed         atomic.Bool
-	lastResolveNow atomic.Int64
-	calls          atomic.Uint64 // numbers NewStream calls for the core's stall evidence
-	growFn         func(*core.Backend)
+	picker atomic.Pointer[core.Picker] // what calls pick from
+	closed atomic.Bool
+	growFn func(*core.Backend)
 
-	resMu sync.Mutex // guards res
-	res   resolver.Resolver
+	resolution resolution // asks the resolver for resolutions
 
 	events events
 
@@ -155,8 +150,9 @@ func New(target string, opts ...Option) (*Pool, error) {
 	if p.rec, err = o.recorder(target); err != nil {
 		return nil, err
 	}
-	p.unary = chainUnary(o.unaryInts, p.logicalInvoke)
-	p.streamer = chainStream(o.streamInts, p.logicalStream)
+	p.caller.p = p
+	p.caller.unary = chainUnary(o.unaryInts, p.caller.invoke)
+	p.caller.streamer = chainStream(o.streamInts, p.caller.stream)
 	p.dialOpts = p.buildDialOptions()
 	// Surface bad dial options now, not on the first address.
 	p.schemes = connSchemes(t)
@@ -166,7 +162,7 @@ func New(target string, opts ...Option) (*Pool, error) {
 	}
 	_ = probe.Close()
 	if o.methods != nil {
-		p.budget = retry.NewBudget(o.methods.Budget())
+		p.caller.budget = retry.NewBudget(o.methods.Budget())
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.events = events{wake: make(chan struct{}, 1), poolMu: &p.mu, flush: func() { p.core.Flush() }}
@@ -197,12 +193,13 @@ func New(target string, opts ...Option) (*Pool, error) {
 		_ = p.Close()
 		return nil, fmt.Errorf("%w: building %q resolver: %v", ErrInvalidTarget, builder.Scheme(), err)
 	}
-	p.resMu.Lock()
-	p.res = res
-	p.resMu.Unlock()
+	p.resolution.set(res)
 	if p.o.resolveInterval > 0 {
 		p.wg.Add(1)
-		go p.resolveLoop()
+		go func() {
+			defer p.wg.Done()
+			p.resolution.loop(p.o.resolveInterval, p.ctx.Done())
+		}()
 	}
 	p.startSubset()
 	p.startZones()
@@ -264,7 +261,7 @@ func (p *Pool) buildDialOptions() []grpc.DialOption {
 		dos = append(dos, grpc.WithStatsHandler(statusSeen{}))
 	}
 	dos = append(dos, p.o.dialOpts...)
-	if p.stallLearning() {
+	if p.o.stallLearning() {
 		// Last, so innermost: it sees the stream as gRPC returns it.
 		dos = append(dos, grpc.WithChainStreamInterceptor(markAdmitted))
 	}
@@ -307,11 +304,7 @@ func (p *Pool) Close() error {
 	_ = p.rec.Close() // not under p.mu: a collection may be waiting for it
 
 	p.cancel()
-	p.resMu.Lock()
-	if p.res != nil {
-		p.res.Close()
-	}
-	p.resMu.Unlock()
+	p.resolution.close()
 	p.goMu.Lock()
 	p.goClosed = true
 	p.goMu.Unlock()

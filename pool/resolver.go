@@ -3,6 +3,8 @@ package pool
 import (
 	"errors"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -21,26 +23,32 @@ type resolverCC struct {
 	p                   *Pool
 }
 
-func (r *resolverCC) UpdateState(s resolver.State) error { return r.p.updateState(s) }
+// UpdateState applies a resolver update: new addresses get connections,
+// removed ones are drained.
+func (r *resolverCC) UpdateState(s resolver.State) error {
+	p := r.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.updateStateLocked(s)
+}
 
-func (r *resolverCC) ReportError(err error) { r.p.resolverError(err) }
+func (r *resolverCC) ReportError(err error) {
+	p := r.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.core.ResolverError(time.Now(), err)
+	p.core.Flush()
+}
 
 func (r *resolverCC) NewAddress(addrs []resolver.Address) {
-	_ = r.p.updateState(resolver.State{Addresses: addrs})
+	_ = r.UpdateState(resolver.State{Addresses: addrs})
 }
 
 func (r *resolverCC) ParseServiceConfig(string) *serviceconfig.ParseResult {
 	return &serviceconfig.ParseResult{Err: errors.New("grpcpool: service config is not supported")}
 }
 
-// updateState applies a resolver update: new addresses get connections,
-// removed ones are drained.
-func (p *Pool) updateState(s resolver.State) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.updateStateLocked(s)
-}
-
+// updateStateLocked applies a resolver update (see resolverCC.UpdateState).
 func (p *Pool) updateStateLocked(s resolver.State) error {
 	gs := p.subsetLocked(s, p.groups(s))
 	p.core.Resolved(time.Now(), gs)
@@ -51,48 +59,66 @@ func (p *Pool) updateStateLocked(s resolver.State) error {
 	return nil
 }
 
-func (p *Pool) resolverError(err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.core.ResolverError(time.Now(), err)
-	p.core.Flush()
+// resolution drives the pool's resolver: a new resolution every resolve
+// interval, and at most once a second when connections fail. It is safe
+// for concurrent use.
+type resolution struct {
+	mu   sync.Mutex // guards res
+	res  resolver.Resolver
+	last atomic.Int64 // when soon last asked, in Unix nanoseconds
 }
 
-// resolveLoop asks the resolver to resolve again every resolve interval.
-func (p *Pool) resolveLoop() {
-	defer p.wg.Done()
-	t := time.NewTimer(jitter(p.o.resolveInterval))
+// set gives it the pool's resolver, once built.
+func (r *resolution) set(res resolver.Resolver) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.res = res
+}
+
+// close closes the resolver.
+func (r *resolution) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.res != nil {
+		r.res.Close()
+	}
+}
+
+// loop asks the resolver to resolve again every interval (±10 %) until
+// done is closed.
+func (r *resolution) loop(interval time.Duration, done <-chan struct{}) {
+	t := time.NewTimer(jitter(interval))
 	defer t.Stop()
 	for {
 		select {
-		case <-p.ctx.Done():
+		case <-done:
 			return
 		case <-t.C:
-			p.resolveNow()
-			t.Reset(jitter(p.o.resolveInterval))
+			r.now()
+			t.Reset(jitter(interval))
 		}
 	}
 }
 
-// resolveNow asks the resolver for a new resolution.
-func (p *Pool) resolveNow() {
-	p.resMu.Lock()
-	defer p.resMu.Unlock()
-	if p.res != nil {
-		p.res.ResolveNow(resolver.ResolveNowOptions{})
+// now asks the resolver for a new resolution.
+func (r *resolution) now() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.res != nil {
+		r.res.ResolveNow(resolver.ResolveNowOptions{})
 	}
 }
 
-// resolveSoon is resolveNow at most once a second, on a goroutine of its
-// own (a resolver may report back synchronously): connections that fail ask
-// for it, as gRPC's own channel does.
-func (p *Pool) resolveSoon() {
+// soon is now at most once a second, on a goroutine of the pool's (a
+// resolver may report back synchronously): connections that fail ask for
+// it, as gRPC's own channel does.
+func (r *resolution) soon(goAsync func(func())) {
 	now := time.Now().UnixNano()
-	last := p.lastResolveNow.Load()
-	if now-last < int64(time.Second) || !p.lastResolveNow.CompareAndSwap(last, now) {
+	last := r.last.Load()
+	if now-last < int64(time.Second) || !r.last.CompareAndSwap(last, now) {
 		return
 	}
-	p.goAsync(p.resolveNow)
+	goAsync(r.now)
 }
 
 // jitter returns d ±10 %.

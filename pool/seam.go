@@ -50,7 +50,7 @@ func (pc *pconn) stateChanged(s connectivity.State, err error) {
 func (pc *pconn) report(s connectivity.State, err error) {
 	pc.p.events.push(func(now time.Time) {
 		pc.p.core.ConnState(now, pc.c, s, err)
-		pc.p.followHealthLocked(pc)
+		pc.followHealthLocked()
 	})
 }
 
@@ -97,7 +97,7 @@ func (s seam) Close(c *core.Conn) {
 
 func (s seam) Publish(q *core.Picker) { s.p.picker.Store(q) }
 
-func (s seam) ResolveNow() { s.p.resolveSoon() }
+func (s seam) ResolveNow() { s.p.resolution.soon(s.p.goAsync) }
 
 func (s seam) After(d time.Duration, t core.Timer) func() bool {
 	p := s.p

@@ -21,64 +21,43 @@ import (
 // more streams on; the stream is placed again elsewhere.
 var errStalled = status.Error(codes.Unavailable, "grpcpool: stream stalled on a full connection")
 
-// A stream's states: in NewStream, admitted (gRPC made it on the
-// transport; NewStream has not returned yet), open (counted in the
-// connection's open streams), stalled (its NewStream was given up),
-// ended.
-const (
-	streamInNew int32 = iota
-	streamAdmitted
-	streamOpen
-	streamStalled
-	streamEnded
-)
-
-// stallCall is what the stall handling of one NewStream call carries from
-// attempt to attempt.
-type stallCall struct {
-	id     uint64 // tells the core its stalls apart from another call's
-	start  time.Time
-	stalls int // attempts given up so far
-}
-
-// stallArmed reports whether a stream that pk placed has a stall timer:
-// while its connection's stream limit is unknown. Once it is known the
-// picker never places a stream beyond it, and nothing is armed.
-func (p *Pool) stallArmed(pk core.Result) bool {
-	return p.stallLearning() && !pk.Overflow && pk.Conn.Limit() == 0
-}
-
-func (p *Pool) stallLearning() bool { return p.o.learnStreamLimit > 0 && p.o.maxStreams == 0 }
+// stallLearning: streams have a stall timer while their connection's
+// stream limit is unknown (WithStreamStallTimeout above 0, and no
+// WithMaxStreamsPerConn). Once a connection's limit is known the picker
+// never places a stream beyond it, and nothing is armed.
+func (o *options) stallLearning() bool { return o.learnStreamLimit > 0 && o.maxStreams == 0 }
 
 // armStall starts st's stall timer; st.cancel gives its NewStream up. It
 // returns ctx carrying st for markAdmitted. Each attempt of a call given
 // up waits twice as long: a call slow for reasons of its own (a
 // credentials refresh) gets through, and is not given up for ever.
-func (p *Pool) armStall(ctx context.Context, st *stream, sc *stallCall) (context.Context, *time.Timer) {
-	d := p.o.learnStreamLimit << min(sc.stalls, 6)
-	c := st.c
+func (st *stream) armStall(ctx context.Context) (context.Context, *time.Timer) {
+	d := st.c.p.o.learnStreamLimit << min(st.c.stalls, 6)
+	c := st.pk.Conn
 	return context.WithValue(ctx, admitKey{}, st), time.AfterFunc(d, func() {
 		n := c.OpenStreams()
-		if n == 0 || !st.state.CompareAndSwap(streamInNew, streamStalled) {
-			return // nothing else open, admitted, or ended
+		if n == 0 {
+			return // nothing else open
 		}
-		st.stalledAt.Store(n)
-		st.cancel()
+		st.stalledAt = n // read only once the state says stalled
+		if st.stall() {
+			st.cancel()
+		}
 	})
 }
 
-// stalled ends st, whose NewStream the stall timer gave up while n streams
-// were open on its connection; NewStream returned err. The caller has not
-// seen the stream. Only a NewStream given up while it waited for the
-// transport's stream quota says the server admits no more than n streams:
-// one held up before that (per-RPC credentials, an interceptor) says
-// nothing of the server.
-func (p *Pool) stalled(st *stream, n int64, err error, sc *stallCall) error {
+// stalled ends st, whose NewStream the stall timer gave up while
+// st.stalledAt streams were open on its connection; NewStream returned
+// err. The caller has not seen the stream. Only a NewStream given up while
+// it waited for the transport's stream quota says the server admits no
+// more than that many streams: one held up before that (per-RPC
+// credentials, an interceptor) says nothing of the server.
+func (st *stream) stalled(err error) error {
 	if err == nil {
 		st.cancel()
 	} else if quotaWaitEnded(err) {
-		c := st.c
-		p.events.push(func(now time.Time) { p.core.Stalled(now, c, n, sc.id) })
+		p, c, n, id := st.c.p, st.pk.Conn, st.stalledAt, st.c.id
+		p.events.push(func(now time.Time) { p.core.Stalled(now, c, n, id) })
 	}
 	st.finish(core.ErrNotSent)
 	return errStalled
@@ -108,7 +87,7 @@ func markAdmitted(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientCon
 	cs, err := streamer(ctx, desc, cc, method, opts...)
 	if err == nil {
 		if st, ok := ctx.Value(admitKey{}).(*stream); ok {
-			st.state.CompareAndSwap(streamInNew, streamAdmitted)
+			st.admit()
 		}
 	}
 	return cs, err

@@ -1,4 +1,4 @@
-package pool
+package hedging
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // whose first attempt answers before the delay (no hedge sent), against
 // calling the attempt directly, in the same run:
 //
-//	go test -run '^$' -bench HedgeOverhead -benchmem ./pool/
+//	go test -run '^$' -bench HedgeOverhead -benchmem ./internal/hedging/
 func BenchmarkHedgeOverhead(b *testing.B) {
 	res, err := retry.NewResolver(nil, []retry.Hedging{{Delay: time.Second, Methods: []string{"/svc/"}}})
 	if err != nil {
@@ -33,10 +33,10 @@ func BenchmarkHedgeOverhead(b *testing.B) {
 		}
 	})
 	b.Run("hedged", func(b *testing.B) {
-		call := hedgeCall{mc: res.Lookup("/svc/M"), budget: retry.NewBudget(retry.BudgetConfig{}), attempt: attempt}
+		call := Call{Config: res.Lookup("/svc/M"), Budget: retry.NewBudget(retry.BudgetConfig{}), Attempt: attempt}
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = hedge(ctx, call, reply)
+			_ = Do(ctx, call, reply)
 		}
 	})
 }

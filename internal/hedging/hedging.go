@@ -1,4 +1,10 @@
-package pool
+// Package hedging is the hedging engine of the pool's unary calls: it
+// sends the first attempt of a call, a hedge each time the method's delay
+// passes without an answer (or an attempt fails with a non-fatal code),
+// within the method's attempts and the retry budget, takes the first
+// success and cancels the rest. It knows nothing of backends or
+// connections: a Call's Attempt places each attempt.
+package hedging
 
 import (
 	"context"
@@ -12,22 +18,23 @@ import (
 	"github.com/grpcpool/grpcpool/retry"
 )
 
-// errHedgeNotSent is what a hedgeCall's attempt n > 1 returns, at once
+// ErrNotSent is what a Call's attempt n > 1 returns, at once
 // and without sending anything, when it finds no backend the call has not
 // tried yet or the budget refuses it: the call makes no more hedges, and
 // this is never the call's error.
-var errHedgeNotSent = errors.New("grpcpool: hedge not sent: no untried backend, or the retry budget refused it")
+var ErrNotSent = errors.New("grpcpool: hedge not sent: no untried backend, or the retry budget refused it")
 
-// hedgeCall is one hedged unary call: what the pool's Invoke gives the
+// Call is one hedged unary call: what the pool's Invoke gives the
 // hedging engine. The engine knows nothing of backends or connections;
-// attempt does.
-type hedgeCall struct {
-	// mc is the method's configuration; mc.Hedging nil means one attempt.
-	mc retry.MethodConfig
-	// budget is the pool's retry budget; every hedge sent withdraws from
+// Attempt does.
+type Call struct {
+	// Config is the method's configuration; Config.Hedging nil means one
+	// attempt.
+	Config retry.MethodConfig
+	// Budget is the pool's retry budget; every hedge sent withdraws from
 	// it. Nil means no hedge at all (one attempt).
-	budget *retry.Budget
-	// attempt makes attempt n (1 for the first) of the call into reply,
+	Budget *retry.Budget
+	// Attempt makes attempt n (1 for the first) of the call into reply,
 	// on a backend the call has not tried yet, and returns its error. It
 	// is called from goroutines of their own, up to Hedging.MaxAttempts at
 	// once, so whatever it shares between attempts (the backends tried)
@@ -36,29 +43,29 @@ type hedgeCall struct {
 	// for attempt 1) it calls admit once it has found a backend and
 	// before it sends anything: when admit returns false (the budget
 	// refused the hedge, or the call has ended), or when it finds no
-	// untried backend, it sends nothing and returns errHedgeNotSent.
-	attempt func(ctx context.Context, n int, reply any, admit func() bool) error
-	// onHedge, if not nil, is told of every hedge admitted: sent, or
+	// untried backend, it sends nothing and returns ErrNotSent.
+	Attempt func(ctx context.Context, n int, reply any, admit func() bool) error
+	// OnHedge, if not nil, is told of every hedge admitted: sent, or
 	// refused by the budget (for the grpcpool.retry.attempts and .refused
 	// counters). A hedge that found no backend is neither.
-	onHedge func(refused bool)
+	OnHedge func(refused bool)
 }
 
-// hedgeResult is how one attempt ended.
-type hedgeResult struct {
+// result is how one attempt ended.
+type result struct {
 	n     int
 	reply any
 	err   error
 	took  time.Duration
 }
 
-// hedge makes the call c, hedged: attempt 1 at once into reply; each time
+// Do makes the call c, hedged: attempt 1 at once into reply; each time
 // the method's hedging delay passes without an answer, or an attempt
 // fails with a non-fatal code, one more attempt into a new reply of the
 // same type, as long as Hedging.MaxAttempts, the budget (one Withdraw per
 // hedge sent, none for a hedge that found no backend) and the backends
 // allow. The first success wins: the other
-// attempts are cancelled, hedge waits for them to return, and the
+// attempts are cancelled, Do waits for them to return, and the
 // winner's reply is copied into reply (see replyType) unless it was
 // attempt 1's. A fatal failure ends the call with its error and cancels
 // the others; when every attempt failed non-fatally, the call ends with
@@ -66,19 +73,19 @@ type hedgeResult struct {
 // type can be hedged as long as it is a non-nil pointer; any other reply
 // fails the call at once with codes.Internal.
 //
-// Without hedging for the method or without a budget, hedge makes one
+// Without hedging for the method or without a budget, Do makes one
 // attempt, in the caller's goroutine.
 //
-// For an adaptive delay hedge records the latency of attempt 1: when it
+// For an adaptive delay Do records the latency of attempt 1: when it
 // succeeded, or when a hedge won while it was still running (its time so
 // far); not when it failed.
-func hedge(ctx context.Context, c hedgeCall, reply any) error {
-	h := c.mc.Hedging
-	if h == nil || h.MaxAttempts < 2 || c.budget == nil {
+func Do(ctx context.Context, c Call, reply any) error {
+	h := c.Config.Hedging
+	if h == nil || h.MaxAttempts < 2 || c.Budget == nil {
 		start := time.Now()
-		err := c.attempt(ctx, 1, reply, nil)
+		err := c.Attempt(ctx, 1, reply, nil)
 		if err == nil {
-			c.mc.ObserveLatency(time.Since(start))
+			c.Config.ObserveLatency(time.Since(start))
 		}
 		return err
 	}
@@ -91,19 +98,19 @@ func hedge(ctx context.Context, c hedgeCall, reply any) error {
 
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	hr := &hedgeRun{
+	hr := &run{
 		c:       c,
 		h:       h,
 		ctx:     actx,
-		results: make(chan hedgeResult, h.MaxAttempts), // never blocks a sender
-		delay:   c.mc.HedgingDelay(),
+		results: make(chan result, h.MaxAttempts), // never blocks a sender
+		delay:   c.Config.HedgingDelay(),
 	}
 	hr.timer = time.NewTimer(hr.delay)
 	defer hr.timer.Stop()
 	start := time.Now()
 	hr.start(1, reply)
 
-	var win hedgeResult
+	var win result
 	won, firstDone := false, false // firstDone: attempt 1 has returned
 	var last error
 loop:
@@ -118,7 +125,7 @@ loop:
 				win, won = r, true
 				break loop
 			}
-			if r.n > 1 && errors.Is(r.err, errHedgeNotSent) {
+			if r.n > 1 && errors.Is(r.err, ErrNotSent) {
 				hr.stopped = true
 				continue
 			}
@@ -136,9 +143,9 @@ loop:
 	}
 	switch {
 	case won && win.n == 1:
-		c.mc.ObserveLatency(win.took)
+		c.Config.ObserveLatency(win.took)
 	case won && !firstDone:
-		c.mc.ObserveLatency(time.Since(start))
+		c.Config.ObserveLatency(time.Since(start))
 	}
 
 	// Cancel the attempts still in flight and wait for them: they return
@@ -159,13 +166,13 @@ loop:
 	return nil
 }
 
-// hedgeRun is the state of one hedged call, owned by hedge's goroutine
+// run is the state of one hedged call, owned by hedge's goroutine
 // (the attempts' goroutines only send on results).
-type hedgeRun struct {
-	c       hedgeCall
+type run struct {
+	c       Call
 	h       *retry.Hedging
 	ctx     context.Context // the attempts'; cancelled when the call ends
-	results chan hedgeResult
+	results chan result
 	delay   time.Duration
 	timer   *time.Timer
 
@@ -175,27 +182,27 @@ type hedgeRun struct {
 }
 
 // start runs attempt n into r in a goroutine of its own.
-func (hr *hedgeRun) start(n int, r any) {
+func (hr *run) start(n int, r any) {
 	hr.sent++
 	hr.inFlight++
 	go hr.run(n, r)
 }
 
-func (hr *hedgeRun) run(n int, r any) {
+func (hr *run) run(n int, r any) {
 	var admit func() bool
 	if n > 1 {
 		admit = hr.admit
 	}
 	t0 := time.Now()
-	err := hr.c.attempt(hr.ctx, n, r, admit)
-	hr.results <- hedgeResult{n: n, reply: r, err: err, took: time.Since(t0)}
+	err := hr.c.Attempt(hr.ctx, n, r, admit)
+	hr.results <- result{n: n, reply: r, err: err, took: time.Since(t0)}
 }
 
 // hedge starts the next hedge, into a new reply of type rt, if attempts,
 // the budget and the call's context allow, and restarts the delay. The
 // hedge takes its share of the budget only once it has found a backend
 // (see admit).
-func (hr *hedgeRun) hedge(rt replyType) {
+func (hr *run) hedge(rt replyType) {
 	if hr.stopped || hr.refused.Load() || hr.sent >= hr.h.MaxAttempts || hr.ctx.Err() != nil {
 		return
 	}
@@ -207,13 +214,13 @@ func (hr *hedgeRun) hedge(rt replyType) {
 // sends anything: it withdraws the hedge from the budget and counts it.
 // It returns false, withdrawing and counting nothing, when the call has
 // ended meanwhile. It runs in the hedge's goroutine.
-func (hr *hedgeRun) admit() bool {
+func (hr *run) admit() bool {
 	if hr.ctx.Err() != nil {
 		return false
 	}
-	ok := hr.c.budget.Withdraw()
-	if hr.c.onHedge != nil {
-		hr.c.onHedge(!ok)
+	ok := hr.c.Budget.Withdraw()
+	if hr.c.OnHedge != nil {
+		hr.c.OnHedge(!ok)
 	}
 	if !ok {
 		hr.refused.Store(true)

@@ -1,4 +1,4 @@
-package pool
+package hedging
 
 import (
 	"context"
@@ -36,7 +36,7 @@ type attemptLog struct {
 
 // fakeAttempts returns an attempt function playing steps (attempt n
 // plays steps[n-1]; beyond them, or when admit refuses it:
-// errHedgeNotSent) and the log it fills.
+// ErrNotSent) and the log it fills.
 type fakeAttempts struct {
 	t0     time.Time
 	steps  []fakeStep
@@ -48,7 +48,7 @@ type fakeAttempts struct {
 
 func (f *fakeAttempts) attempt(ctx context.Context, n int, reply any, admit func() bool) error {
 	if n > len(f.steps) || admit != nil && !admit() {
-		return errHedgeNotSent
+		return ErrNotSent
 	}
 	l := attemptLog{n: n, start: time.Since(f.t0), replyWasCallers: reply == f.caller}
 	s := f.steps[n-1]
@@ -83,7 +83,7 @@ func (f *fakeAttempts) sorted() []attemptLog {
 	return out
 }
 
-// hedgeCase is one run of hedge in a synctest bubble.
+// hedgeCase is one run of Do in a synctest bubble.
 type hedgeCase struct {
 	h       retry.Hedging
 	steps   []fakeStep
@@ -109,11 +109,11 @@ func (r *hedgeCase) do(t *testing.T) {
 	f := &fakeAttempts{t0: time.Now(), steps: r.steps, caller: r.reply}
 	ctx, cancel := context.WithTimeout(t.Context(), cmpOr(r.timeout, time.Minute))
 	defer cancel()
-	call := hedgeCall{
-		mc:      res.Lookup("/svc/M"),
-		budget:  r.budget,
-		attempt: f.attempt,
-		onHedge: func(refused bool) {
+	call := Call{
+		Config:  res.Lookup("/svc/M"),
+		Budget:  r.budget,
+		Attempt: f.attempt,
+		OnHedge: func(refused bool) {
 			if refused {
 				r.refused.Add(1)
 			} else {
@@ -121,12 +121,12 @@ func (r *hedgeCase) do(t *testing.T) {
 			}
 		},
 	}
-	r.err = hedge(ctx, call, r.reply)
+	r.err = Do(ctx, call, r.reply)
 	r.took = time.Since(f.t0)
 	r.logs = f.sorted()
-	// Every attempt has returned by the time hedge does.
+	// Every attempt has returned by the time Do does.
 	for _, l := range r.logs {
-		assert.LessOrEqual(t, l.end, r.took, "attempt %d returned after hedge", l.n)
+		assert.LessOrEqual(t, l.end, r.took, "attempt %d returned after Do", l.n)
 	}
 }
 
@@ -318,10 +318,10 @@ func TestHedgeOneAttempt(t *testing.T) {
 		res, err := retry.NewResolver(nil, []retry.Hedging{{Delay: 10 * ms}})
 		require.NoError(t, err)
 		// A reply that is no pointer: no attempt at all.
-		err = hedge(t.Context(), hedgeCall{
-			mc:     res.Lookup("/svc/M"),
-			budget: retry.NewBudget(retry.BudgetConfig{}),
-			attempt: func(ctx context.Context, n int, r any, _ func() bool) error {
+		err = Do(t.Context(), Call{
+			Config: res.Lookup("/svc/M"),
+			Budget: retry.NewBudget(retry.BudgetConfig{}),
+			Attempt: func(ctx context.Context, n int, r any, _ func() bool) error {
 				t.Errorf("attempt %d made for a reply that is no pointer", n)
 				return nil
 			},
@@ -330,13 +330,13 @@ func TestHedgeOneAttempt(t *testing.T) {
 
 		// No budget: no hedge.
 		f := &fakeAttempts{t0: time.Now(), steps: steps}
-		err = hedge(t.Context(), hedgeCall{mc: res.Lookup("/svc/M"), attempt: f.attempt}, &wrapperspb.StringValue{})
+		err = Do(t.Context(), Call{Config: res.Lookup("/svc/M"), Attempt: f.attempt}, &wrapperspb.StringValue{})
 		require.NoError(t, err)
 		assert.Len(t, f.sorted(), 1)
 
 		// Not hedged.
 		f = &fakeAttempts{t0: time.Now(), steps: steps}
-		err = hedge(t.Context(), hedgeCall{budget: retry.NewBudget(retry.BudgetConfig{}), attempt: f.attempt}, &wrapperspb.StringValue{})
+		err = Do(t.Context(), Call{Budget: retry.NewBudget(retry.BudgetConfig{}), Attempt: f.attempt}, &wrapperspb.StringValue{})
 		require.NoError(t, err)
 		assert.Len(t, f.sorted(), 1)
 	})
@@ -352,8 +352,8 @@ func TestHedgeAdaptiveDelay(t *testing.T) {
 		mc := res.Lookup("/svc/M")
 		call := func(steps ...fakeStep) []attemptLog {
 			f := &fakeAttempts{t0: time.Now(), steps: steps}
-			c := hedgeCall{mc: mc, budget: retry.NewBudget(retry.BudgetConfig{Disabled: true}), attempt: f.attempt}
-			require.NoError(t, hedge(t.Context(), c, &wrapperspb.StringValue{}))
+			c := Call{Config: mc, Budget: retry.NewBudget(retry.BudgetConfig{Disabled: true}), Attempt: f.attempt}
+			require.NoError(t, Do(t.Context(), c, &wrapperspb.StringValue{}))
 			return f.sorted()
 		}
 		assert.Equal(t, time.Second, mc.HedgingDelay())
@@ -379,12 +379,12 @@ func TestHedgeReplyOfAnyPointerType(t *testing.T) {
 		reply := &plain{V: "stale"}
 		var seen []any
 		var mu sync.Mutex
-		err = hedge(t.Context(), hedgeCall{
-			mc:     res.Lookup("/svc/M"),
-			budget: retry.NewBudget(retry.BudgetConfig{}),
-			attempt: func(ctx context.Context, n int, r any, admit func() bool) error {
+		err = Do(t.Context(), Call{
+			Config: res.Lookup("/svc/M"),
+			Budget: retry.NewBudget(retry.BudgetConfig{}),
+			Attempt: func(ctx context.Context, n int, r any, admit func() bool) error {
 				if admit != nil && !admit() {
-					return errHedgeNotSent
+					return ErrNotSent
 				}
 				mu.Lock()
 				seen = append(seen, r)
