@@ -21,7 +21,10 @@ import (
 //     grpc-retry-pushback-ms;
 //   - the breaker's verdict, by breaker.DefaultClassifier: an attempt that
 //     never reached the server (nothing sent), or that the caller ended
-//     after the server had answered, counts as neither success nor failure.
+//     (after the server had answered, or by cancelling it), counts as
+//     neither success nor failure; when that gives a half-open breaker's
+//     probe slot back, the picker is published again, so the calls the
+//     breaker refused pick again.
 //
 // The feedback and the verdict are core.Observe and core.Settle, which the
 // pool's attempts go through too.
@@ -46,5 +49,13 @@ func (g *gen) end(c *core.Conn, done func(error), start time.Time, di balancer.D
 	b.Ended.Add(1)
 	if done != nil {
 		done(err)
+		if breaker.DefaultClassifier(err) == breaker.Ignore && b.BreakerState() != breaker.StateClosed {
+			// A half-open breaker's probe that counts as neither gives
+			// its slot back without a change of state, so no new picker
+			// comes of it, and the calls the breaker refused meanwhile
+			// (WaitForReady ones, which grpc keeps waiting for a new
+			// picker) would wait on: publish the picker again.
+			g.republish(nil)
+		}
 	}
 }

@@ -203,17 +203,23 @@ func (ft *fakeTimers) fire(kind core.TimerKind) int {
 		}
 	}
 	for q := range qs {
-		// An event pushed by an event lands in a later batch: it runs
-		// after the batch with the timers has been applied and flushed.
-		done := make(chan struct{})
-		q.Push(func(time.Time) { q.Push(func(time.Time) { close(done) }) })
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			panic("fakeTimers.fire: the policy did not apply its timers within 20 s")
-		}
+		applied(q)
 	}
 	return n
+}
+
+// applied returns once the policy whose event queue q is has applied, and
+// published what they changed, the events pushed on q before the call.
+func applied(q *eventq.Queue) {
+	// An event pushed by an event lands in a later batch: it runs after
+	// the batch with the earlier events has been applied and flushed.
+	done := make(chan struct{})
+	q.Push(func(time.Time) { q.Push(func(time.Time) { close(done) }) })
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		panic("applied: the policy did not apply its events within 20 s")
+	}
 }
 
 // count returns how many timers of kind are pending.

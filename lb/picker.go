@@ -62,11 +62,7 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		// way), or its last slot was taken and then freed by concurrent
 		// calls (none is). grpc waits for a new picker either way: make
 		// sure one comes.
-		g.b.q.Push(func(time.Time) {
-			if !g.k.Closed() && g.k.Picker() == p.p {
-				g.publishLocked(p.p, p.overflow)
-			}
-		})
+		g.republish(p.p)
 	}
 	return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 }

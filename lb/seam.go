@@ -28,6 +28,7 @@ type gen struct {
 	resolveStop func() bool
 	growStop    func() bool
 	zoneKey     string // the clients per zone the core has (settings.zoneKey)
+	overflow    bool   // the last picker published overflows calls that would wait for a growth
 }
 
 var _ core.Seam = (*gen)(nil)
@@ -131,7 +132,20 @@ func (g *gen) publishLocked(p *core.Picker, overflow bool) {
 	case p.Wait():
 		st = connectivity.Connecting
 	}
+	g.overflow = overflow
 	b.cc.UpdateState(balancer.State{ConnectivityState: st, Picker: &picker{g: g, p: p, overflow: overflow}})
+}
+
+// republish publishes the core's picker again, as it was last published,
+// unless it is no longer only (nil: whichever it is): grpc then picks
+// again the calls that wait for a new picker. It is for a pick that may
+// now succeed although nothing the core follows changed.
+func (g *gen) republish(only *core.Picker) {
+	g.b.q.Push(func(time.Time) {
+		if p := g.k.Picker(); !g.k.Closed() && (only == nil || p == only) {
+			g.publishLocked(p, g.overflow)
+		}
+	})
 }
 
 func (g *gen) ResolveNow() { g.b.cc.ResolveNow(resolver.ResolveNowOptions{}) }
