@@ -86,6 +86,7 @@ func (a *attempt) end(err error, answered bool) bool {
 			// The breaker heard of the stream already; a later backend
 			// failure is reported as a call of its own.
 			done, _ = b.Breaker.Allow()
+			done = p.probeDone(b, done)
 		}
 	} else {
 		a.fb.done(err)

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/internal/core"
 )
 
@@ -28,12 +29,6 @@ func waitForReady(opts []grpc.CallOption) bool {
 // backend then backs off growing, and calls overflow without waiting).
 const growWait = 5 * time.Second
 
-// refusedRecheck is how often a grpc.WaitForReady call that nothing could
-// take picks again without a new picker: a half-open breaker's probe that
-// ends as neither success nor failure gives its slot back without any
-// change of state, so no new picker announces it.
-const refusedRecheck = 100 * time.Millisecond
-
 // pick chooses a connection for one attempt of the call, within ctx, on a
 // backend not in tr whenever one can take it. It waits while the
 // pool starts, while a key's owner makes its first connection, and for a
@@ -49,14 +44,11 @@ func (c *call) pick(ctx context.Context, tr *core.Tried) (core.Result, *core.Pic
 	}
 	var wfr, wfrKnown bool
 	var waited time.Time // when the call began to wait
-	var grow, recheck *time.Timer
-	var growC, recheckC <-chan time.Time
+	var grow *time.Timer
+	var growC <-chan time.Time
 	defer func() {
 		if grow != nil {
 			grow.Stop()
-		}
-		if recheck != nil {
-			recheck.Stop()
 		}
 	}()
 	for {
@@ -67,6 +59,7 @@ func (c *call) pick(ctx context.Context, tr *core.Tried) (core.Result, *core.Pic
 			if !waited.IsZero() {
 				p.rec.PickWait(ctx, time.Since(waited))
 			}
+			r.Done = p.probeDone(r.Conn.Backend, r.Done)
 			return r, s, nil
 		case core.WaitGrowth:
 			if grow == nil {
@@ -83,12 +76,6 @@ func (c *call) pick(ctx context.Context, tr *core.Tried) (core.Result, *core.Pic
 			if !wfr {
 				return r, s, s.FailErr()
 			}
-			if recheck == nil {
-				recheck = time.NewTimer(refusedRecheck)
-			} else {
-				recheck.Reset(refusedRecheck)
-			}
-			recheckC = recheck.C
 		}
 		if waited.IsZero() {
 			waited = time.Now()
@@ -97,13 +84,32 @@ func (c *call) pick(ctx context.Context, tr *core.Tried) (core.Result, *core.Pic
 		case <-ctx.Done():
 			return core.Result{}, s, status.FromContextError(ctx.Err()).Err()
 		case <-s.Changed():
-		case <-recheckC:
-			recheckC = nil
 		case <-growC:
 			growC = nil
 			if r, o := p.picker.Load().Overflow(); o == core.Picked {
+				r.Done = p.probeDone(r.Conn.Backend, r.Done)
 				return r, s, nil
 			}
+		}
+	}
+}
+
+// probeDone returns done, the breaker's for a call on b, made to tell the
+// core when the call, a half-open breaker's probe, gives its slot back
+// without a change of breaker state: it ends as neither success nor
+// failure (not sent, cancelled, a stream unanswered within
+// core.StreamProbeTimeout). The core then publishes a new picker, so the
+// grpc.WaitForReady calls the breaker refused meanwhile, which wait for
+// one, pick again. With the breaker closed, or no breaker, done itself.
+func (p *Pool) probeDone(b *core.Backend, done func(error)) func(error) {
+	if done == nil || b.BreakerState() == breaker.StateClosed {
+		return done
+	}
+	return func(err error) {
+		done(err)
+		if p.o.classify(err) == breaker.Ignore {
+			// The breaker's admission changed, though not its state.
+			p.events.push(func(now time.Time) { p.core.BreakerChanged(now, b) })
 		}
 	}
 }
