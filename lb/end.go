@@ -49,12 +49,9 @@ func (g *gen) end(c *core.Conn, done func(error), start time.Time, di balancer.D
 	b.Ended.Add(1)
 	if done != nil {
 		done(err)
-		if breaker.DefaultClassifier(err) == breaker.Ignore && b.BreakerState() != breaker.StateClosed {
-			// A half-open breaker's probe that counts as neither gives
-			// its slot back without a change of state, so no new picker
-			// comes of it, and the calls the breaker refused meanwhile
-			// (WaitForReady ones, which grpc keeps waiting for a new
-			// picker) would wait on: publish the picker again.
+		if core.ProbeGivenBack(b, err, breaker.DefaultClassifier) {
+			// grpc keeps the WaitForReady calls the breaker refused
+			// waiting for a new picker: publish this one again.
 			g.republish(nil)
 		}
 	}

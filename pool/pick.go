@@ -107,7 +107,7 @@ func (p *Pool) probeDone(b *core.Backend, done func(error)) func(error) {
 	}
 	return func(err error) {
 		done(err)
-		if p.o.classify(err) == breaker.Ignore {
+		if core.ProbeGivenBack(b, err, p.o.classify) {
 			// The breaker's admission changed, though not its state.
 			p.events.push(func(now time.Time) { p.core.BreakerChanged(now, b) })
 		}

@@ -38,6 +38,17 @@ func Settle(b *Backend, err error, answered bool, classify func(error) breaker.O
 	return err
 }
 
+// ProbeGivenBack reports whether an attempt on b whose breaker's done was
+// called with verdict (Settle's, ErrNotSent, a stream probe's timeout)
+// gave a half-open breaker's probe slot back without a change of breaker
+// state: classify says neither success nor failure, and the breaker is
+// not closed. No new picker comes of that, so the door
+// must publish one for the calls the breaker refused meanwhile, which
+// wait for one (grpc.WaitForReady).
+func ProbeGivenBack(b *Backend, verdict error, classify func(error) breaker.Outcome) bool {
+	return b.Breaker != nil && b.BreakerState() != breaker.StateClosed && classify(verdict) == breaker.Ignore
+}
+
 // Observe tells PeakEWMA how an attempt on b that ran for d went: its
 // latency when it succeeded or ran out of time (DeadlineExceeded: at
 // least that long; a penalty for every call a caller's tight deadline cut

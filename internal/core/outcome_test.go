@@ -44,3 +44,37 @@ func TestSettle(t *testing.T) {
 }
 
 var errSame = status.Error(codes.Unknown, "the attempt's own error")
+
+// Which ends of an attempt give a half-open breaker's probe slot back
+// without a change of state, for both doors to publish a picker.
+func TestProbeGivenBack(t *testing.T) {
+	canceled := status.Error(codes.Canceled, "bye")
+	for _, tt := range []struct {
+		name    string
+		brk     bool
+		state   breaker.State
+		verdict error
+		want    bool
+	}{
+		{"half-open, not sent", true, breaker.StateHalfOpen, ErrNotSent, true},
+		{"half-open, cancelled", true, breaker.StateHalfOpen, canceled, true},
+		{"open, cancelled", true, breaker.StateOpen, canceled, true},
+		{"half-open, success", true, breaker.StateHalfOpen, nil, false},
+		{"half-open, failure", true, breaker.StateHalfOpen, status.Error(codes.Unavailable, "down"), false},
+		{"closed, cancelled", true, breaker.StateClosed, canceled, false},
+		{"no breaker, cancelled", false, breaker.StateHalfOpen, canceled, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &Backend{}
+			if tt.brk {
+				brk, err := breaker.New("b", breaker.Settings{}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b.Breaker = brk
+			}
+			b.StoreBreakerState(tt.state)
+			assert.Equal(t, tt.want, ProbeGivenBack(b, tt.verdict, breaker.DefaultClassifier))
+		})
+	}
+}
