@@ -14,7 +14,8 @@ import (
 // the ejection cap, ejection.go) until its open timeout, when the backend
 // is offered half-open for probes.
 
-// b out of the pickers until its open timeout, when it is offered
+// BreakerChanged takes in a change of b's breaker state: a newly open
+// breaker keeps b out of the pickers until its open timeout, when it is offered
 // half-open (gobreaker moves to half-open only when asked, and a backend
 // the pickers skip is never asked).
 func (k *Core) BreakerChanged(now time.Time, b *Backend) {
