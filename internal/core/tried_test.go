@@ -1,10 +1,14 @@
-package core
+package core_test
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/grpcpool/grpcpool/internal/core"
+)
 
 func TestTriedRemove(t *testing.T) {
-	a, b, c := &Backend{}, &Backend{}, &Backend{}
-	var tr Tried
+	a, b, c := &core.Backend{}, &core.Backend{}, &core.Backend{}
+	var tr core.Tried
 	tr.Add(a)
 	tr.Add(b)
 	tr.Add(c)
