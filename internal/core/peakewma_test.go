@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/grpcpool/grpcpool/internal/coretest/record"
 )
 
 // ewmaRun makes calls one after another on a fake PeakEWMA core with four
@@ -120,7 +122,7 @@ func TestPeakEWMASeedsNewBackendsWithTheMedian(t *testing.T) {
 // does. At most 1 % of the calls go to it.
 func TestPeakEWMASeesASlowBackendBeforeItsCallsEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := ewmaFleetWith(t, seeded(3)) // safe for the 32 callers
+		f := ewmaFleetWith(t, record.Seeded(3)) // safe for the 32 callers
 		for _, k := range []string{"a", "b", "c"} {
 			f.backend(k).Observe(5*time.Millisecond, false, 0)
 		}

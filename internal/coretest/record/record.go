@@ -8,6 +8,7 @@ package record
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -138,4 +139,16 @@ func Exact() (rand func() uint64, jitter func(time.Duration) time.Duration) {
 	var n uint64
 	return func() uint64 { n++; return n * 0x9E3779B97F4A7C15 },
 		func(d time.Duration) time.Duration { return d }
+}
+
+// Seeded returns a fixed random sequence from seed (a PCG's), safe for
+// concurrent use: for tests whose draws must not be as regular as Exact's.
+func Seeded(seed uint64) func() uint64 {
+	var mu sync.Mutex
+	r := rand.New(rand.NewPCG(seed, seed))
+	return func() uint64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return r.Uint64()
+	}
 }
