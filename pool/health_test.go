@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
@@ -632,5 +635,101 @@ func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
 	testutil.WaitFor(t, "calls on the restarted server", func() bool {
 		polCall(t, ctx, c)
 		return restarted.Unary() > 0
+	})
+}
+
+// poolGoroutines counts the goroutines running code of package pool, and
+// says in which of its functions they are, innermost first.
+func poolGoroutines() (int, map[string]int) {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	const pkg = "github.com/grpcpool/grpcpool/pool."
+	n, where := 0, map[string]int{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		i := strings.Index(g, pkg)
+		if i < 0 {
+			continue
+		}
+		n++
+		fn, _, _ := strings.Cut(g[i+len(pkg):], "(0x")
+		where[fn]++
+	}
+	return n, where
+}
+
+// With health checking, a connection closed while it is not
+// READY (its pod went away, then its address was removed) must not leave
+// its health-watch goroutine behind: the pool's goroutines track its live
+// connections across any number of rolling restarts.
+func TestHealthWatchGoroutinesEndWithTheirConnections(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
+	stable := testutil.StartBackend(t, backend.Options{Health: true})
+	r, target := testutil.ManualTarget(stable.Addr())
+	p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithSize(2), pool.WithHealthCheck(""))
+	ctx := testutil.ContextFor(t, 20*time.Second)
+	waitReadyConns(t, ctx, p, stable.Addr(), 2)
+	base, baseWhere := poolGoroutines()
+	for i := range 4 {
+		pod := testutil.StartBackend(t, backend.Options{Health: true})
+		r.UpdateState(testutil.State(stable.Addr(), pod.Addr()))
+		waitReadyConns(t, ctx, p, pod.Addr(), 2)
+		pod.Stop() // the pod goes away...
+		for b, ok := testutil.Find(p, pod.Addr()); ok && b.Ready > 0; b, ok = testutil.Find(p, pod.Addr()) {
+			require.NoError(t, ctx.Err(), "restart %d: the pod's connections leaving READY", i)
+			time.Sleep(5 * time.Millisecond)
+		}
+		r.UpdateState(testutil.State(stable.Addr())) // ...then its address is removed
+		for _, ok := testutil.Find(p, pod.Addr()); ok; _, ok = testutil.Find(p, pod.Addr()) {
+			require.NoError(t, ctx.Err(), "restart %d: the removed backend leaving Stats", i)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	wait := testutil.ContextFor(t, 3*time.Second)
+	for {
+		n, where := poolGoroutines()
+		if n <= base {
+			return
+		}
+		if wait.Err() != nil {
+			t.Fatalf("after 4 restarts the pool runs %d goroutines, %d before, for the same live connections: %v (before: %v)", n, base, where, baseWhere)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitReadyConns waits until the backend at addr has n ready connections.
+func waitReadyConns(t testing.TB, ctx context.Context, p *pool.Pool, addr string, n int) {
+	t.Helper()
+	for b, ok := testutil.Find(p, addr); !ok || b.Ready < n || !b.Healthy; b, ok = testutil.Find(p, addr) {
+		require.NoError(t, ctx.Err(), "%s with %d ready connections: %+v", addr, n, b)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A connection whose health Watch never answers must not
+// stay "starting" for ever: the first health report is bounded, and a
+// fail-fast call then gets an answer instead of waiting until its deadline
+// (ten minutes here): Unavailable with a message about health, or, if the
+// pool chooses to treat a silent health service as serving once the bound
+// has passed, a success.
+func TestHealthWatchThatNeverAnswersIsBounded(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		mute := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if info.FullMethod == "/grpc.health.v1.Health/Watch" {
+				<-ss.Context().Done() // never a report
+				return ss.Context().Err()
+			}
+			return h(srv, ss)
+		}
+		p, _ := bufPool(t, backend.Options{Health: true, ServerOptions: []grpc.ServerOption{grpc.StreamInterceptor(mute)}},
+			pool.WithSize(1), pool.WithHealthCheck(""))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		_, err := echoUnary(ctx, echopb.NewEchoClient(p))
+		if err != nil {
+			require.Equal(t, codes.Unavailable, status.Code(err), "a fail-fast call on a backend whose health never answers: %v", err)
+			require.Contains(t, status.Convert(err).Message(), "health")
+		}
 	})
 }

@@ -1,7 +1,24 @@
 package pool_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/tcpproxy"
+	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
 
@@ -29,4 +46,100 @@ func serverStreams(bs []*backend.Server) []int64 {
 		out[i] = b.ActiveStreams()
 	}
 	return out
+}
+
+// onlyBackend returns the stats of the pool's only backend.
+func onlyBackend(t testing.TB, p *pool.Pool) pool.BackendStats {
+	t.Helper()
+	bs := p.Stats().Backends
+	require.Len(t, bs, 1, "backends in Stats")
+	return bs[0]
+}
+
+// startProxy starts a TCP proxy in front of backends, closed at cleanup.
+func startProxy(t testing.TB, backends ...string) *tcpproxy.Proxy {
+	t.Helper()
+	px, err := tcpproxy.New(backends...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = px.Close() })
+	return px
+}
+
+// echoUnary makes one Echo unary call and returns the name of the backend
+// that answered.
+func echoUnary(ctx context.Context, c echopb.EchoClient, opts ...grpc.CallOption) (string, error) {
+	r, err := c.Unary(ctx, &echopb.EchoRequest{Message: "x"}, opts...)
+	return r.GetBackend(), err
+}
+
+// outageDialer is a context dialer whose new connections can be slowed down or
+// refused, while the connections it made keep working: a connect outage.
+type outageDialer struct {
+	delay atomic.Int64 // time.Duration each dial waits first
+	fail  atomic.Bool  // dials fail
+
+	mu    sync.Mutex
+	conns []net.Conn // every connection made, in order
+}
+
+// conn returns the i-th connection the dialer made (from 0).
+func (d *outageDialer) conn(i int) net.Conn {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if i < len(d.conns) {
+		return d.conns[i]
+	}
+	return nil
+}
+
+func (d *outageDialer) option() pool.Option {
+	return pool.WithDialOptions(grpc.WithContextDialer(d.dial))
+}
+
+func (d *outageDialer) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if w := time.Duration(d.delay.Load()); w > 0 {
+		t := time.NewTimer(w)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if d.fail.Load() {
+		return nil, fmt.Errorf("dial %s refused: connect outage", addr)
+	}
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		d.mu.Lock()
+		d.conns = append(d.conns, c)
+		d.mu.Unlock()
+	}
+	return c, err
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	if err == nil {
+		return errors.New("answered by the wrong backend")
+	}
+	return err
+}
+
+// bufPool starts an Echo backend on bufconn and a pool whose one
+// address, "buf-a", dials it; call it inside a synctest bubble. Both are
+// stopped at cleanup.
+func bufPool(t *testing.T, bo backend.Options, opts ...pool.Option) (*pool.Pool, *manual.Resolver) {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	s := backend.Start(lis, bo)
+	t.Cleanup(s.Stop)
+	dial := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
+	r, target := testutil.ManualTarget("buf-a")
+	p := testutil.NewPool(t, target, append([]pool.Option{pool.WithResolvers(r),
+		pool.WithDialOptions(grpc.WithContextDialer(dial))}, opts...)...)
+	return p, r
 }

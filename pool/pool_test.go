@@ -7,8 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	"math"
-	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -90,56 +88,6 @@ func TestNewRejectsBadInput(t *testing.T) {
 			}
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("New(%q) = %v, want errors.Is %v", tt.target, err, tt.want)
-			}
-		})
-	}
-}
-
-func TestTargetForms(t *testing.T) {
-	// Not parallel: resolver.Register writes grpc's global resolver registry, which other tests read.
-	bs := testutil.StartBackends(t, 1)
-	addr := bs[0].Addr()
-	_, port, _ := net.SplitHostPort(addr)
-
-	sock := filepath.Join(t.TempDir(), "echo.sock")
-	ul, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	us := backend.Start(ul, backend.Options{Name: "unix"})
-	t.Cleanup(us.Stop)
-
-	static := staticScheme{scheme: "staticreg", addrs: []string{addr}}
-	resolver.Register(static)
-	given := staticScheme{scheme: "given", addrs: []string{addr}}
-
-	tests := []struct {
-		target string
-		opts   []pool.Option
-	}{
-		{addr, nil},
-		{"localhost:" + port, nil},
-		{"dns:///" + addr, nil},
-		{"dns:///localhost:" + port, nil},
-		{"passthrough:///" + addr, nil},
-		{"unix://" + sock, nil},
-		{"unix:" + sock, nil},
-		{"staticreg:///svc.test", nil},
-		{"given:///svc.test", []pool.Option{pool.WithResolvers(given)}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.target, func(t *testing.T) {
-			p := testutil.NewPool(t, tt.target, tt.opts...)
-			ctx := testutil.Context(t)
-			if err := p.WaitForReady(ctx); err != nil {
-				t.Fatalf("WaitForReady: %v", err)
-			}
-			resp, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{Message: "x"})
-			if err != nil {
-				t.Fatalf("Unary: %v", err)
-			}
-			if resp.Message != "x" {
-				t.Fatalf("got %q, want %q", resp.Message, "x")
 			}
 		})
 	}
@@ -329,59 +277,5 @@ func TestFailFastWhenNothingConnects(t *testing.T) {
 	}
 	if _, err := echopb.NewEchoClient(p).Bidi(ctx); status.Code(err) != codes.Unavailable {
 		t.Fatalf("Bidi = %v, want Unavailable", err)
-	}
-}
-
-func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
-	t.Parallel()
-	addr := testutil.DeadAddr(t)
-	r, target := testutil.ManualTarget(addr)
-	p := testutil.NewPool(t, target, pool.WithResolvers(r))
-	client := echopb.NewEchoClient(p)
-
-	// Until the deadline, with nothing listening, a waiting call waits.
-	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if _, err := client.Unary(short, &echopb.EchoRequest{}, grpc.WaitForReady(true)); status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("WaitForReady Unary with nothing listening = %v, want DeadlineExceeded", err)
-	}
-
-	// A server comes up on the address: the waiting call goes through.
-	done := make(chan error, 1)
-	go func() {
-		_, err := client.Unary(testutil.Context(t), &echopb.EchoRequest{}, grpc.WaitForReady(true))
-		done <- err
-	}()
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("address %s was taken meanwhile: %v", addr, err)
-	}
-	s := backend.Start(lis, backend.Options{Name: "late"})
-	t.Cleanup(s.Stop)
-	r.UpdateState(resolver.State{Addresses: testutil.Addrs(addr)}) // nudge nothing: the pool reconnects by itself
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("WaitForReady Unary after the server came up: %v", err)
-		}
-	case <-time.After(25 * time.Second):
-		t.Fatal("WaitForReady Unary did not complete after the server came up")
-	}
-}
-
-func TestWaitForReady(t *testing.T) {
-	t.Parallel()
-	bs := testutil.StartBackends(t, 1)
-	r, target := testutil.ManualTarget()
-	r.InitialState(resolver.State{})
-	p := testutil.NewPool(t, target, pool.WithResolvers(r))
-	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if err := p.WaitForReady(short); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("WaitForReady with no addresses = %v, want DeadlineExceeded", err)
-	}
-	r.UpdateState(resolver.State{Addresses: testutil.Addrs(bs[0].Addr())})
-	if err := p.WaitForReady(testutil.Context(t)); err != nil {
-		t.Fatalf("WaitForReady after an address came: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -83,5 +84,42 @@ func TestSilentStreamProbeLetsARecoveredBackendBack(t *testing.T) {
 	}
 	if n := open.Load(); n != 1 {
 		t.Errorf("silent streams open on the server = %d, want 1", n)
+	}
+}
+
+// A long-lived stream admitted as a half-open breaker's probe
+// reports success as soon as the backend answers it, so the breaker closes
+// while the stream stays open.
+func TestStreamProbeClosesBreakerOnFirstResponse(t *testing.T) {
+	// Not parallel: its probe must be picked while a 50 ms breaker is half-open.
+	bs := testutil.StartBackends(t, 1)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1),
+		pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond}))
+	ctx := testutil.ContextFor(t, 10*time.Second)
+	c := echopb.NewEchoClient(p)
+	bs[0].SetFail(codes.Unavailable)
+	_, err := echoUnary(ctx, c)
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	require.Equal(t, breaker.StateOpen, onlyBackend(t, p).Breaker)
+	bs[0].SetOK()
+	for onlyBackend(t, p).Breaker != breaker.StateHalfOpen {
+		require.NoError(t, ctx.Err(), "breaker half-open")
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The probe, open till cleanup. It waits for the pool to offer the
+	// half-open backend, then has its echo.
+	probe, err := c.Bidi(testutil.ContextFor(t, time.Minute), grpc.WaitForReady(true))
+	require.NoError(t, err)
+	require.NoError(t, probe.Send(&echopb.EchoRequest{Message: "probe"}))
+	_, err = probe.Recv()
+	require.NoError(t, err)
+	wait := testutil.ContextFor(t, 3*time.Second)
+	for st := onlyBackend(t, p).Breaker; st != breaker.StateClosed; st = onlyBackend(t, p).Breaker {
+		require.NoError(t, wait.Err(), "the breaker must close once the probe stream was answered; it is %v", st)
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 20 {
+		_, err := echoUnary(ctx, c)
+		require.NoError(t, err, "call %d to the healed backend", i)
 	}
 }

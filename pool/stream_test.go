@@ -6,10 +6,12 @@ import (
 	"io"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpcpool/grpcpool/breaker"
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
 	"github.com/grpcpool/grpcpool/internal/testutil"
@@ -261,4 +263,25 @@ func TestStreamsSurviveAndErrorsPassThrough(t *testing.T) {
 	if errors.Is(err, context.Canceled) {
 		t.Fatal("unexpected")
 	}
+}
+
+// A stream that exchanged messages and then ended at the
+// caller's own deadline is no backend failure: default breaker settings stay
+// closed and Stats counts no failure. The deadline passes when the test
+// says, once the stream has had its echo, however slow the machine.
+func TestStreamsEndingAtCallerDeadlineAreNotFailures(t *testing.T) {
+	t.Parallel()
+	bs := testutil.StartBackends(t, 1)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithBreaker(breaker.Settings{}))
+	c := echopb.NewEchoClient(p)
+	for i := range breaker.DefaultConsecutiveFailures {
+		ctx, expire := testutil.ExpiringContext(t)
+		s := testutil.OpenBidi(t, ctx, c, 1)[0]
+		expire()
+		_, err := s.Recv() // nothing more comes: the watch ends at its deadline
+		require.Equal(t, codes.DeadlineExceeded, status.Code(err), "stream %d", i)
+	}
+	b := onlyBackend(t, p)
+	require.Equal(t, breaker.StateClosed, b.Breaker, "streams that ended at their callers' deadlines opened a healthy backend's breaker")
+	require.Zero(t, b.Failures, "streams that ended at their callers' deadlines counted as failures")
 }
