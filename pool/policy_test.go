@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -506,21 +507,21 @@ func polWeightedPool(t *testing.T, s resolver.State, opts ...pool.Option) *pool.
 }
 
 // RoundRobin with weights 1:2:3 gives 1:2:3 of the calls, counted on the
-// servers, within 3 % of 1,200 (smooth weighted round-robin makes it exact
-// but for calls in flight at the end).
+// servers, within 3 % (smooth weighted round-robin makes it exact but for
+// the blocks of tickets the Ps hold).
 func TestWeightedRoundRobin(t *testing.T) {
 	t.Parallel()
 	bs, p := polWeighted(t)
 	polRoundRobinFollowsWeights(t, bs, p)
 }
 
-// polRoundRobinFollowsWeights makes 1,200 calls through p and checks that
+// polRoundRobinFollowsWeights makes 360 calls through p and checks that
 // the backends bs, of weights 1, 2 and 3, took 1:2:3 of them within 3 %.
 func polRoundRobinFollowsWeights(t *testing.T, bs []*backend.Server, p *pool.Pool) {
 	t.Helper()
 	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
-	const total = 1200
+	const total = 360
 	before := polUnaryCounts(bs, nil)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -539,11 +540,15 @@ func polRoundRobinFollowsWeights(t *testing.T, bs []*backend.Server, p *pool.Poo
 		t.Fatalf("%d calls failed", n)
 	}
 	got := polUnaryCounts(bs, before)
-	t.Logf("1,200 calls at weights 1:2:3: %v", got)
+	t.Logf("%d calls at weights 1:2:3: %v", total, got)
+	// Smooth weighted round-robin is exact over whole cycles; each P holds
+	// at most one partly used block of tickets, which gives every backend
+	// its share within one.
+	tol := max(0.03*total, float64(runtime.GOMAXPROCS(0)))
 	for i, n := range got {
 		want := int64(total * (i + 1) / 6)
-		if d := math.Abs(float64(n - want)); d > 0.03*total {
-			t.Fatalf("backend of weight %d got %d calls, want %d ± %d (all: %v)", i+1, n, want, int(0.03*total), got)
+		if d := math.Abs(float64(n - want)); d > tol {
+			t.Fatalf("backend of weight %d got %d calls, want %d ± %.0f (all: %v)", i+1, n, want, tol, got)
 		}
 	}
 }

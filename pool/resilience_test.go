@@ -157,7 +157,7 @@ func probeBound(s breaker.Settings, goroutines int, elapsed time.Duration) int {
 // One backend of four answers every call with Unavailable.
 func TestResilienceSickBackend(t *testing.T) {
 	t.Parallel()
-	const calls, goroutines = 4000, 16
+	const calls, goroutines = 1000, 16
 
 	// Breaker and retry with their documented defaults: not one call
 	// fails, and the sick backend sees no more than it takes to trip its
@@ -425,7 +425,7 @@ func TestResilienceAllDown(t *testing.T) {
 // in the budget expires.
 func TestResilienceRetryStorm(t *testing.T) {
 	// Not parallel: its load must end within 0.9 × the retry budget window.
-	const calls, goroutines = 2000, 16
+	const calls, goroutines = 400, 16
 	bs := testutil.StartBackends(t, 4)
 	for _, b := range bs {
 		b.SetFail(codes.Unavailable)
