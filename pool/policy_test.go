@@ -146,7 +146,7 @@ func TestConsistentHashAffinity(t *testing.T) {
 	}
 	t.Logf("100 keys per backend: %v", perBackend)
 
-	for round := range 10 {
+	for round := range 3 {
 		got := polOwners(t, ctx, c, keys)
 		for i := range keys {
 			if got[i] != owner[i] {
@@ -591,13 +591,13 @@ func TestConsistentHashWeightedFallbackKeepsOtherKeys(t *testing.T) {
 	polWarm(t, p, 3)
 	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
-	keys := polKeys(600, 4)
+	keys := polKeys(300, 4)
 	owner := polOwners(t, ctx, c, keys)
 	share := map[string]int{}
 	for _, o := range owner {
 		share[o]++
 	}
-	t.Logf("600 keys at weights 1:2:3: %v", share)
+	t.Logf("300 keys at weights 1:2:3: %v", share)
 
 	bs[0].Health().SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	hcWaitHealthy(t, p, 3, 2)
@@ -650,13 +650,13 @@ func TestWeightedLeastActiveUnary(t *testing.T) {
 	// fake seam (internal/balancer
 	// TestWeightedLeastActiveFollowsWeightsUnderConcurrency). Here, end to
 	// end, every backend takes calls either way; the shares are logged.
-	seq := run(1, 300)
-	t.Logf("300 sequential calls at weights 1:2:3: %v", seq)
+	seq := run(1, 150)
+	t.Logf("150 sequential calls at weights 1:2:3: %v", seq)
 	for _, b := range bs {
 		b.SetDelay(2 * time.Millisecond)
 	}
-	conc := run(16, 600)
-	t.Logf("600 calls of 2 ms from 16 goroutines at weights 1:2:3: %v", conc)
+	conc := run(16, 300)
+	t.Logf("300 calls of 2 ms from 16 goroutines at weights 1:2:3: %v", conc)
 	for i := range bs {
 		if seq[i] == 0 || conc[i] == 0 {
 			t.Fatalf("backend %d took no calls: sequential %v, concurrent %v", i, seq, conc)
