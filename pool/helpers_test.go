@@ -3,12 +3,8 @@ package pool_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -17,7 +13,6 @@ import (
 
 	"github.com/grpcpool/grpcpool/example/echopb"
 	"github.com/grpcpool/grpcpool/internal/backend"
-	"github.com/grpcpool/grpcpool/internal/tcpproxy"
 	"github.com/grpcpool/grpcpool/internal/testutil"
 	"github.com/grpcpool/grpcpool/pool"
 )
@@ -56,67 +51,11 @@ func onlyBackend(t testing.TB, p *pool.Pool) pool.BackendStats {
 	return bs[0]
 }
 
-// startProxy starts a TCP proxy in front of backends, closed at cleanup.
-func startProxy(t testing.TB, backends ...string) *tcpproxy.Proxy {
-	t.Helper()
-	px, err := tcpproxy.New(backends...)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = px.Close() })
-	return px
-}
-
 // echoUnary makes one Echo unary call and returns the name of the backend
 // that answered.
 func echoUnary(ctx context.Context, c echopb.EchoClient, opts ...grpc.CallOption) (string, error) {
 	r, err := c.Unary(ctx, &echopb.EchoRequest{Message: "x"}, opts...)
 	return r.GetBackend(), err
-}
-
-// outageDialer is a context dialer whose new connections can be slowed down or
-// refused, while the connections it made keep working: a connect outage.
-type outageDialer struct {
-	delay atomic.Int64 // time.Duration each dial waits first
-	fail  atomic.Bool  // dials fail
-
-	mu    sync.Mutex
-	conns []net.Conn // every connection made, in order
-}
-
-// conn returns the i-th connection the dialer made (from 0).
-func (d *outageDialer) conn(i int) net.Conn {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if i < len(d.conns) {
-		return d.conns[i]
-	}
-	return nil
-}
-
-func (d *outageDialer) option() pool.Option {
-	return pool.WithDialOptions(grpc.WithContextDialer(d.dial))
-}
-
-func (d *outageDialer) dial(ctx context.Context, addr string) (net.Conn, error) {
-	if w := time.Duration(d.delay.Load()); w > 0 {
-		t := time.NewTimer(w)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	if d.fail.Load() {
-		return nil, fmt.Errorf("dial %s refused: connect outage", addr)
-	}
-	var nd net.Dialer
-	c, err := nd.DialContext(ctx, "tcp", addr)
-	if err == nil {
-		d.mu.Lock()
-		d.conns = append(d.conns, c)
-		d.mu.Unlock()
-	}
-	return c, err
 }
 
 func cmpErr(first, err error) error {

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -661,53 +660,5 @@ func TestWeightedLeastActiveUnary(t *testing.T) {
 		if seq[i] == 0 || conc[i] == 0 {
 			t.Fatalf("backend %d took no calls: sequential %v, concurrent %v", i, seq, conc)
 		}
-	}
-}
-
-// ConsistentHash keeps a key on one backend from the first
-// call: while the key's owner makes its first connection, the key's calls
-// wait for it (as gRPC's ring_hash queues the pick) rather than go to
-// another backend.
-func TestConsistentHashWaitsForConnectingOwner(t *testing.T) {
-	t.Parallel()
-	bs := testutil.StartBackends(t, 2)
-	const key = "user-42"
-	opts := []pool.Option{pool.WithPolicy(pool.ConsistentHash), pool.WithHashKey("k"), pool.WithSize(1)}
-	keyCtx := func(d time.Duration) context.Context {
-		return metadata.AppendToOutgoingContext(testutil.ContextFor(t, d), "k", key)
-	}
-	// Who owns the key, once everything is connected.
-	p1, _ := testutil.ReadyPool(t, bs, opts...)
-	owner, err := echoUnary(keyCtx(5*time.Second), echopb.NewEchoClient(p1))
-	require.NoError(t, err)
-	require.NoError(t, p1.Close())
-	var ownerAddr string
-	for _, b := range bs {
-		if b.Name() == owner {
-			ownerAddr = b.Addr()
-		}
-	}
-
-	// A new pool whose connection to the owner takes 300 ms to dial.
-	slow := func(ctx context.Context, addr string) (net.Conn, error) {
-		if addr == ownerAddr {
-			t := time.NewTimer(300 * time.Millisecond)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addr)
-	}
-	r, target := testutil.ManualTarget(testutil.AddrsOf(bs)...)
-	p2 := testutil.NewPool(t, target, append(opts, pool.WithResolvers(r), pool.WithDialOptions(grpc.WithContextDialer(slow)))...)
-	c := echopb.NewEchoClient(p2)
-	for i := range 5 {
-		got, err := echoUnary(keyCtx(5*time.Second), c)
-		require.NoError(t, err, "call %d", i)
-		require.Equal(t, owner, got, "call %d with key %q right after start went to another backend than its owner", i, key)
 	}
 }

@@ -37,7 +37,7 @@ func TestFloorAndStart(t *testing.T) {
 // A recycle and the idle shrink together never take a
 // backend below its floor, the connection being replaced is never drained
 // before its replacement serves, and a connect outage during the recycle
-// leaves the old connection serving.
+// leaves the old connection serving until recycles succeed again.
 func TestRecycleAndIdleShrinkKeepTheFloor(t *testing.T) {
 	for _, size := range []int{1, 2} {
 		synctest.Test(t, func(t *testing.T) {
@@ -67,6 +67,19 @@ func TestRecycleAndIdleShrinkKeepTheFloor(t *testing.T) {
 			ss = f.States(b)
 			require.Equal(t, size, coretest.Count(ss, core.Ready), "%v", ss)
 			require.Equal(t, size, f.Live(b), "%v", ss)
+			// After the outage the recycles go on: every connection is
+			// replaced, one at a time, and the floor holds throughout.
+			old := f.Conns(b)
+			for range 30 { // 3 s: replacements connect at once again
+				time.Sleep(100 * time.Millisecond)
+				synctest.Wait()
+				f.ReadyAll()
+				ss = f.States(b)
+				require.GreaterOrEqual(t, coretest.Count(ss, core.Ready), size, "%v", ss)
+			}
+			for _, c := range old {
+				require.Contains(t, f.Closes(), c, "recycled after the outage")
+			}
 		})
 	}
 }
@@ -142,8 +155,11 @@ func TestFailedGrowthBacksOff(t *testing.T) {
 		f.Do(func(k *core.Core, now time.Time) {
 			k.ConnState(now, b.Conns()[1], connectivity.TransientFailure, errors.New("refused"))
 		})
-		_, o = f.Picker().Pick(core.PickInfo{Grow: grow})
-		require.NotEqual(t, core.WaitGrowth, o, "after a failed growth calls do not wait for another")
+		over, o := f.Picker().Pick(core.PickInfo{Grow: grow})
+		require.Equal(t, core.Picked, o, "after a failed growth calls do not wait for another")
+		require.True(t, over.Overflow, "the call overflows onto the full connection at once")
+		require.Same(t, r.Conn, over.Conn)
+		over.Conn.Release()
 		require.Equal(t, 1, asked)
 		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, b) })
 		require.Len(t, f.Dials(), 2, "no growth within the backoff")
