@@ -5,6 +5,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/grpcpool/grpcpool/internal/core"
@@ -30,7 +31,7 @@ func TestGrowthWaitEndsWhenTheCoreDeclinesToGrow(t *testing.T) {
 		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, asked) })
 		require.Len(t, f.Dials(), 1, "room appeared: no connection is added")
 		require.True(t, p.Stale(), "the picker the growth wait is on is replaced")
-		r, o := f.Picker().Pick(core.PickInfo{Grow: func(*core.Backend) { t.Error("growth asked again") }})
+		r, o := f.Picker().Pick(core.PickInfo{Grow: func(*core.Backend) { assert.Fail(t, "growth asked again") }})
 		require.Equal(t, core.Picked, o)
 		require.False(t, r.Overflow)
 		r.Conn.Release()

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/grpcpool/grpcpool/internal/coretest/record"
@@ -137,7 +138,7 @@ func TestPeakEWMASeesASlowBackendBeforeItsCallsEnd(t *testing.T) {
 				for next.Add(1) <= calls {
 					r, o := f.picker().Pick(PickInfo{})
 					if o != Picked {
-						t.Error("not picked")
+						assert.Fail(t, "not picked")
 						return
 					}
 					b := r.Conn.Backend

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,7 +28,7 @@ func TestRoundRobinSpreadFromEveryP(t *testing.T) {
 			for range each {
 				r, o := p.Pick(PickInfo{})
 				if o != Picked {
-					t.Error("not picked")
+					assert.Fail(t, "not picked")
 					return
 				}
 				local[r.Conn.Backend.Key]++
