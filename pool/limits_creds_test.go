@@ -2,11 +2,13 @@ package pool_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
@@ -42,9 +44,7 @@ func TestStreamLimitNotLearnedFromSlowCredentials(t *testing.T) {
 	client := echopb.NewEchoClient(p)
 	ctx := testutil.Context(t)
 	first, err := client.Bidi(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer func() { _ = first.CloseSend() }()
 	const n = 4
 	var wg sync.WaitGroup
@@ -62,15 +62,11 @@ func TestStreamLimitNotLearnedFromSlowCredentials(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Errorf("stream: %v", err)
+		assert.Fail(t, fmt.Sprintf("stream: %v", err))
 	}
 	st := testutil.MustFind(t, p, b.Addr())
-	if st.StreamLimit != 0 {
-		t.Errorf("StreamLimit = %d learned from credentials delays; the server has none", st.StreamLimit)
-	}
-	if len(st.Conns) != 1 {
-		t.Errorf("%d connections, want 1: the pool grew for a limit the server does not have", len(st.Conns))
-	}
+	assert.Zerof(t, st.StreamLimit, "StreamLimit = %d learned from credentials delays; the server has none", st.StreamLimit)
+	assert.EqualValuesf(t, 1, len(st.Conns), "%d connections, want 1: the pool grew for a limit the server does not have", len(st.Conns))
 }
 
 // A NewStream the server has admitted is not given up by the stall timer,
@@ -97,9 +93,8 @@ func TestStallTimerSparesAStreamTheServerAdmitted(t *testing.T) {
 	for _, s := range streams {
 		_ = s.CloseSend()
 	}
-	if n := b.Streams(); n != 2 {
-		t.Errorf("the server saw %d streams begin for 2 opened: an admitted one was given up and placed again", n)
-	}
+	n := b.Streams()
+	assert.EqualValuesf(t, 2, n, "the server saw %d streams begin for 2 opened: an admitted one was given up and placed again", n)
 }
 
 // delayedCreds is a PerRPCCredentials whose GetRequestMetadata takes delay:

@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -84,11 +86,9 @@ func TestNewRejectsBadInput(t *testing.T) {
 			p, err := pool.New(tt.target, opts...)
 			if err == nil {
 				_ = p.Close()
-				t.Fatalf("New(%q) = nil error, want %v", tt.target, tt.want)
+				require.Fail(t, fmt.Sprintf("New(%q) = nil error, want %v", tt.target, tt.want))
 			}
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("New(%q) = %v, want errors.Is %v", tt.target, err, tt.want)
-			}
+			require.Truef(t, errors.Is(err, tt.want), "New(%q) = %v, want errors.Is %v", tt.target, err, tt.want)
 		})
 	}
 }
@@ -129,9 +129,7 @@ func tlsBackend(t *testing.T, name string) (*backend.Server, <-chan string) {
 		grpc.Creds(credentials.NewServerTLSFromCert(&cert)),
 		grpc.UnaryInterceptor(rec),
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(s.Stop)
 	return s, auths
 }
@@ -151,32 +149,26 @@ func TestTLSVerifiesTargetHostNotDialedIP(t *testing.T) {
 	target := r.Scheme() + ":///" + name + ":443"
 	creds := credentials.NewTLS(&tls.Config{RootCAs: srvRoots})
 	p, err := pool.New(target, pool.WithResolvers(r), pool.WithDialOptions(grpc.WithTransportCredentials(creds)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 	ctx := testutil.Context(t)
 	if _, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{Message: "x"}, grpc.WaitForReady(true)); err != nil {
-		t.Fatalf("Unary over TLS dialing %s for %s: %v", s.Addr(), name, err)
+		require.Fail(t, fmt.Sprintf("Unary over TLS dialing %s for %s: %v", s.Addr(), name, err))
 	}
-	if got, want := <-auths, name+":443"; got != want {
-		t.Fatalf(":authority = %q, want %q", got, want)
-	}
+	got, want := <-auths, name+":443"
+	require.EqualValuesf(t, want, got, ":authority = %q, want %q", got, want)
 
 	// The same server reached by IP: verification against the IP must fail,
 	// which shows the first call was checked against the name.
 	ipTarget := "passthrough:///" + s.Addr()
 	p2, err := pool.New(ipTarget, pool.WithDialOptions(grpc.WithTransportCredentials(creds)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = p2.Close() })
 	ctx2, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	_, err = echopb.NewEchoClient(p2).Unary(ctx2, &echopb.EchoRequest{Message: "x"})
-	if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded {
-		t.Fatalf("Unary by IP = %v, want a TLS failure (Unavailable)", err)
-	}
+	code := status.Code(err)
+	require.Falsef(t, code != codes.Unavailable && code != codes.DeadlineExceeded, "Unary by IP = %v, want a TLS failure (Unavailable)", err)
 }
 
 // TestAddressServerNameKept shows resolver address attributes reach the
@@ -190,12 +182,10 @@ func TestAddressServerNameKept(t *testing.T) {
 	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: s.Addr(), ServerName: "real.test"}}})
 	creds := credentials.NewTLS(&tls.Config{RootCAs: roots})
 	p, err := pool.New(r.Scheme()+":///other.test:443", pool.WithResolvers(r), pool.WithDialOptions(grpc.WithTransportCredentials(creds)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 	if _, err := echopb.NewEchoClient(p).Unary(testutil.Context(t), &echopb.EchoRequest{}, grpc.WaitForReady(true)); err != nil {
-		t.Fatalf("Unary with ServerName attribute: %v", err)
+		require.Fail(t, fmt.Sprintf("Unary with ServerName attribute: %v", err))
 	}
 }
 
@@ -203,9 +193,7 @@ func TestAddressServerNameKept(t *testing.T) {
 func mustLeaf(t *testing.T, s *backend.Server) *x509.Certificate {
 	t.Helper()
 	c, err := tls.Dial("tcp", s.Addr(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	return c.ConnectionState().PeerCertificates[0]
 }
@@ -217,29 +205,27 @@ func TestCloseIsIdempotentAndCallsFailCanceled(t *testing.T) {
 	client := echopb.NewEchoClient(p)
 	ctx := testutil.Context(t)
 	if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil {
-		t.Fatal(err)
+		require.Fail(t, fmt.Sprint(err))
 	}
 	if err := p.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
+		require.Fail(t, fmt.Sprintf("Close: %v", err))
 	}
 	if err := p.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
+		require.Fail(t, fmt.Sprintf("second Close: %v", err))
 	}
 	if _, err := client.Unary(ctx, &echopb.EchoRequest{}); status.Code(err) != codes.Canceled {
-		t.Fatalf("Unary after Close = %v, want Canceled", err)
+		require.Fail(t, fmt.Sprintf("Unary after Close = %v, want Canceled", err))
 	}
 	if _, err := client.Bidi(ctx); status.Code(err) != codes.Canceled {
-		t.Fatalf("Bidi after Close = %v, want Canceled", err)
+		require.Fail(t, fmt.Sprintf("Bidi after Close = %v, want Canceled", err))
 	}
 	if _, err := client.Unary(ctx, &echopb.EchoRequest{}, grpc.WaitForReady(true)); status.Code(err) != codes.Canceled {
-		t.Fatalf("WaitForReady Unary after Close = %v, want Canceled", err)
+		require.Fail(t, fmt.Sprintf("WaitForReady Unary after Close = %v, want Canceled", err))
 	}
 	if err := p.WaitForReady(ctx); status.Code(err) != codes.Canceled {
-		t.Fatalf("WaitForReady after Close = %v, want Canceled", err)
+		require.Fail(t, fmt.Sprintf("WaitForReady after Close = %v, want Canceled", err))
 	}
-	if !p.Stats().Closed {
-		t.Fatal("Stats().Closed = false after Close")
-	}
+	require.True(t, p.Stats().Closed, "Stats().Closed = false after Close")
 }
 
 func TestFailFastWithoutAddresses(t *testing.T) {
@@ -251,12 +237,8 @@ func TestFailFastWithoutAddresses(t *testing.T) {
 	defer cancel()
 	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
 	st := status.Convert(err)
-	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "no addresses") {
-		t.Fatalf("Unary = %v, want Unavailable naming no addresses", err)
-	}
-	if ctx.Err() != nil {
-		t.Fatal("the call waited for its deadline instead of failing at once")
-	}
+	require.Falsef(t, st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "no addresses"), "Unary = %v, want Unavailable naming no addresses", err)
+	require.False(t, ctx.Err() != nil, "the call waited for its deadline instead of failing at once")
 }
 
 func TestFailFastWhenNothingConnects(t *testing.T) {
@@ -269,13 +251,9 @@ func TestFailFastWhenNothingConnects(t *testing.T) {
 	defer cancel()
 	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
 	st := status.Convert(err)
-	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "no ready connection") {
-		t.Fatalf("Unary = %v, want Unavailable naming no ready connection", err)
-	}
-	if ctx.Err() != nil {
-		t.Fatal("the call waited for its deadline instead of failing at once")
-	}
+	require.Falsef(t, st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "no ready connection"), "Unary = %v, want Unavailable naming no ready connection", err)
+	require.False(t, ctx.Err() != nil, "the call waited for its deadline instead of failing at once")
 	if _, err := echopb.NewEchoClient(p).Bidi(ctx); status.Code(err) != codes.Unavailable {
-		t.Fatalf("Bidi = %v, want Unavailable", err)
+		require.Fail(t, fmt.Sprintf("Bidi = %v, want Unavailable", err))
 	}
 }

@@ -2,10 +2,12 @@ package pool_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -56,7 +58,7 @@ func TestSilentStreamProbeLetsARecoveredBackendBack(t *testing.T) {
 
 	b.SetFail(codes.Unavailable)
 	if _, err := client.Unary(ctx, &echopb.EchoRequest{}); status.Code(err) != codes.Unavailable {
-		t.Fatalf("call on the failing backend: %v, want Unavailable", err)
+		require.Fail(t, fmt.Sprintf("call on the failing backend: %v, want Unavailable", err))
 	}
 	testutil.WaitFor(t, "the breaker to open", func() bool { return testutil.MustFind(t, p, b.Addr()).Breaker == breaker.StateOpen })
 	b.SetOK()
@@ -65,7 +67,7 @@ func TestSilentStreamProbeLetsARecoveredBackendBack(t *testing.T) {
 	sctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(ctx, silentKey, "1"))
 	defer cancel()
 	if _, err := client.ServerStream(sctx, &echopb.EchoRequest{Count: 1}); err != nil {
-		t.Fatalf("silent stream: %v", err)
+		require.Fail(t, fmt.Sprintf("silent stream: %v", err))
 	}
 	testutil.WaitFor(t, "the silent stream to be open on the server", func() bool { return open.Load() == 1 })
 
@@ -79,12 +81,10 @@ func TestSilentStreamProbeLetsARecoveredBackendBack(t *testing.T) {
 		return err == nil
 	})
 	t.Logf("first unary call got through %v after the stream probe was placed", time.Since(start).Round(time.Millisecond))
-	if got := testutil.MustFind(t, p, b.Addr()).Breaker; got != breaker.StateClosed {
-		t.Errorf("breaker = %v, want closed", got)
-	}
-	if n := open.Load(); n != 1 {
-		t.Errorf("silent streams open on the server = %d, want 1", n)
-	}
+	got := testutil.MustFind(t, p, b.Addr()).Breaker
+	assert.EqualValuesf(t, breaker.StateClosed, got, "breaker = %v, want closed", got)
+	n := open.Load()
+	assert.EqualValuesf(t, 1, n, "silent streams open on the server = %d, want 1", n)
 }
 
 // A long-lived stream admitted as a half-open breaker's probe

@@ -1,6 +1,7 @@
 package pool_test
 
 import (
+	"fmt"
 	"net"
 	"path/filepath"
 	"testing"
@@ -25,9 +26,7 @@ func TestTargetForms(t *testing.T) {
 
 	sock := filepath.Join(t.TempDir(), "echo.sock")
 	ul, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	us := backend.Start(ul, backend.Options{Name: "unix"})
 	t.Cleanup(us.Stop)
 
@@ -54,15 +53,11 @@ func TestTargetForms(t *testing.T) {
 			p := testutil.NewPool(t, tt.target, tt.opts...)
 			ctx := testutil.Context(t)
 			if err := p.WaitForReady(ctx); err != nil {
-				t.Fatalf("WaitForReady: %v", err)
+				require.Fail(t, fmt.Sprintf("WaitForReady: %v", err))
 			}
 			resp, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{Message: "x"})
-			if err != nil {
-				t.Fatalf("Unary: %v", err)
-			}
-			if resp.Message != "x" {
-				t.Fatalf("got %q, want %q", resp.Message, "x")
-			}
+			require.NoErrorf(t, err, "Unary: %v", err)
+			require.EqualValuesf(t, "x", resp.Message, "got %q, want %q", resp.Message, "x")
 		})
 	}
 }

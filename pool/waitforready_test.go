@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -67,7 +68,7 @@ func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
 	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if _, err := client.Unary(short, &echopb.EchoRequest{}, grpc.WaitForReady(true)); status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("WaitForReady Unary with nothing listening = %v, want DeadlineExceeded", err)
+		require.Fail(t, fmt.Sprintf("WaitForReady Unary with nothing listening = %v, want DeadlineExceeded", err))
 	}
 
 	// A server comes up on the address: the waiting call goes through.
@@ -85,11 +86,9 @@ func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
 	r.UpdateState(resolver.State{Addresses: testutil.Addrs(addr)}) // nudge nothing: the pool reconnects by itself
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("WaitForReady Unary after the server came up: %v", err)
-		}
+		require.NoErrorf(t, err, "WaitForReady Unary after the server came up: %v", err)
 	case <-time.After(25 * time.Second):
-		t.Fatal("WaitForReady Unary did not complete after the server came up")
+		require.Fail(t, "WaitForReady Unary did not complete after the server came up")
 	}
 }
 
@@ -102,10 +101,10 @@ func TestWaitForReady(t *testing.T) {
 	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := p.WaitForReady(short); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("WaitForReady with no addresses = %v, want DeadlineExceeded", err)
+		require.Fail(t, fmt.Sprintf("WaitForReady with no addresses = %v, want DeadlineExceeded", err))
 	}
 	r.UpdateState(resolver.State{Addresses: testutil.Addrs(bs[0].Addr())})
 	if err := p.WaitForReady(testutil.Context(t)); err != nil {
-		t.Fatalf("WaitForReady after an address came: %v", err)
+		require.Fail(t, fmt.Sprintf("WaitForReady after an address came: %v", err))
 	}
 }
