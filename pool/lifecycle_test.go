@@ -84,7 +84,7 @@ func TestResolveIntervalFollowsAPollingResolver(t *testing.T) {
 	}
 	for _, b := range bs[1:] {
 		if b.Unary() == 0 {
-			t.Fatalf("added backend %s got no calls", b.Name())
+			require.Fail(t, fmt.Sprintf("added backend %s got no calls", b.Name()))
 		}
 	}
 	if n := r.resolves.Load(); n < 2 {
@@ -225,7 +225,7 @@ func TestMaxConnAgeRecyclesWithoutFailures(t *testing.T) {
 	_ = s.CloseSend()
 	t.Logf("%d calls, %d failed, %d connections seen", calls.Load(), failed.Load(), len(seen))
 	if failed.Load() > 0 {
-		t.Fatalf("%d calls failed during recycling; first: %v", failed.Load(), firstErr.Load())
+		require.Fail(t, fmt.Sprintf("%d calls failed during recycling; first: %v", failed.Load(), firstErr.Load()))
 	}
 	require.Falsef(t, len(seen) < 2*size*4, "only %d connections seen: connections were not recycled", len(seen))
 }
@@ -264,7 +264,7 @@ func TestStatsAndLogsFollowTheLifecycle(t *testing.T) {
 	}
 	st := p.Stats()
 	if st.Backends[0].OldestConnAge <= 0 || st.Backends[0].OldestConnAge > time.Second {
-		t.Fatalf("OldestConnAge = %v, want within the max age", st.Backends[0].OldestConnAge)
+		require.Fail(t, fmt.Sprintf("OldestConnAge = %v, want within the max age", st.Backends[0].OldestConnAge))
 	}
 }
 

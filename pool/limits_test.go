@@ -211,7 +211,7 @@ func (b *burst) end() []error {
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		b.t.Fatalf("streams did not end within 20 s of their release")
+		require.Fail(b.t, "streams did not end within 20 s of their release")
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -266,7 +266,7 @@ func spreadStreams(t *testing.T, opts ...pool.Option) (*pool.Pool, *limitedServe
 	opened, last := b.waitOpen(wantStreams, openWindow)
 	t.Logf("%d of %d streams open within %v (last at %v)", opened, wantStreams, openWindow, last.Round(time.Millisecond))
 	if opened != wantStreams {
-		t.Fatalf("%d of %d streams open within %v, want all (failures: %v)", opened, wantStreams, openWindow, b.failures())
+		require.Fail(t, fmt.Sprintf("%d of %d streams open within %v, want all (failures: %v)", opened, wantStreams, openWindow, b.failures()))
 	}
 	bs, cs := connsOf(t, p)
 	server, most := ls.perConn()
@@ -278,11 +278,10 @@ func spreadStreams(t *testing.T, opts ...pool.Option) (*pool.Pool, *limitedServe
 		assert.Falsef(t, c.Active > serverLimit, "conn %d: Active = %d, want ≤ %d", c.ID, c.Active, serverLimit)
 	}
 	if len(server) < 3 || most > serverLimit || ls.ActiveStreams() != wantStreams {
-		t.Errorf("server: %d streams on %d conns %v, most on one %d; want %d on ≥ 3, none above %d",
-			ls.ActiveStreams(), len(server), sortedCounts(server), most, wantStreams, serverLimit)
+		assert.Fail(t, fmt.Sprintf("server: %d streams on %d conns %v, most on one %d; want %d on ≥ 3, none above %d", ls.ActiveStreams(), len(server), sortedCounts(server), most, wantStreams, serverLimit))
 	}
 	if errs := b.end(); len(errs) > 0 {
-		t.Fatalf("%d streams failed, first: %v", len(errs), errs[0])
+		require.Fail(t, fmt.Sprintf("%d streams failed, first: %v", len(errs), errs[0]))
 	}
 	return p, ls
 }
@@ -343,7 +342,7 @@ func TestStreamLimitLearnedLoneStreamOvertaken(t *testing.T) {
 	}
 	for _, b := range []*burst{lone, rest} {
 		if errs := b.failures(); len(errs) > 0 {
-			t.Fatalf("%d streams failed, first: %v", len(errs), errs[0])
+			require.Fail(t, fmt.Sprintf("%d streams failed, first: %v", len(errs), errs[0]))
 		}
 	}
 }
@@ -401,7 +400,7 @@ func TestMaxSizeCapsGrowth(t *testing.T) {
 			opened, last := b.waitOpen(2*serverLimit, openWindow)
 			t.Logf("%d streams open within %v (the 200th at %v)", opened, openWindow, last.Round(time.Millisecond))
 			if opened != 2*serverLimit {
-				t.Fatalf("%d streams open within %v, want %d (failures: %v)", opened, openWindow, 2*serverLimit, b.failures())
+				require.Fail(t, fmt.Sprintf("%d streams open within %v, want %d (failures: %v)", opened, openWindow, 2*serverLimit, b.failures()))
 			}
 			// Every stream is placed: 200 open, 100 queued in gRPC.
 			testutil.WaitFor(t, "all 300 streams placed", func() bool {
@@ -441,10 +440,10 @@ func TestMaxSizeDefault(t *testing.T) {
 	require.EqualValuesf(t, 24, opened, "%d of 24 streams open, want all", opened)
 	_, cs := connsOf(t, p)
 	if want := max(8*1, 16); len(cs) != want {
-		t.Errorf("%d connections with WithSize(1) and no WithMaxSize, want max(8 × 1, 16) = %d (active %v)", len(cs), want, actives(cs))
+		assert.Fail(t, fmt.Sprintf("%d connections with WithSize(1) and no WithMaxSize, want max(8 × 1, 16) = %d (active %v)", len(cs), want, actives(cs)))
 	}
 	if errs := b.end(); len(errs) > 0 {
-		t.Fatalf("%d streams failed, first: %v", len(errs), errs[0])
+		require.Fail(t, fmt.Sprintf("%d streams failed, first: %v", len(errs), errs[0]))
 	}
 }
 
@@ -499,12 +498,11 @@ func TestUnaryAvoidsFullConnWithStreamLimit(t *testing.T) {
 		}
 	}
 	if failed > 0 {
-		t.Errorf("%d of %d unary calls beside 100 streams failed (none reached the server: queued in gRPC on the full connection), first: %v",
-			failed, len(errs), errors.Join(errs...))
+		assert.Fail(t, fmt.Sprintf("%d of %d unary calls beside 100 streams failed (none reached the server: queued in gRPC on the full connection), first: %v", failed, len(errs), errors.Join(errs...)))
 	}
 	for k := range full {
 		if unary[k] > 0 {
-			t.Errorf("%d unary calls went to the connection carrying 100 streams", unary[k])
+			assert.Fail(t, fmt.Sprintf("%d unary calls went to the connection carrying 100 streams", unary[k]))
 		}
 	}
 	assert.EqualValuesf(t, 1, len(unary), "unary calls on %d connections %v, want 1 (the one with room)", len(unary), unary)
@@ -527,7 +525,7 @@ func TestSingleClientConnStreamLimitBaseline(t *testing.T) {
 	t.Logf("one grpc.ClientConn: %d of %d streams open within %v", opened, wantStreams, openWindow)
 	require.EqualValuesf(t, serverLimit, opened, "%d of %d streams open within %v, want %d", opened, wantStreams, openWindow, serverLimit)
 	if errs := b.failures(); len(errs) > 0 {
-		t.Fatalf("%d streams failed, first: %v", len(errs), errs[0])
+		require.Fail(t, fmt.Sprintf("%d streams failed, first: %v", len(errs), errs[0]))
 	}
 	b.stop() // cancels the queued ones too
 	for _, err := range b.failures() {

@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -109,7 +110,7 @@ func TestGRPCOpenTelemetryPluginSeesThePoolTarget(t *testing.T) {
 			}
 			for _, b := range p.Stats().Backends {
 				if b.Calls == 0 {
-					t.Fatalf("backend %s took no call: %v", b.Addr, p.Stats())
+					require.Fail(t, fmt.Sprintf("backend %s took no call: %v", b.Addr, p.Stats()))
 				}
 			}
 			// Per call and attempt, grpc records its canonical target; per

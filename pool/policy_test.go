@@ -75,7 +75,7 @@ func polOwners(t testing.TB, ctx context.Context, c echopb.EchoClient, keys []st
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("key %q: %v", keys[i], err)
+			require.Fail(t, fmt.Sprintf("key %q: %v", keys[i], err))
 		}
 	}
 	return out
@@ -147,7 +147,7 @@ func TestConsistentHashAffinity(t *testing.T) {
 		got := polOwners(t, ctx, c, keys)
 		for i := range keys {
 			if got[i] != owner[i] {
-				t.Fatalf("round %d: key %q went to %s, before to %s", round, keys[i], got[i], owner[i])
+				require.Fail(t, fmt.Sprintf("round %d: key %q went to %s, before to %s", round, keys[i], got[i], owner[i]))
 			}
 		}
 	}
@@ -159,7 +159,7 @@ func TestConsistentHashAffinity(t *testing.T) {
 		r, err := s.Recv()
 		require.NoError(t, err)
 		if r.Backend != owner[i] {
-			t.Fatalf("stream with key %q went to %s, its unary calls to %s", key, r.Backend, owner[i])
+			require.Fail(t, fmt.Sprintf("stream with key %q went to %s, its unary calls to %s", key, r.Backend, owner[i]))
 		}
 		_ = s.CloseSend()
 	}
@@ -301,11 +301,11 @@ func polCheckFallback(t *testing.T, ctx context.Context, c echopb.EchoClient, bs
 	t.Helper()
 	fallback := polCall(t, polWithKey(ctx, keys[0]), c)
 	if fallback == bs[home].Name() {
-		t.Fatalf("key %q still on its unavailable backend %s", keys[0], fallback)
+		require.Fail(t, fmt.Sprintf("key %q still on its unavailable backend %s", keys[0], fallback))
 	}
 	for range 50 {
 		if got := polCall(t, polWithKey(ctx, keys[0]), c); got != fallback {
-			t.Fatalf("key %q went to %s, earlier to %s: the fallback must be one backend", keys[0], got, fallback)
+			require.Fail(t, fmt.Sprintf("key %q went to %s, earlier to %s: the fallback must be one backend", keys[0], got, fallback))
 		}
 	}
 	now := polOwners(t, ctx, c, keys)
@@ -327,7 +327,7 @@ func polCheckHome(t *testing.T, ctx context.Context, c echopb.EchoClient, keys, 
 	now := polOwners(t, ctx, c, keys)
 	for i := range keys {
 		if now[i] != owner[i] {
-			t.Fatalf("after healing, key %q is on %s, want %s", keys[i], now[i], owner[i])
+			require.Fail(t, fmt.Sprintf("after healing, key %q is on %s, want %s", keys[i], now[i], owner[i]))
 		}
 	}
 }
@@ -414,7 +414,7 @@ func TestConsistentHashDistributionAndAdd(t *testing.T) {
 		}
 		moved++
 		if after[i] != bs[5].Name() {
-			t.Fatalf("key %q moved from %s to %s, not to the new backend %s", keys[i], before[i], after[i], bs[5].Name())
+			require.Fail(t, fmt.Sprintf("key %q moved from %s to %s, not to the new backend %s", keys[i], before[i], after[i], bs[5].Name()))
 		}
 	}
 	t.Logf("adding a 6th backend moved %d of %d keys, all to it", moved, nKeys)
@@ -583,7 +583,7 @@ func TestConsistentHashWeightedFallbackKeepsOtherKeys(t *testing.T) {
 		}
 	}
 	if movedOthers > 0 {
-		t.Errorf("%d of the %d keys of the serving backends moved when the weight-1 backend stopped serving", movedOthers, len(keys)-share[bs[0].Name()])
+		assert.Fail(t, fmt.Sprintf("%d of the %d keys of the serving backends moved when the weight-1 backend stopped serving", movedOthers, len(keys)-share[bs[0].Name()]))
 	}
 
 	bs[0].Health().SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

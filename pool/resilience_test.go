@@ -248,7 +248,7 @@ func TestResilienceBlackHole(t *testing.T) {
 	}
 	wg.Wait()
 	if !opened.Load() {
-		t.Fatalf("breaker of the black hole still %v after %d failed calls", testutil.MustFind(t, p, hole.Addr()).Breaker, len(failed))
+		require.Fail(t, fmt.Sprintf("breaker of the black hole still %v after %d failed calls", testutil.MustFind(t, p, hole.Addr()).Breaker, len(failed)))
 	}
 	for _, err := range failed {
 		assert.EqualValuesf(t, codes.DeadlineExceeded, status.Code(err), "while tripping: got %v, want DeadlineExceeded", err)
@@ -355,7 +355,7 @@ func TestResilienceAllDown(t *testing.T) {
 			}
 			for i := 0; !allOpen(); i++ {
 				if i == 100 {
-					t.Fatalf("breakers not all open after %d failed calls: %+v", i, p.Stats().Backends)
+					require.Fail(t, fmt.Sprintf("breakers not all open after %d failed calls: %+v", i, p.Stats().Backends))
 				}
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				_, err := client.Unary(cctx, &echopb.EchoRequest{})
@@ -661,7 +661,7 @@ func TestResilienceStreamRetry(t *testing.T) {
 			resp, err := s.Recv()
 			require.NoErrorf(t, err, "stream %d: Recv: %v", i, err)
 			if resp.GetBackend() != good.Name() {
-				t.Errorf("stream %d on %s, want %s", i, resp.GetBackend(), good.Name())
+				assert.Fail(t, fmt.Sprintf("stream %d on %s, want %s", i, resp.GetBackend(), good.Name()))
 			}
 			require.NoError(t, s.CloseSend())
 			if _, err := s.Recv(); err == nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -160,7 +161,7 @@ func TestRoundRobinSpreadsUnaryCalls(t *testing.T) {
 	}
 	for _, b := range bs {
 		if got := b.Unary(); got != 100 {
-			t.Errorf("backend %s got %d calls, want 100", b.Name(), got)
+			assert.Fail(t, fmt.Sprintf("backend %s got %d calls, want 100", b.Name(), got))
 		}
 	}
 }

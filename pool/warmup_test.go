@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,7 +175,7 @@ func TestWarmupFailureKeepsTheBackendOutAndRetries(t *testing.T) {
 	require.Falsef(t, !strings.Contains(st.LastError, "warm-up") || !strings.Contains(st.LastError, "cache not loaded"), "LastError = %q, want the warm-up's error", st.LastError)
 	failures := read(telemetry.Warmups)[keyOf("grpcpool.backend="+bad.Addr(), telemetry.AttrOutcome+"=error")]
 	if failures < 2 {
-		t.Fatalf("%s{outcome=error} = %v, want ≥ 2 (all: %v)", telemetry.Warmups, failures, read(telemetry.Warmups))
+		require.Fail(t, fmt.Sprintf("%s{outcome=error} = %v, want ≥ 2 (all: %v)", telemetry.Warmups, failures, read(telemetry.Warmups)))
 	}
 
 	healed.Store(true)
