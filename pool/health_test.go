@@ -587,8 +587,8 @@ func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
 	t.Cleanup(restarted.Stop)
 
 	var reconnected time.Time
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		require.False(t, time.Now().After(deadline), "the pool did not reconnect within 10s")
+	for {
+		require.NoError(t, ctx.Err(), "the pool did not reconnect")
 		polCall(t, ctx, c)
 		if b, ok := testutil.Find(p, addr); ok && transportReady(b) > 0 && reconnected.IsZero() {
 			reconnected = time.Now()
