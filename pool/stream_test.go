@@ -7,7 +7,6 @@ import (
 	"io"
 	"testing"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -147,25 +146,6 @@ func TestUnaryAccountingAndCounts(t *testing.T) {
 	require.Falsef(t, calls != 14 || failures != 4, "calls, failures = %d, %d, want 14, 4", calls, failures)
 }
 
-// Round-robin spreads unary calls evenly over backends, and over the
-// connections of each.
-func TestRoundRobinSpreadsUnaryCalls(t *testing.T) {
-	t.Parallel()
-	bs := testutil.StartBackends(t, 3)
-	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(2))
-	client := echopb.NewEchoClient(p)
-	ctx := testutil.Context(t)
-	for range 300 {
-		_, err := client.Unary(ctx, &echopb.EchoRequest{})
-		require.NoError(t, err)
-	}
-	for _, b := range bs {
-		if got := b.Unary(); got != 100 {
-			assert.Fail(t, fmt.Sprintf("backend %s got %d calls, want 100", b.Name(), got))
-		}
-	}
-}
-
 // 180 long-lived streams opened one after another over 6 backends: the
 // spread counted on the servers, for each policy (round-robin within one
 // stream a backend, least-active exact).
@@ -192,37 +172,6 @@ func TestStreamDistribution(t *testing.T) {
 			require.Falsef(t, got > tt.limit, "max/mean = %.3f, want ≤ %.2f (%v)", got, tt.limit, counts)
 		})
 	}
-}
-
-// LeastActive sends new streams to the backend with fewer active ones.
-func TestLeastActiveFillsTheLessLoadedBackend(t *testing.T) {
-	t.Parallel()
-	bs := testutil.StartBackends(t, 2)
-	p, _ := testutil.ReadyPool(t, bs, pool.WithPolicy(pool.LeastActive))
-	ctx := testutil.Context(t)
-	client := echopb.NewEchoClient(p)
-	var on0 []grpc.BidiStreamingClient[echopb.EchoRequest, echopb.EchoResponse]
-	for range 10 {
-		s, err := client.Bidi(ctx)
-		require.NoError(t, err)
-		_ = s.Send(&echopb.EchoRequest{})
-		r, err := s.Recv()
-		require.NoError(t, err)
-		if r.Backend == bs[0].Name() {
-			on0 = append(on0, s)
-		}
-	}
-	require.EqualValuesf(t, 5, len(on0), "%d of 10 streams on b0, want 5", len(on0))
-	// End 4 streams on b0: the next 4 must all go there.
-	for _, s := range on0[:4] {
-		_ = s.CloseSend()
-		_, err := s.Recv()
-		require.EqualValuesf(t, io.EOF, err, "Recv = %v, want io.EOF", err)
-	}
-	testutil.WaitFor(t, "b0 down to 1 stream", func() bool { return bs[0].ActiveStreams() == 1 })
-	testutil.OpenBidi(t, ctx, client, 4)
-	got := serverStreams(bs)
-	require.Falsef(t, got[0] != 5 || got[1] != 5, "streams per backend = %v, want [5 5]", got)
 }
 
 func TestStreamsSurviveAndErrorsPassThrough(t *testing.T) {
