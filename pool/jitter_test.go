@@ -3,6 +3,8 @@ package pool
 import (
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestJitterStaysWithinTenPercent(t *testing.T) {
@@ -12,14 +14,8 @@ func TestJitterStaysWithinTenPercent(t *testing.T) {
 		j := jitter(d)
 		lo, hi = min(lo, j), max(hi, j)
 	}
-	if lo < 9*time.Second || hi > 11*time.Second {
-		t.Fatalf("jitter(%v) ranged %v..%v, want within ±10%%", d, lo, hi)
-	}
+	require.Falsef(t, lo < 9*time.Second || hi > 11*time.Second, "jitter(%v) ranged %v..%v, want within ±10%%", d, lo, hi)
 	// Spread over the whole range, not a constant.
-	if lo > 9100*time.Millisecond || hi < 10900*time.Millisecond {
-		t.Fatalf("jitter(%v) ranged only %v..%v", d, lo, hi)
-	}
-	if jitter(0) != 0 {
-		t.Fatal("jitter(0) != 0")
-	}
+	require.Falsef(t, lo > 9100*time.Millisecond || hi < 10900*time.Millisecond, "jitter(%v) ranged only %v..%v", d, lo, hi)
+	require.Zero(t, jitter(0), "jitter(0) != 0")
 }

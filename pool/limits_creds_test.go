@@ -2,11 +2,14 @@ package pool_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
 	"github.com/grpcpool/grpcpool/example/echopb"
@@ -41,9 +44,7 @@ func TestStreamLimitNotLearnedFromSlowCredentials(t *testing.T) {
 	client := echopb.NewEchoClient(p)
 	ctx := testutil.Context(t)
 	first, err := client.Bidi(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer func() { _ = first.CloseSend() }()
 	const n = 4
 	var wg sync.WaitGroup
@@ -61,15 +62,11 @@ func TestStreamLimitNotLearnedFromSlowCredentials(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Errorf("stream: %v", err)
+		assert.Fail(t, fmt.Sprintf("stream: %v", err))
 	}
 	st := testutil.MustFind(t, p, b.Addr())
-	if st.StreamLimit != 0 {
-		t.Errorf("StreamLimit = %d learned from credentials delays; the server has none", st.StreamLimit)
-	}
-	if len(st.Conns) != 1 {
-		t.Errorf("%d connections, want 1: the pool grew for a limit the server does not have", len(st.Conns))
-	}
+	assert.Zerof(t, st.StreamLimit, "StreamLimit = %d learned from credentials delays; the server has none", st.StreamLimit)
+	assert.EqualValuesf(t, 1, len(st.Conns), "%d connections, want 1: the pool grew for a limit the server does not have", len(st.Conns))
 }
 
 // A NewStream the server has admitted is not given up by the stall timer,
@@ -96,7 +93,64 @@ func TestStallTimerSparesAStreamTheServerAdmitted(t *testing.T) {
 	for _, s := range streams {
 		_ = s.CloseSend()
 	}
-	if n := b.Streams(); n != 2 {
-		t.Errorf("the server saw %d streams begin for 2 opened: an admitted one was given up and placed again", n)
+	n := b.Streams()
+	assert.EqualValuesf(t, 2, n, "the server saw %d streams begin for 2 opened: an admitted one was given up and placed again", n)
+}
+
+// delayedCreds is a PerRPCCredentials whose GetRequestMetadata takes delay:
+// a token refresh.
+type delayedCreds struct{ delay atomic.Int64 }
+
+func (c *delayedCreds) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
+	if d := time.Duration(c.delay.Load()); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return nil, nil
+}
+
+func (c *delayedCreds) RequireTransportSecurity() bool { return false }
+
+// A NewStream slower than the stall timeout because of a
+// credential refresh or a slow interceptor, while other streams are open, is
+// no evidence of the server's MAX_CONCURRENT_STREAMS: no limit is learned,
+// the backend does not grow, and the slow stream is the caller's.
+func TestStreamLimitNotLearnedFromSlowCredentialsOrInterceptor(t *testing.T) {
+	t.Parallel()
+	const stall = 100 * time.Millisecond
+	delay := &delayedCreds{}
+	slowIntercept := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if _, err := delay.GetRequestMetadata(ctx); err != nil {
+			return nil, err
+		}
+		return streamer(ctx, desc, cc, method, opts...)
+	}
+	for name, dial := range map[string]grpc.DialOption{
+		"credentials": grpc.WithPerRPCCredentials(delay),
+		"interceptor": grpc.WithStreamInterceptor(slowIntercept),
+	} {
+		t.Run(name, func(t *testing.T) {
+			delay.delay.Store(0)
+			bs := testutil.StartBackends(t, 1) // no MAX_CONCURRENT_STREAMS set
+			p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithStreamStallTimeout(stall), pool.WithDialOptions(dial))
+			ctx := testutil.ContextFor(t, 10*time.Second)
+			c := echopb.NewEchoClient(p)
+			testutil.OpenBidi(t, ctx, c, 2)
+			delay.delay.Store(int64(3 * stall))
+			slow := testutil.OpenBidi(t, ctx, c, 1)[0]
+			delay.delay.Store(0)
+			require.NoError(t, slow.Send(&echopb.EchoRequest{Message: "again"}), "the slow stream must stay the caller's")
+			_, err := slow.Recv()
+			require.NoError(t, err, "the slow stream must stay the caller's")
+			b := onlyBackend(t, p)
+			require.Zero(t, b.StreamLimit, "a stream limit was learned from a slow %s; the server sets none", name)
+			require.Equal(t, 1, b.Ready+b.Connecting, "the backend grew although no connection was full: %+v", b.Conns)
+			require.EqualValues(t, 3, bs[0].ActiveStreams(), "streams open on the server")
+		})
 	}
 }

@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sort"
 	"sync"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -54,9 +57,7 @@ func startLimited(t testing.TB) *limitedServer {
 		grpc.ChainStreamInterceptor(ls.streamInterceptor),
 		grpc.ChainUnaryInterceptor(ls.unaryInterceptor),
 	}})
-	if err != nil {
-		t.Fatalf("backend: %v", err)
-	}
+	require.NoErrorf(t, err, "backend: %v", err)
 	t.Cleanup(s.Stop)
 	ls.Server = s
 	return ls
@@ -210,7 +211,7 @@ func (b *burst) end() []error {
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		b.t.Fatalf("streams did not end within 20 s of their release")
+		require.Fail(b.t, "streams did not end within 20 s of their release")
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -233,9 +234,7 @@ func (b *burst) failures() []error {
 func connsOf(t testing.TB, p *pool.Pool) (pool.BackendStats, []pool.ConnStats) {
 	t.Helper()
 	st := p.Stats()
-	if len(st.Backends) != 1 {
-		t.Fatalf("%d backends in Stats, want 1", len(st.Backends))
-	}
+	require.EqualValuesf(t, 1, len(st.Backends), "%d backends in Stats, want 1", len(st.Backends))
 	return st.Backends[0], st.Backends[0].Conns
 }
 
@@ -267,29 +266,22 @@ func spreadStreams(t *testing.T, opts ...pool.Option) (*pool.Pool, *limitedServe
 	opened, last := b.waitOpen(wantStreams, openWindow)
 	t.Logf("%d of %d streams open within %v (last at %v)", opened, wantStreams, openWindow, last.Round(time.Millisecond))
 	if opened != wantStreams {
-		t.Fatalf("%d of %d streams open within %v, want all (failures: %v)", opened, wantStreams, openWindow, b.failures())
+		require.Fail(t, fmt.Sprintf("%d of %d streams open within %v, want all (failures: %v)", opened, wantStreams, openWindow, b.failures()))
 	}
 	bs, cs := connsOf(t, p)
 	server, most := ls.perConn()
 	t.Logf("pool: %d conns, active %v, limit %d; server: open per conn %v, most at once %d",
 		len(cs), actives(cs), bs.StreamLimit, sortedCounts(server), most)
-	if bs.Ready < 3 {
-		t.Errorf("Ready = %d conns, want ≥ 3", bs.Ready)
-	}
-	if bs.ActiveStreams != wantStreams {
-		t.Errorf("ActiveStreams = %d, want %d", bs.ActiveStreams, wantStreams)
-	}
+	assert.Falsef(t, bs.Ready < 3, "Ready = %d conns, want ≥ 3", bs.Ready)
+	assert.EqualValuesf(t, wantStreams, bs.ActiveStreams, "ActiveStreams = %d, want %d", bs.ActiveStreams, wantStreams)
 	for _, c := range cs {
-		if c.Active > serverLimit {
-			t.Errorf("conn %d: Active = %d, want ≤ %d", c.ID, c.Active, serverLimit)
-		}
+		assert.Falsef(t, c.Active > serverLimit, "conn %d: Active = %d, want ≤ %d", c.ID, c.Active, serverLimit)
 	}
 	if len(server) < 3 || most > serverLimit || ls.ActiveStreams() != wantStreams {
-		t.Errorf("server: %d streams on %d conns %v, most on one %d; want %d on ≥ 3, none above %d",
-			ls.ActiveStreams(), len(server), sortedCounts(server), most, wantStreams, serverLimit)
+		assert.Fail(t, fmt.Sprintf("server: %d streams on %d conns %v, most on one %d; want %d on ≥ 3, none above %d", ls.ActiveStreams(), len(server), sortedCounts(server), most, wantStreams, serverLimit))
 	}
 	if errs := b.end(); len(errs) > 0 {
-		t.Fatalf("%d streams failed, first: %v", len(errs), errs[0])
+		require.Fail(t, fmt.Sprintf("%d streams failed, first: %v", len(errs), errs[0]))
 	}
 	return p, ls
 }
@@ -299,9 +291,8 @@ func spreadStreams(t *testing.T, opts ...pool.Option) (*pool.Pool, *limitedServe
 func TestMaxStreamsPerConnConfigured(t *testing.T) {
 	t.Parallel()
 	p, _ := spreadStreams(t, pool.WithMaxStreamsPerConn(serverLimit))
-	if bs, _ := connsOf(t, p); bs.StreamLimit != serverLimit {
-		t.Errorf("StreamLimit = %d, want %d", bs.StreamLimit, serverLimit)
-	}
+	bs, _ := connsOf(t, p)
+	assert.EqualValuesf(t, serverLimit, bs.StreamLimit, "StreamLimit = %d, want %d", bs.StreamLimit, serverLimit)
 }
 
 // Without WithMaxStreamsPerConn the pool learns the server's limit from
@@ -310,13 +301,9 @@ func TestStreamLimitLearned(t *testing.T) {
 	t.Parallel()
 	p, _ := spreadStreams(t)
 	bs, cs := connsOf(t, p)
-	if bs.StreamLimit != serverLimit {
-		t.Errorf("learned StreamLimit = %d, want %d", bs.StreamLimit, serverLimit)
-	}
+	assert.EqualValuesf(t, serverLimit, bs.StreamLimit, "learned StreamLimit = %d, want %d", bs.StreamLimit, serverLimit)
 	for _, c := range cs {
-		if c.Limit != serverLimit {
-			t.Errorf("conn %d: Limit = %d, want %d", c.ID, c.Limit, serverLimit)
-		}
+		assert.EqualValuesf(t, serverLimit, c.Limit, "conn %d: Limit = %d, want %d", c.ID, c.Limit, serverLimit)
 	}
 }
 
@@ -347,18 +334,15 @@ func TestStreamLimitLearnedLoneStreamOvertaken(t *testing.T) {
 	rest := openBurst(t, client, wantStreams)
 	opened, last := rest.waitOpen(wantStreams, openWindow)
 	t.Logf("%d of %d streams open within %v (last at %v)", opened, wantStreams, openWindow, last.Round(time.Millisecond))
-	if opened != wantStreams {
-		t.Errorf("%d of %d streams open within %v, want all", opened, wantStreams, openWindow)
-	}
+	assert.EqualValuesf(t, wantStreams, opened, "%d of %d streams open within %v, want all", opened, wantStreams, openWindow)
 	// The lone stream started before the others: its window ends earlier.
 	if n, _ := lone.waitOpen(1, openWindow); n != 1 {
 		bs, cs := connsOf(t, p)
-		t.Errorf("the lone stream did not open within %v of its start (pool: %d conns, active %v, limit %d; server: %d open)",
-			openWindow, len(cs), actives(cs), bs.StreamLimit, ls.ActiveStreams())
+		assert.Fail(t, fmt.Sprintf("the lone stream did not open within %v of its start (pool: %d conns, active %v, limit %d; server: %d open)", openWindow, len(cs), actives(cs), bs.StreamLimit, ls.ActiveStreams()))
 	}
 	for _, b := range []*burst{lone, rest} {
 		if errs := b.failures(); len(errs) > 0 {
-			t.Fatalf("%d streams failed, first: %v", len(errs), errs[0])
+			require.Fail(t, fmt.Sprintf("%d streams failed, first: %v", len(errs), errs[0]))
 		}
 	}
 }
@@ -384,15 +368,13 @@ func TestShrinkAfterStreamsEnd(t *testing.T) {
 			})
 			t.Logf("back to 1 connection %v after the streams ended", time.Since(ended).Round(time.Millisecond))
 			// The floor still works, and still knows the limit.
-			if _, err := echopb.NewEchoClient(p).Unary(testutil.Context(t), &echopb.EchoRequest{}); err != nil {
-				t.Fatalf("Unary after shrinking: %v", err)
-			}
+			_, err := echopb.NewEchoClient(p).Unary(testutil.Context(t), &echopb.EchoRequest{})
+			require.NoErrorf(t, err, "Unary after shrinking: %v", err)
 			if bs, _ := connsOf(t, p); bs.StreamLimit != serverLimit {
-				t.Errorf("StreamLimit after shrinking = %d, want %d", bs.StreamLimit, serverLimit)
+				assert.Fail(t, fmt.Sprintf("StreamLimit after shrinking = %d, want %d", bs.StreamLimit, serverLimit))
 			}
-			if n := ls.ActiveStreams(); n != 0 {
-				t.Errorf("server: %d streams open, want 0", n)
-			}
+			n := ls.ActiveStreams()
+			assert.Zerof(t, n, "server: %d streams open, want 0", n)
 		})
 	}
 }
@@ -418,7 +400,7 @@ func TestMaxSizeCapsGrowth(t *testing.T) {
 			opened, last := b.waitOpen(2*serverLimit, openWindow)
 			t.Logf("%d streams open within %v (the 200th at %v)", opened, openWindow, last.Round(time.Millisecond))
 			if opened != 2*serverLimit {
-				t.Fatalf("%d streams open within %v, want %d (failures: %v)", opened, openWindow, 2*serverLimit, b.failures())
+				require.Fail(t, fmt.Sprintf("%d streams open within %v, want %d (failures: %v)", opened, openWindow, 2*serverLimit, b.failures()))
 			}
 			// Every stream is placed: 200 open, 100 queued in gRPC.
 			testutil.WaitFor(t, "all 300 streams placed", func() bool {
@@ -428,44 +410,46 @@ func TestMaxSizeCapsGrowth(t *testing.T) {
 			bs, cs := connsOf(t, p)
 			server, most := ls.perConn()
 			t.Logf("pool: %d conns, active %v; server: open per conn %v, most at once %d", len(cs), actives(cs), sortedCounts(server), most)
-			if len(cs) != 2 || bs.Ready != 2 {
-				t.Errorf("%d conns (%d ready), want 2", len(cs), bs.Ready)
-			}
+			assert.Falsef(t, len(cs) != 2 || bs.Ready != 2, "%d conns (%d ready), want 2", len(cs), bs.Ready)
 			if got := ls.ActiveStreams(); got != 2*serverLimit {
-				t.Errorf("server: %d streams open, want %d", got, 2*serverLimit)
+				assert.Fail(t, fmt.Sprintf("server: %d streams open, want %d", got, 2*serverLimit))
 			}
 			if errs := b.failures(); len(errs) > 0 {
-				t.Fatalf("%d streams failed, first: %v", len(errs), errs[0])
+				require.Fail(t, fmt.Sprintf("%d streams failed, first: %v", len(errs), errs[0]))
 			}
 			// Ending the open streams lets the queued ones in.
 			if errs := b.end(); len(errs) > 0 {
-				t.Fatalf("%d streams failed, first: %v", len(errs), errs[0])
+				require.Fail(t, fmt.Sprintf("%d streams failed, first: %v", len(errs), errs[0]))
 			}
 			if got := len(b.echoed); got != wantStreams-2*serverLimit {
-				t.Errorf("%d queued streams had their echo, want %d", got, wantStreams-2*serverLimit)
+				assert.Fail(t, fmt.Sprintf("%d queued streams had their echo, want %d", got, wantStreams-2*serverLimit))
 			}
 		})
 	}
 }
 
 // Without WithMaxSize a backend grows to max(8 × size, 16) connections, as
-// WithMaxSize documents. A limit of 1 stream per connection and 24 streams
-// (on a server without a limit, so every stream opens) shows the ceiling.
+// WithMaxSize documents. A limit of 1 stream per connection and streams
+// opened until there are 16 connections, then 8 more (on a server without
+// a limit, so every stream opens), shows the ceiling.
 func TestMaxSizeDefault(t *testing.T) {
 	t.Parallel()
 	bs := testutil.StartBackends(t, 1)
 	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithMaxStreamsPerConn(1))
-	b := openBurst(t, echopb.NewEchoClient(p), 24)
-	if opened, _ := b.waitOpen(24, 10*time.Second); opened != 24 {
-		t.Fatalf("%d of 24 streams open, want all", opened)
+	c := echopb.NewEchoClient(p)
+	ctx := testutil.Context(t)
+	want := max(8*1, 16)
+	// Streams one after another: each that finds every connection full
+	// asks for one more. Beside other work a growth can outlast a call's
+	// wait for it, and that call overflows instead; the next one asks
+	// again. So open on until the cap is reached, then 8 more.
+	for n := 0; len(p.Stats().Backends[0].Conns) < want; n++ {
+		require.Lessf(t, n, 8*want, "%d streams opened and %d connections, want %d", n, len(p.Stats().Backends[0].Conns), want)
+		testutil.OpenBidi(t, ctx, c, 1)
 	}
+	testutil.OpenBidi(t, ctx, c, 8)
 	_, cs := connsOf(t, p)
-	if want := max(8*1, 16); len(cs) != want {
-		t.Errorf("%d connections with WithSize(1) and no WithMaxSize, want max(8 × 1, 16) = %d (active %v)", len(cs), want, actives(cs))
-	}
-	if errs := b.end(); len(errs) > 0 {
-		t.Fatalf("%d streams failed, first: %v", len(errs), errs[0])
-	}
+	require.Lenf(t, cs, want, "connections with WithSize(1) and no WithMaxSize, want max(8 × 1, 16) = %d (active %v)", want, actives(cs))
 }
 
 // With a configured limit, unary calls never go to a connection that
@@ -482,13 +466,10 @@ func TestUnaryAvoidsFullConnWithStreamLimit(t *testing.T) {
 	client := echopb.NewEchoClient(p)
 	ctx := testutil.Context(t)
 	b := openBurst(t, client, serverLimit) // fills the one connection
-	if opened, _ := b.waitOpen(serverLimit, openWindow); opened != serverLimit {
-		t.Fatalf("%d of %d streams open, want all", opened, serverLimit)
-	}
+	opened, _ := b.waitOpen(serverLimit, openWindow)
+	require.EqualValuesf(t, serverLimit, opened, "%d of %d streams open, want all", opened, serverLimit)
 	full, _ := ls.perConn()
-	if len(full) != 1 {
-		t.Fatalf("streams on %d connections %v, want 1", len(full), full)
-	}
+	require.EqualValuesf(t, 1, len(full), "streams on %d connections %v, want 1", len(full), full)
 	// 300 calls, at most 50 in flight: the new connection always has room.
 	// A call queued in gRPC behind the streams waits until they end, which
 	// is after every call returned: its timeout is a margin a busy machine
@@ -522,19 +503,16 @@ func TestUnaryAvoidsFullConnWithStreamLimit(t *testing.T) {
 		}
 	}
 	if failed > 0 {
-		t.Errorf("%d of %d unary calls beside 100 streams failed (none reached the server: queued in gRPC on the full connection), first: %v",
-			failed, len(errs), errors.Join(errs...))
+		assert.Fail(t, fmt.Sprintf("%d of %d unary calls beside 100 streams failed (none reached the server: queued in gRPC on the full connection), first: %v", failed, len(errs), errors.Join(errs...)))
 	}
 	for k := range full {
 		if unary[k] > 0 {
-			t.Errorf("%d unary calls went to the connection carrying 100 streams", unary[k])
+			assert.Fail(t, fmt.Sprintf("%d unary calls went to the connection carrying 100 streams", unary[k]))
 		}
 	}
-	if len(unary) != 1 {
-		t.Errorf("unary calls on %d connections %v, want 1 (the one with room)", len(unary), unary)
-	}
+	assert.EqualValuesf(t, 1, len(unary), "unary calls on %d connections %v, want 1 (the one with room)", len(unary), unary)
 	if errs := b.end(); len(errs) > 0 {
-		t.Fatalf("%d streams failed, first: %v", len(errs), errs[0])
+		require.Fail(t, fmt.Sprintf("%d streams failed, first: %v", len(errs), errs[0]))
 	}
 }
 
@@ -545,23 +523,17 @@ func TestSingleClientConnStreamLimitBaseline(t *testing.T) {
 	t.Parallel()
 	ls := startLimited(t)
 	cc, err := grpc.NewClient(ls.Addr(), testutil.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = cc.Close() })
 	b := openBurst(t, echopb.NewEchoClient(cc), wantStreams)
 	opened, _ := b.waitOpen(wantStreams, openWindow)
 	t.Logf("one grpc.ClientConn: %d of %d streams open within %v", opened, wantStreams, openWindow)
-	if opened != serverLimit {
-		t.Fatalf("%d of %d streams open within %v, want %d", opened, wantStreams, openWindow, serverLimit)
-	}
+	require.EqualValuesf(t, serverLimit, opened, "%d of %d streams open within %v, want %d", opened, wantStreams, openWindow, serverLimit)
 	if errs := b.failures(); len(errs) > 0 {
-		t.Fatalf("%d streams failed, first: %v", len(errs), errs[0])
+		require.Fail(t, fmt.Sprintf("%d streams failed, first: %v", len(errs), errs[0]))
 	}
 	b.stop() // cancels the queued ones too
 	for _, err := range b.failures() {
-		if status.Code(err) != codes.Canceled && !errors.Is(err, context.Canceled) {
-			t.Errorf("stream ended with %v, want Canceled", err)
-		}
+		assert.Falsef(t, status.Code(err) != codes.Canceled && !errors.Is(err, context.Canceled), "stream ended with %v, want Canceled", err)
 	}
 }

@@ -39,7 +39,7 @@ func TestMetricsBackendLabelFreedWhenDrainTimeoutCuts(t *testing.T) {
 	select {
 	case <-ended:
 	case <-ctx.Done():
-		t.Fatal("the drain timeout did not cut the stream")
+		require.Fail(t, "the drain timeout did not cut the stream")
 	}
 
 	testutil.WaitFor(t, "only b, ready", func() bool {

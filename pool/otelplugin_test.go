@@ -2,9 +2,12 @@ package pool_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -22,9 +25,7 @@ import (
 func grpcTargets(t *testing.T, rd *sdkmetric.ManualReader) map[string][]string {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
-	if err := rd.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, rd.Collect(context.Background(), &rm))
 	out := make(map[string][]string)
 	add := func(name string, set attribute.Set) {
 		v, _ := set.Value("grpc.target")
@@ -55,9 +56,7 @@ func grpcTargets(t *testing.T, rd *sdkmetric.ManualReader) map[string][]string {
 func canonicalTarget(t *testing.T, target string, rs ...resolver.Builder) string {
 	t.Helper()
 	cc, err := grpc.NewClient(target, testutil.Insecure, grpc.WithResolvers(rs...))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer cc.Close()
 	return cc.CanonicalTarget()
 }
@@ -106,13 +105,12 @@ func TestGRPCOpenTelemetryPluginSeesThePoolTarget(t *testing.T) {
 			ctx := testutil.Context(t)
 			c := echopb.NewEchoClient(p)
 			for range 30 {
-				if _, err := c.Unary(ctx, &echopb.EchoRequest{Message: "x"}); err != nil {
-					t.Fatal(err)
-				}
+				_, err := c.Unary(ctx, &echopb.EchoRequest{Message: "x"})
+				require.NoError(t, err)
 			}
 			for _, b := range p.Stats().Backends {
 				if b.Calls == 0 {
-					t.Fatalf("backend %s took no call: %v", b.Addr, p.Stats())
+					require.Fail(t, fmt.Sprintf("backend %s took no call: %v", b.Addr, p.Stats()))
 				}
 			}
 			// Per call and attempt, grpc records its canonical target; per
@@ -120,9 +118,7 @@ func TestGRPCOpenTelemetryPluginSeesThePoolTarget(t *testing.T) {
 			canonical := canonicalTarget(t, tc.target, r)
 			got := grpcTargets(t, rd)
 			for _, name := range []string{"grpc.client.attempt.started", "grpc.client.attempt.duration", "grpc.client.call.duration", "grpc.subchannel.connection_attempts_succeeded"} {
-				if len(got[name]) == 0 {
-					t.Fatalf("no %s data point; recorded: %v", name, got)
-				}
+				require.Falsef(t, len(got[name]) == 0, "no %s data point; recorded: %v", name, got)
 			}
 			for name, ts := range got {
 				want := canonical
@@ -130,9 +126,7 @@ func TestGRPCOpenTelemetryPluginSeesThePoolTarget(t *testing.T) {
 					want = tc.target
 				}
 				for _, tg := range ts {
-					if tg != want {
-						t.Errorf("%s: grpc.target = %q, want %q", name, tg, want)
-					}
+					assert.EqualValuesf(t, want, tg, "%s: grpc.target = %q, want %q", name, tg, want)
 				}
 			}
 		})

@@ -5,14 +5,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
-	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -87,61 +87,9 @@ func TestNewRejectsBadInput(t *testing.T) {
 			p, err := pool.New(tt.target, opts...)
 			if err == nil {
 				_ = p.Close()
-				t.Fatalf("New(%q) = nil error, want %v", tt.target, tt.want)
+				require.Fail(t, fmt.Sprintf("New(%q) = nil error, want %v", tt.target, tt.want))
 			}
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("New(%q) = %v, want errors.Is %v", tt.target, err, tt.want)
-			}
-		})
-	}
-}
-
-func TestTargetForms(t *testing.T) {
-	// Not parallel: resolver.Register writes grpc's global resolver registry, which other tests read.
-	bs := testutil.StartBackends(t, 1)
-	addr := bs[0].Addr()
-	_, port, _ := net.SplitHostPort(addr)
-
-	sock := filepath.Join(t.TempDir(), "echo.sock")
-	ul, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	us := backend.Start(ul, backend.Options{Name: "unix"})
-	t.Cleanup(us.Stop)
-
-	static := staticScheme{scheme: "staticreg", addrs: []string{addr}}
-	resolver.Register(static)
-	given := staticScheme{scheme: "given", addrs: []string{addr}}
-
-	tests := []struct {
-		target string
-		opts   []pool.Option
-	}{
-		{addr, nil},
-		{"localhost:" + port, nil},
-		{"dns:///" + addr, nil},
-		{"dns:///localhost:" + port, nil},
-		{"passthrough:///" + addr, nil},
-		{"unix://" + sock, nil},
-		{"unix:" + sock, nil},
-		{"staticreg:///svc.test", nil},
-		{"given:///svc.test", []pool.Option{pool.WithResolvers(given)}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.target, func(t *testing.T) {
-			p := testutil.NewPool(t, tt.target, tt.opts...)
-			ctx := testutil.Context(t)
-			if err := p.WaitForReady(ctx); err != nil {
-				t.Fatalf("WaitForReady: %v", err)
-			}
-			resp, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{Message: "x"})
-			if err != nil {
-				t.Fatalf("Unary: %v", err)
-			}
-			if resp.Message != "x" {
-				t.Fatalf("got %q, want %q", resp.Message, "x")
-			}
+			require.Truef(t, errors.Is(err, tt.want), "New(%q) = %v, want errors.Is %v", tt.target, err, tt.want)
 		})
 	}
 }
@@ -182,9 +130,7 @@ func tlsBackend(t *testing.T, name string) (*backend.Server, <-chan string) {
 		grpc.Creds(credentials.NewServerTLSFromCert(&cert)),
 		grpc.UnaryInterceptor(rec),
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(s.Stop)
 	return s, auths
 }
@@ -204,32 +150,26 @@ func TestTLSVerifiesTargetHostNotDialedIP(t *testing.T) {
 	target := r.Scheme() + ":///" + name + ":443"
 	creds := credentials.NewTLS(&tls.Config{RootCAs: srvRoots})
 	p, err := pool.New(target, pool.WithResolvers(r), pool.WithDialOptions(grpc.WithTransportCredentials(creds)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 	ctx := testutil.Context(t)
 	if _, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{Message: "x"}, grpc.WaitForReady(true)); err != nil {
-		t.Fatalf("Unary over TLS dialing %s for %s: %v", s.Addr(), name, err)
+		require.Fail(t, fmt.Sprintf("Unary over TLS dialing %s for %s: %v", s.Addr(), name, err))
 	}
-	if got, want := <-auths, name+":443"; got != want {
-		t.Fatalf(":authority = %q, want %q", got, want)
-	}
+	got, want := <-auths, name+":443"
+	require.EqualValuesf(t, want, got, ":authority = %q, want %q", got, want)
 
 	// The same server reached by IP: verification against the IP must fail,
 	// which shows the first call was checked against the name.
 	ipTarget := "passthrough:///" + s.Addr()
 	p2, err := pool.New(ipTarget, pool.WithDialOptions(grpc.WithTransportCredentials(creds)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = p2.Close() })
 	ctx2, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	_, err = echopb.NewEchoClient(p2).Unary(ctx2, &echopb.EchoRequest{Message: "x"})
-	if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded {
-		t.Fatalf("Unary by IP = %v, want a TLS failure (Unavailable)", err)
-	}
+	code := status.Code(err)
+	require.Falsef(t, code != codes.Unavailable && code != codes.DeadlineExceeded, "Unary by IP = %v, want a TLS failure (Unavailable)", err)
 }
 
 // TestAddressServerNameKept shows resolver address attributes reach the
@@ -243,12 +183,10 @@ func TestAddressServerNameKept(t *testing.T) {
 	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: s.Addr(), ServerName: "real.test"}}})
 	creds := credentials.NewTLS(&tls.Config{RootCAs: roots})
 	p, err := pool.New(r.Scheme()+":///other.test:443", pool.WithResolvers(r), pool.WithDialOptions(grpc.WithTransportCredentials(creds)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 	if _, err := echopb.NewEchoClient(p).Unary(testutil.Context(t), &echopb.EchoRequest{}, grpc.WaitForReady(true)); err != nil {
-		t.Fatalf("Unary with ServerName attribute: %v", err)
+		require.Fail(t, fmt.Sprintf("Unary with ServerName attribute: %v", err))
 	}
 }
 
@@ -256,9 +194,7 @@ func TestAddressServerNameKept(t *testing.T) {
 func mustLeaf(t *testing.T, s *backend.Server) *x509.Certificate {
 	t.Helper()
 	c, err := tls.Dial("tcp", s.Addr(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	return c.ConnectionState().PeerCertificates[0]
 }
@@ -270,29 +206,27 @@ func TestCloseIsIdempotentAndCallsFailCanceled(t *testing.T) {
 	client := echopb.NewEchoClient(p)
 	ctx := testutil.Context(t)
 	if _, err := client.Unary(ctx, &echopb.EchoRequest{}); err != nil {
-		t.Fatal(err)
+		require.Fail(t, fmt.Sprint(err))
 	}
 	if err := p.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
+		require.Fail(t, fmt.Sprintf("Close: %v", err))
 	}
 	if err := p.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
+		require.Fail(t, fmt.Sprintf("second Close: %v", err))
 	}
 	if _, err := client.Unary(ctx, &echopb.EchoRequest{}); status.Code(err) != codes.Canceled {
-		t.Fatalf("Unary after Close = %v, want Canceled", err)
+		require.Fail(t, fmt.Sprintf("Unary after Close = %v, want Canceled", err))
 	}
 	if _, err := client.Bidi(ctx); status.Code(err) != codes.Canceled {
-		t.Fatalf("Bidi after Close = %v, want Canceled", err)
+		require.Fail(t, fmt.Sprintf("Bidi after Close = %v, want Canceled", err))
 	}
 	if _, err := client.Unary(ctx, &echopb.EchoRequest{}, grpc.WaitForReady(true)); status.Code(err) != codes.Canceled {
-		t.Fatalf("WaitForReady Unary after Close = %v, want Canceled", err)
+		require.Fail(t, fmt.Sprintf("WaitForReady Unary after Close = %v, want Canceled", err))
 	}
 	if err := p.WaitForReady(ctx); status.Code(err) != codes.Canceled {
-		t.Fatalf("WaitForReady after Close = %v, want Canceled", err)
+		require.Fail(t, fmt.Sprintf("WaitForReady after Close = %v, want Canceled", err))
 	}
-	if !p.Stats().Closed {
-		t.Fatal("Stats().Closed = false after Close")
-	}
+	require.True(t, p.Stats().Closed, "Stats().Closed = false after Close")
 }
 
 func TestFailFastWithoutAddresses(t *testing.T) {
@@ -304,12 +238,8 @@ func TestFailFastWithoutAddresses(t *testing.T) {
 	defer cancel()
 	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
 	st := status.Convert(err)
-	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "no addresses") {
-		t.Fatalf("Unary = %v, want Unavailable naming no addresses", err)
-	}
-	if ctx.Err() != nil {
-		t.Fatal("the call waited for its deadline instead of failing at once")
-	}
+	require.Falsef(t, st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "no addresses"), "Unary = %v, want Unavailable naming no addresses", err)
+	require.False(t, ctx.Err() != nil, "the call waited for its deadline instead of failing at once")
 }
 
 func TestFailFastWhenNothingConnects(t *testing.T) {
@@ -322,67 +252,9 @@ func TestFailFastWhenNothingConnects(t *testing.T) {
 	defer cancel()
 	_, err := echopb.NewEchoClient(p).Unary(ctx, &echopb.EchoRequest{})
 	st := status.Convert(err)
-	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "no ready connection") {
-		t.Fatalf("Unary = %v, want Unavailable naming no ready connection", err)
-	}
-	if ctx.Err() != nil {
-		t.Fatal("the call waited for its deadline instead of failing at once")
-	}
+	require.Falsef(t, st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "no ready connection"), "Unary = %v, want Unavailable naming no ready connection", err)
+	require.False(t, ctx.Err() != nil, "the call waited for its deadline instead of failing at once")
 	if _, err := echopb.NewEchoClient(p).Bidi(ctx); status.Code(err) != codes.Unavailable {
-		t.Fatalf("Bidi = %v, want Unavailable", err)
-	}
-}
-
-func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
-	t.Parallel()
-	addr := testutil.DeadAddr(t)
-	r, target := testutil.ManualTarget(addr)
-	p := testutil.NewPool(t, target, pool.WithResolvers(r))
-	client := echopb.NewEchoClient(p)
-
-	// Until the deadline, with nothing listening, a waiting call waits.
-	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if _, err := client.Unary(short, &echopb.EchoRequest{}, grpc.WaitForReady(true)); status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("WaitForReady Unary with nothing listening = %v, want DeadlineExceeded", err)
-	}
-
-	// A server comes up on the address: the waiting call goes through.
-	done := make(chan error, 1)
-	go func() {
-		_, err := client.Unary(testutil.Context(t), &echopb.EchoRequest{}, grpc.WaitForReady(true))
-		done <- err
-	}()
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("address %s was taken meanwhile: %v", addr, err)
-	}
-	s := backend.Start(lis, backend.Options{Name: "late"})
-	t.Cleanup(s.Stop)
-	r.UpdateState(resolver.State{Addresses: testutil.Addrs(addr)}) // nudge nothing: the pool reconnects by itself
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("WaitForReady Unary after the server came up: %v", err)
-		}
-	case <-time.After(25 * time.Second):
-		t.Fatal("WaitForReady Unary did not complete after the server came up")
-	}
-}
-
-func TestWaitForReady(t *testing.T) {
-	t.Parallel()
-	bs := testutil.StartBackends(t, 1)
-	r, target := testutil.ManualTarget()
-	r.InitialState(resolver.State{})
-	p := testutil.NewPool(t, target, pool.WithResolvers(r))
-	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if err := p.WaitForReady(short); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("WaitForReady with no addresses = %v, want DeadlineExceeded", err)
-	}
-	r.UpdateState(resolver.State{Addresses: testutil.Addrs(bs[0].Addr())})
-	if err := p.WaitForReady(testutil.Context(t)); err != nil {
-		t.Fatalf("WaitForReady after an address came: %v", err)
+		require.Fail(t, fmt.Sprintf("Bidi = %v, want Unavailable", err))
 	}
 }

@@ -2,10 +2,13 @@ package pool_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -56,7 +59,7 @@ func silentProbe(t *testing.T, opts ...pool.Option) (*backend.Server, *pool.Pool
 
 	b.SetFail(codes.Unavailable)
 	if _, err := client.Unary(ctx, &echopb.EchoRequest{}); status.Code(err) != codes.Unavailable {
-		t.Fatalf("call on the failing backend: %v, want Unavailable", err)
+		require.Fail(t, fmt.Sprintf("call on the failing backend: %v, want Unavailable", err))
 	}
 	testutil.WaitFor(t, "the breaker to open", func() bool { return testutil.MustFind(t, p, b.Addr()).Breaker == breaker.StateOpen })
 	b.SetOK()
@@ -65,7 +68,7 @@ func silentProbe(t *testing.T, opts ...pool.Option) (*backend.Server, *pool.Pool
 	sctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(ctx, silentKey, "1"))
 	t.Cleanup(cancel)
 	if _, err := client.ServerStream(sctx, &echopb.EchoRequest{Count: 1}); err != nil {
-		t.Fatalf("silent stream: %v", err)
+		require.Fail(t, fmt.Sprintf("silent stream: %v", err))
 	}
 	testutil.WaitFor(t, "the silent stream to be open on the server", func() bool { return open.Load() == 1 })
 	return b, p, client, ctx, open
@@ -90,11 +93,46 @@ func TestSilentStreamProbeLetsARecoveredBackendBack(t *testing.T) {
 		return err == nil
 	})
 	t.Logf("first unary call got through %v after the stream probe was placed", time.Since(start).Round(time.Millisecond))
-	if got := testutil.MustFind(t, p, b.Addr()).Breaker; got != breaker.StateClosed {
-		t.Errorf("breaker = %v, want closed", got)
+	got := testutil.MustFind(t, p, b.Addr()).Breaker
+	assert.EqualValuesf(t, breaker.StateClosed, got, "breaker = %v, want closed", got)
+	n := open.Load()
+	assert.EqualValuesf(t, 1, n, "silent streams open on the server = %d, want 1", n)
+}
+
+// A long-lived stream admitted as a half-open breaker's probe
+// reports success as soon as the backend answers it, so the breaker closes
+// while the stream stays open.
+func TestStreamProbeClosesBreakerOnFirstResponse(t *testing.T) {
+	// Not parallel: its probe must be picked while a 50 ms breaker is half-open.
+	bs := testutil.StartBackends(t, 1)
+	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1),
+		pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond}))
+	ctx := testutil.ContextFor(t, 10*time.Second)
+	c := echopb.NewEchoClient(p)
+	bs[0].SetFail(codes.Unavailable)
+	_, err := echoUnary(ctx, c)
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	require.Equal(t, breaker.StateOpen, onlyBackend(t, p).Breaker)
+	bs[0].SetOK()
+	for onlyBackend(t, p).Breaker != breaker.StateHalfOpen {
+		require.NoError(t, ctx.Err(), "breaker half-open")
+		time.Sleep(5 * time.Millisecond)
 	}
-	if n := open.Load(); n != 1 {
-		t.Errorf("silent streams open on the server = %d, want 1", n)
+	// The probe, open till cleanup. It waits for the pool to offer the
+	// half-open backend, then has its echo.
+	probe, err := c.Bidi(testutil.ContextFor(t, time.Minute), grpc.WaitForReady(true))
+	require.NoError(t, err)
+	require.NoError(t, probe.Send(&echopb.EchoRequest{Message: "probe"}))
+	_, err = probe.Recv()
+	require.NoError(t, err)
+	wait := testutil.ContextFor(t, 3*time.Second)
+	for st := onlyBackend(t, p).Breaker; st != breaker.StateClosed; st = onlyBackend(t, p).Breaker {
+		require.NoError(t, wait.Err(), "the breaker must close once the probe stream was answered; it is %v", st)
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 20 {
+		_, err := echoUnary(ctx, c)
+		require.NoError(t, err, "call %d to the healed backend", i)
 	}
 }
 

@@ -60,7 +60,7 @@ func TestStaticMembershipWatch(t *testing.T) {
 	case err := <-done:
 		require.ErrorIs(t, err, context.Canceled)
 	case <-time.After(10 * time.Second):
-		t.Fatal("Watch did not return after its context ended")
+		require.Fail(t, "Watch did not return after its context ended")
 	}
 	assert.Equal(t, [][2]int{{4, 9}}, got)
 }
@@ -218,7 +218,7 @@ func TestSubsetFollowsMembership(t *testing.T) {
 		select {
 		case m <- [2]int{index, count}:
 		case <-ctx.Done():
-			t.Fatal("membership not watched")
+			require.Fail(t, "membership not watched")
 		}
 	}
 	send(0, 4)

@@ -3,12 +3,15 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 
@@ -86,9 +89,8 @@ func load(t *testing.T, p *pool.Pool) (made *atomic.Int64, stop func() (calls, f
 	var once sync.Once
 	stop = func() (int64, int64) {
 		once.Do(func() { cancel(); wg.Wait() })
-		if err := firstErr.Load(); err != nil {
-			t.Errorf("a call failed: %v", err)
-		}
+		err := firstErr.Load()
+		assert.Nilf(t, err, "a call failed: %v", err)
 		return made.Load(), failed.Load()
 	}
 	t.Cleanup(func() { stop() })
@@ -124,12 +126,9 @@ func TestWarmupHoldsANewBackendUntilItIsWarm(t *testing.T) {
 	testutil.WaitFor(t, "both connections to the new backend warming", func() bool { return w.started(late.Addr()) == 2 })
 	waitMore(t, made, 300)
 	st := testutil.MustFind(t, p, late.Addr())
-	if st.Ready != 0 || st.Connecting != 2 || st.Calls != 0 {
-		t.Fatalf("new backend while warming: ready %d, connecting %d, calls %d; want 0, 2, 0", st.Ready, st.Connecting, st.Calls)
-	}
-	if got := late.Unary(); got != 2 {
-		t.Fatalf("new backend's server took %d calls while warming, want only the 2 warm-ups", got)
-	}
+	require.Falsef(t, st.Ready != 0 || st.Connecting != 2 || st.Calls != 0, "new backend while warming: ready %d, connecting %d, calls %d; want 0, 2, 0", st.Ready, st.Connecting, st.Calls)
+	got := late.Unary()
+	require.EqualValuesf(t, 2, got, "new backend's server took %d calls while warming, want only the 2 warm-ups", got)
 
 	close(gate)
 	testutil.WaitFor(t, "the new backend ready", func() bool { return testutil.MustFind(t, p, late.Addr()).Ready == 2 })
@@ -139,12 +138,8 @@ func TestWarmupHoldsANewBackendUntilItIsWarm(t *testing.T) {
 	calls, failed := stop()
 	share := float64(late.Unary()-before) / float64(calls-from)
 	t.Logf("%d calls, %d failed; the new backend's share once warm: %.2f", calls, failed, share)
-	if failed != 0 {
-		t.Fatalf("%d calls failed", failed)
-	}
-	if share < 0.2 || share > 0.45 {
-		t.Fatalf("the new backend took %.2f of the calls once warm, want about 1/3", share)
-	}
+	require.Zerof(t, failed, "%d calls failed", failed)
+	require.Falsef(t, share < 0.2 || share > 0.45, "the new backend took %.2f of the calls once warm, want about 1/3", share)
 }
 
 // A backend whose warm-up fails takes no user call; Stats, the metric and
@@ -174,18 +169,13 @@ func TestWarmupFailureKeepsTheBackendOutAndRetries(t *testing.T) {
 	})
 	waitMore(t, made, 100)
 	st := testutil.MustFind(t, p, bad.Addr())
-	if st.Ready != 0 || st.Calls != 0 {
-		t.Fatalf("failing backend: ready %d, calls %d; want 0, 0", st.Ready, st.Calls)
-	}
-	if got, want := bad.Unary(), int64(w.started(bad.Addr())); got != want {
-		t.Fatalf("failing backend's server took %d calls, want only its %d warm-ups", got, want)
-	}
-	if !strings.Contains(st.LastError, "warm-up") || !strings.Contains(st.LastError, "cache not loaded") {
-		t.Fatalf("LastError = %q, want the warm-up's error", st.LastError)
-	}
+	require.Falsef(t, st.Ready != 0 || st.Calls != 0, "failing backend: ready %d, calls %d; want 0, 0", st.Ready, st.Calls)
+	got, want := bad.Unary(), int64(w.started(bad.Addr()))
+	require.EqualValuesf(t, want, got, "failing backend's server took %d calls, want only its %d warm-ups", got, want)
+	require.Falsef(t, !strings.Contains(st.LastError, "warm-up") || !strings.Contains(st.LastError, "cache not loaded"), "LastError = %q, want the warm-up's error", st.LastError)
 	failures := read(telemetry.Warmups)[keyOf("grpcpool.backend="+bad.Addr(), telemetry.AttrOutcome+"=error")]
 	if failures < 2 {
-		t.Fatalf("%s{outcome=error} = %v, want ≥ 2 (all: %v)", telemetry.Warmups, failures, read(telemetry.Warmups))
+		require.Fail(t, fmt.Sprintf("%s{outcome=error} = %v, want ≥ 2 (all: %v)", telemetry.Warmups, failures, read(telemetry.Warmups)))
 	}
 
 	healed.Store(true)
@@ -193,15 +183,10 @@ func TestWarmupFailureKeepsTheBackendOutAndRetries(t *testing.T) {
 	before := bad.Unary()
 	waitMore(t, made, 300)
 	_, failed := stop()
-	if failed != 0 {
-		t.Fatalf("%d calls failed", failed)
-	}
-	if bad.Unary() == before {
-		t.Fatal("the backend took no call after its warm-up succeeded")
-	}
-	if ok := read(telemetry.Warmups)[keyOf("grpcpool.backend="+bad.Addr(), telemetry.AttrOutcome+"=ok")]; ok != 1 {
-		t.Fatalf("%s{outcome=ok} = %v, want 1", telemetry.Warmups, ok)
-	}
+	require.Zerof(t, failed, "%d calls failed", failed)
+	require.False(t, bad.Unary() == before, "the backend took no call after its warm-up succeeded")
+	ok := read(telemetry.Warmups)[keyOf("grpcpool.backend="+bad.Addr(), telemetry.AttrOutcome+"=ok")]
+	require.EqualValuesf(t, 1, ok, "%s{outcome=ok} = %v, want 1", telemetry.Warmups, ok)
 }
 
 // A warm-up that does not return within its timeout counts as failed.
@@ -216,9 +201,7 @@ func TestWarmupTimeoutCountsAsFailure(t *testing.T) {
 		return ok && b.WarmupFailures >= 1
 	})
 	st := testutil.MustFind(t, p, bs[0].Addr())
-	if st.Ready != 0 || !strings.Contains(st.LastError, "not done within 50ms") {
-		t.Fatalf("after a timed-out warm-up: ready %d, last error %q; want 0 and the timeout", st.Ready, st.LastError)
-	}
+	require.Falsef(t, st.Ready != 0 || !strings.Contains(st.LastError, "not done within 50ms"), "after a timed-out warm-up: ready %d, last error %q; want 0 and the timeout", st.Ready, st.LastError)
 }
 
 // A recycle keeps the old connection taking calls until its replacement
@@ -241,9 +224,7 @@ func TestWarmupRecycleWaitsForTheReplacement(t *testing.T) {
 	testutil.WaitFor(t, "the replacement warming", func() bool { return w.total.Load() == 2 })
 	waitMore(t, made, 300)
 	st := testutil.MustFind(t, p, bs[0].Addr())
-	if st.Ready != 1 || st.Draining != 0 || len(st.Conns) != 2 || st.Conns[0].ID != oldID || st.Conns[0].Status != "ready" {
-		t.Fatalf("while the replacement warms: %+v; want the old connection %d ready and not draining, and the replacement", st, oldID)
-	}
+	require.Falsef(t, st.Ready != 1 || st.Draining != 0 || len(st.Conns) != 2 || st.Conns[0].ID != oldID || st.Conns[0].Status != "ready", "while the replacement warms: %+v; want the old connection %d ready and not draining, and the replacement", st, oldID)
 
 	close(gate)
 	testutil.WaitFor(t, "the old connection retired", func() bool {
@@ -255,9 +236,8 @@ func TestWarmupRecycleWaitsForTheReplacement(t *testing.T) {
 		return true
 	})
 	waitMore(t, made, 100)
-	if _, failed := stop(); failed != 0 {
-		t.Fatalf("%d calls failed", failed)
-	}
+	_, failed := stop()
+	require.Zerof(t, failed, "%d calls failed", failed)
 }
 
 // A connection whose transport was lost warms up again when it
@@ -282,13 +262,11 @@ func TestWarmupAgainAfterReconnect(t *testing.T) {
 	c := echopb.NewEchoClient(p)
 	ctx := testutil.Context(t)
 	for i := range 200 {
-		if _, err := c.Unary(ctx, &echopb.EchoRequest{Message: "user"}); err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
+		_, err := c.Unary(ctx, &echopb.EchoRequest{Message: "user"})
+		require.NoErrorf(t, err, "call %d: %v", i, err)
 	}
-	if got := restarted.Unary(); got != 1 {
-		t.Fatalf("the restarted server took %d calls while its connection warmed, want only the warm-up", got)
-	}
+	got := restarted.Unary()
+	require.EqualValuesf(t, 1, got, "the restarted server took %d calls while its connection warmed, want only the warm-up", got)
 	close(gate)
 	testutil.WaitFor(t, "the restarted backend taking calls", func() bool {
 		_, _ = c.Unary(ctx, &echopb.EchoRequest{Message: "user"})
@@ -309,9 +287,7 @@ func TestWarmupOptionValidation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := pool.New("localhost:50051", tc.opt)
-			if !errors.Is(err, pool.ErrInvalidOption) || !strings.Contains(err.Error(), "WithWarmup") {
-				t.Fatalf("New = %v, want ErrInvalidOption naming WithWarmup", err)
-			}
+			require.Falsef(t, !errors.Is(err, pool.ErrInvalidOption) || !strings.Contains(err.Error(), "WithWarmup"), "New = %v, want ErrInvalidOption naming WithWarmup", err)
 		})
 	}
 }
@@ -324,11 +300,8 @@ func TestWarmupWithHealthCheck(t *testing.T) {
 	w := newWarmups(func(context.Context, string) error { return nil })
 	p, _ := testutil.ReadyPool(t, bs, pool.WithHealthCheck(""), pool.WithWarmup(w.fn, time.Minute))
 	for _, b := range p.Stats().Backends {
-		if !b.Healthy || b.Ready != pool.DefaultSize {
-			t.Fatalf("backend %s: healthy %v, ready %d; want true, %d", b.Addr, b.Healthy, b.Ready, pool.DefaultSize)
-		}
+		require.Falsef(t, !b.Healthy || b.Ready != pool.DefaultSize, "backend %s: healthy %v, ready %d; want true, %d", b.Addr, b.Healthy, b.Ready, pool.DefaultSize)
 	}
-	if got := w.total.Load(); got != 2*pool.DefaultSize {
-		t.Fatalf("%d warm-ups, want %d", got, 2*pool.DefaultSize)
-	}
+	got := w.total.Load()
+	require.EqualValuesf(t, 2*pool.DefaultSize, got, "%d warm-ups, want %d", got, 2*pool.DefaultSize)
 }

@@ -2,9 +2,11 @@ package pool_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver/manual"
@@ -32,16 +34,12 @@ func TestXDSTargetPointsToTheLBDoor(t *testing.T) {
 		p, err := pool.New(tc.target, opts...)
 		if err == nil {
 			_ = p.Close()
-			t.Errorf("pool.New(%q): no error, want one pointing to package lb", tc.target)
+			assert.Fail(t, fmt.Sprintf("pool.New(%q): no error, want one pointing to package lb", tc.target))
 			continue
 		}
-		if !errors.Is(err, pool.ErrInvalidTarget) {
-			t.Errorf("pool.New(%q): %v, want it to wrap ErrInvalidTarget", tc.target, err)
-		}
+		assert.Truef(t, errors.Is(err, pool.ErrInvalidTarget), "pool.New(%q): %v, want it to wrap ErrInvalidTarget", tc.target, err)
 		for _, want := range []string{tc.target, "github.com/grpcpool/grpcpool/lb", `"grpcpool"`} {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("pool.New(%q): %q, want it to mention %s", tc.target, err, want)
-			}
+			assert.Truef(t, strings.Contains(err.Error(), want), "pool.New(%q): %q, want it to mention %s", tc.target, err, want)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -53,8 +52,7 @@ func TestZonesKeepCallsLocalOverLoopback(t *testing.T) {
 	}
 	require.Contains(t, st.String(), "zone a: 100.0% local")
 	c := echopb.NewEchoClient(p)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testutil.Context(t)
 	for range 300 {
 		_, err := c.Unary(ctx, &echopb.EchoRequest{Message: "x"})
 		require.NoError(t, err)

@@ -1,4 +1,4 @@
-package core
+package core_test
 
 import (
 	"sync"
@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/grpcpool/grpcpool/internal/core"
+	"github.com/grpcpool/grpcpool/internal/coretest"
 )
 
 // Overflow picks race retirements: the backend is at its stream limit and
@@ -17,12 +20,12 @@ import (
 // draining with nothing in flight and nobody to report it drained.
 func TestOverflowPicksRacingARetirementLeaveNothingUndrained(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1, MaxSize: 1, MaxStreams: 1})
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a")) })
-		f.readyAll()
-		release := func(c *Conn) {
+		f := coretest.New(t, core.Config{Size: 1, MaxSize: 1, MaxStreams: 1})
+		f.Resolve("a")
+		a := f.Backend("a")
+		release := func(c *core.Conn) {
 			if c.Release() {
-				f.do(func(k *Core, now time.Time) { k.Drained(now, c) })
+				f.Do(func(k *core.Core, now time.Time) { k.Drained(now, c) })
 			}
 		}
 		var stop atomic.Bool
@@ -30,10 +33,10 @@ func TestOverflowPicksRacingARetirementLeaveNothingUndrained(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 3 {
 			wg.Go(func() {
-				var held *Conn // each caller holds a call until its next one: the connection is full
+				var held *core.Conn // each caller holds a call until its next one: the connection is full
 				for !stop.Load() {
-					r, o := f.picker().Pick(PickInfo{})
-					if o != Picked {
+					r, o := f.Picker().Pick(core.PickInfo{})
+					if o != core.Picked {
 						continue
 					}
 					if r.Overflow {
@@ -50,8 +53,8 @@ func TestOverflowPicksRacingARetirementLeaveNothingUndrained(t *testing.T) {
 			})
 		}
 		for range 5000 {
-			f.do(func(k *Core, now time.Time) { k.Retire(now, k.backends["a"].conns[0], "test") })
-			f.readyAll()
+			f.Do(func(k *core.Core, now time.Time) { k.Retire(now, a.Conns()[0], "test") })
+			f.ReadyAll()
 		}
 		stop.Store(true)
 		wg.Wait()
@@ -64,13 +67,11 @@ func TestOverflowPicksRacingARetirementLeaveNothingUndrained(t *testing.T) {
 // requireNoneDraining fails the test if a connection of the backend at key
 // is still draining: with every call ended and no drain timeout, each
 // retired connection must have closed.
-func requireNoneDraining(t *testing.T, f *fakeSeam, key string) {
+func requireNoneDraining(t *testing.T, f *coretest.Fake, key string) {
 	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	var stuck []uint64
-	for _, c := range f.k.backends[key].conns {
-		if c.state == Draining {
+	for _, c := range f.Conns(f.Backend(key)) {
+		if c.State() == core.Draining {
 			stuck = append(stuck, c.ID)
 		}
 	}

@@ -1,4 +1,4 @@
-package core
+package core_test
 
 import (
 	"sync"
@@ -6,6 +6,9 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/grpcpool/grpcpool/internal/core"
+	"github.com/grpcpool/grpcpool/internal/coretest"
 )
 
 // Picks race retirements: the core retires the connection again and again
@@ -14,27 +17,27 @@ import (
 // retirement never leaves it draining with nothing in flight, unreported.
 func TestPicksRacingARetirementLeaveNothingUndrained(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1})
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a")) })
-		f.readyAll()
+		f := coretest.New(t, core.Config{Size: 1})
+		f.Resolve("a")
+		a := f.Backend("a")
 		var stop atomic.Bool
 		var wg sync.WaitGroup
 		for range 3 {
 			wg.Go(func() {
 				for !stop.Load() {
-					r, o := f.picker().Pick(PickInfo{})
-					if o != Picked {
+					r, o := f.Picker().Pick(core.PickInfo{})
+					if o != core.Picked {
 						continue
 					}
 					if c := r.Conn; c.Release() {
-						f.do(func(k *Core, now time.Time) { k.Drained(now, c) })
+						f.Do(func(k *core.Core, now time.Time) { k.Drained(now, c) })
 					}
 				}
 			})
 		}
 		for range 10000 {
-			f.do(func(k *Core, now time.Time) { k.Retire(now, k.backends["a"].conns[0], "test") })
-			f.readyAll()
+			f.Do(func(k *core.Core, now time.Time) { k.Retire(now, a.Conns()[0], "test") })
+			f.ReadyAll()
 		}
 		stop.Store(true)
 		wg.Wait()

@@ -1,4 +1,4 @@
-package core
+package core_test
 
 import (
 	"errors"
@@ -13,6 +13,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
+
+	"github.com/grpcpool/grpcpool/internal/core"
+	"github.com/grpcpool/grpcpool/internal/coretest"
 )
 
 var errDown = status.Error(codes.Unavailable, "backend down")
@@ -20,26 +23,16 @@ var errDown = status.Error(codes.Unavailable, "backend down")
 // breakerFake returns a fake whose backends have breakers that open after
 // one failure for openTimeout; their changes reach the Core as the pool's
 // do (an event applied under the lock).
-func breakerFake(t *testing.T, cfg Config, openTimeout time.Duration) *fakeSeam {
+func breakerFake(t *testing.T, cfg core.Config, openTimeout time.Duration) *coretest.Fake {
 	t.Helper()
-	var f *fakeSeam
-	cfg.NewBreaker = func(b *Backend) *breaker.Breaker {
-		brk, err := breaker.New(b.Key, breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: openTimeout}, func(_ string, _, to breaker.State) {
-			b.StoreBreakerState(to)
-			go f.do(func(k *Core, now time.Time) { k.BreakerChanged(now, b) })
-		})
-		require.NoError(t, err)
-		return brk
-	}
-	f = newFake(t, cfg)
-	return f
+	return coretest.NewWithBreakers(t, cfg, breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: openTimeout})
 }
 
 // call makes one call through the current picker: it fails with errDown
 // while down, and reports whether it was placed and succeeded.
-func call(f *fakeSeam, down bool) (placed, ok bool) {
-	r, o := f.picker().Pick(PickInfo{})
-	if o != Picked {
+func call(f *coretest.Fake, down bool) (placed, ok bool) {
+	r, o := f.Picker().Pick(core.PickInfo{})
+	if o != core.Picked {
 		return false, false
 	}
 	r.Conn.Release()
@@ -64,22 +57,21 @@ func TestCappedEjectionRecoversFromAFleetWideBlip(t *testing.T) {
 		pct       int
 		recovered time.Duration // when calls succeed again after recovery
 	}{
-		{"capped", DefaultMaxEjectPercent, 0},
+		{"capped", core.DefaultMaxEjectPercent, 0},
 		{"uncapped", 0, 10*time.Second - 2*time.Second},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				f := breakerFake(t, Config{Size: 1, MaxEjectPercent: tt.pct, PanicPercent: DefaultPanicPercent}, 10*time.Second)
+				f := breakerFake(t, core.Config{Size: 1, MaxEjectPercent: tt.pct, PanicPercent: core.DefaultPanicPercent}, 10*time.Second)
 				keys := []string{"a", "b", "c", "d"}
-				f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(keys...)) })
-				f.readyAll()
+				f.Resolve(keys...)
 				start := time.Now()
 				for time.Since(start) < 2*time.Second {
 					call(f, true)
 					time.Sleep(10 * time.Millisecond)
 				}
 				for _, key := range keys {
-					require.Equal(t, breaker.StateOpen, f.backend(key).BreakerState(), key)
+					require.Equal(t, breaker.StateOpen, f.Backend(key).BreakerState(), key)
 				}
 				recovery := time.Now()
 				var first time.Duration = -1
@@ -102,29 +94,22 @@ func TestCappedEjectionRecoversFromAFleetWideBlip(t *testing.T) {
 // the third takes calls past its breaker.
 func TestEjectionIsCapped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := breakerFake(t, Config{Size: 1, MaxEjectPercent: 10, PanicPercent: 50}, time.Minute)
+		f := breakerFake(t, core.Config{Size: 1, MaxEjectPercent: 10, PanicPercent: 50}, time.Minute)
 		keys := manyKeys(20)
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(keys...)) })
-		f.readyAll()
+		f.Resolve(keys...)
 		for _, key := range keys[:3] {
-			b := f.backend(key)
+			b := f.Backend(key)
 			done, err := b.Breaker.Allow()
 			require.NoError(t, err)
 			done(errDown)
 			synctest.Wait()
 			time.Sleep(time.Second)
 		}
-		p := f.picker()
-		require.Len(t, p.backends, 18)
-		in := map[string]bool{}
-		for _, pb := range p.backends {
-			in[pb.b.Key] = true
-		}
-		require.False(t, in[keys[0]])
-		require.False(t, in[keys[1]])
-		require.True(t, in[keys[2]], "the breaker that opened last stays in")
-		byB, _ := pickN(t, f, 18*10, PickInfo{})
-		require.Equal(t, 10, byB[keys[2]], "past its breaker, it takes its share")
+		byB, _ := f.PickN(t, 18*10, core.PickInfo{})
+		require.Len(t, byB, 18, "18 backends take calls: %v", byB)
+		require.Zero(t, byB[keys[0]])
+		require.Zero(t, byB[keys[1]])
+		require.Equal(t, 10, byB[keys[2]], "the breaker that opened last stays in: past its breaker, it takes its share")
 	})
 }
 
@@ -132,16 +117,16 @@ func TestEjectionIsCapped(t *testing.T) {
 // picked, and with none that can, calls fail at once, cap or not.
 func TestRefusingBackendsAreNotKeptIn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := breakerFake(t, Config{Size: 1, MaxEjectPercent: 10, PanicPercent: 50}, time.Minute)
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b")) })
-		f.do(func(k *Core, now time.Time) {
-			for _, b := range k.order {
-				k.ConnState(now, b.conns[0], connectivity.TransientFailure, errors.New("connection refused"))
+		f := breakerFake(t, core.Config{Size: 1, MaxEjectPercent: 10, PanicPercent: 50}, time.Minute)
+		f.Do(func(k *core.Core, now time.Time) { k.Resolved(now, coretest.Groups("a", "b")) })
+		f.Do(func(k *core.Core, now time.Time) {
+			for _, b := range k.Backends() {
+				k.ConnState(now, b.Conns()[0], connectivity.TransientFailure, errors.New("connection refused"))
 			}
 		})
-		p := f.picker()
-		_, o := p.Pick(PickInfo{})
-		require.Equal(t, Fail, o)
-		require.Contains(t, p.FailErr().Error(), fmt.Sprintf("%s to any of 2 backends", MsgNotReady))
+		p := f.Picker()
+		_, o := p.Pick(core.PickInfo{})
+		require.Equal(t, core.Fail, o)
+		require.Contains(t, p.FailErr().Error(), fmt.Sprintf("%s to any of 2 backends", core.MsgNotReady))
 	})
 }

@@ -1,4 +1,4 @@
-package core
+package core_test
 
 import (
 	"testing"
@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/grpcpool/grpcpool/internal/core"
+	"github.com/grpcpool/grpcpool/internal/coretest"
 )
 
 // A removed backend whose last connection the drain timeout closes with a
@@ -13,14 +16,13 @@ import (
 // caller once that call has ended — not before, and not twice.
 func TestLastCallEndedOnceAfterTheDrainTimeoutCuts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1, DrainTimeout: time.Second})
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a")) })
-		f.readyAll()
-		a := f.backend("a")
-		r, o := f.picker().Pick(PickInfo{})
-		require.Equal(t, Picked, o)
+		f := coretest.New(t, core.Config{Size: 1, DrainTimeout: time.Second})
+		f.Resolve("a")
+		a := f.Backend("a")
+		r, o := f.Picker().Pick(core.PickInfo{})
+		require.Equal(t, core.Picked, o)
 		a.Calls.Add(1) // as the pool counts a call it placed
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("b")) })
+		f.Do(func(k *core.Core, now time.Time) { k.Resolved(now, coretest.Groups("b")) })
 		require.False(t, a.Gone(), "draining, not gone")
 		require.False(t, a.LastCallEnded())
 

@@ -1,11 +1,15 @@
-package core
+package core_test
 
 import (
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/grpcpool/grpcpool/internal/core"
+	"github.com/grpcpool/grpcpool/internal/coretest"
 )
 
 // A pick that waits for a growth is woken when the core has handled the
@@ -14,22 +18,21 @@ import (
 // waiting pick gets a new picker at once, with room on it.
 func TestGrowthWaitEndsWhenTheCoreDeclinesToGrow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1, MaxSize: 4, MaxStreams: 1})
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a")) })
-		f.readyAll()
-		held, o := f.picker().Pick(PickInfo{})
-		require.Equal(t, Picked, o)
-		var asked *Backend
-		p := f.picker()
-		_, o = p.Pick(PickInfo{Grow: func(b *Backend) { asked = b }})
-		require.Equal(t, WaitGrowth, o)
+		f := coretest.New(t, core.Config{Size: 1, MaxSize: 4, MaxStreams: 1})
+		f.Resolve("a")
+		held, o := f.Picker().Pick(core.PickInfo{})
+		require.Equal(t, core.Picked, o)
+		var asked *core.Backend
+		p := f.Picker()
+		_, o = p.Pick(core.PickInfo{Grow: func(b *core.Backend) { asked = b }})
+		require.Equal(t, core.WaitGrowth, o)
 		require.NotNil(t, asked)
 		held.Conn.Release() // room appears before the core handles the growth
-		f.do(func(k *Core, now time.Time) { k.Grow(now, asked) })
-		require.Len(t, f.dials, 1, "room appeared: no connection is added")
+		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, asked) })
+		require.Len(t, f.Dials(), 1, "room appeared: no connection is added")
 		require.True(t, p.Stale(), "the picker the growth wait is on is replaced")
-		r, o := f.picker().Pick(PickInfo{Grow: func(*Backend) { t.Error("growth asked again") }})
-		require.Equal(t, Picked, o)
+		r, o := f.Picker().Pick(core.PickInfo{Grow: func(*core.Backend) { assert.Fail(t, "growth asked again") }})
+		require.Equal(t, core.Picked, o)
 		require.False(t, r.Overflow)
 		r.Conn.Release()
 	})

@@ -1,4 +1,4 @@
-package core
+package core_test
 
 import (
 	"fmt"
@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/grpcpool/grpcpool/internal/core"
+	"github.com/grpcpool/grpcpool/internal/coretest"
 )
 
 func manyKeys(n int) []string {
@@ -18,18 +21,17 @@ func manyKeys(n int) []string {
 }
 
 // resolvedFake is newFake with keys resolved and every connection READY.
-func resolvedFake(t *testing.T, cfg Config, keys ...string) *fakeSeam {
+func resolvedFake(t *testing.T, cfg core.Config, keys ...string) *coretest.Fake {
 	t.Helper()
-	f := newFake(t, cfg)
-	f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(keys...)) })
-	f.readyAll()
+	f := coretest.New(t, cfg)
+	f.Resolve(keys...)
 	return f
 }
 
 // requireLoads asserts that every backend of keys carries want streams.
-func requireLoads(t *testing.T, f *fakeSeam, want int64, keys ...string) {
+func requireLoads(t *testing.T, f *coretest.Fake, want int64, keys ...string) {
 	t.Helper()
-	for i, l := range loads(f, keys...) {
+	for i, l := range f.Loads(keys...) {
 		require.EqualValues(t, want, l, "backend %d", i)
 	}
 }
@@ -48,9 +50,9 @@ func maxOverMean(ls []int64) float64 {
 func TestLeastActiveIsExactOverTwoHundredBackends(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		keys := manyKeys(200)
-		f := resolvedFake(t, Config{Size: 1, Policy: LeastActive}, keys...)
-		openStreams(t, f, 2000)
-		ls := loads(f, keys...)
+		f := resolvedFake(t, core.Config{Size: 1, Policy: core.LeastActive}, keys...)
+		f.OpenStreams(t, 2000)
+		ls := f.Loads(keys...)
 		require.LessOrEqual(t, maxOverMean(ls), 1.05, "%v", ls)
 		requireLoads(t, f, 10, keys...)
 	})
@@ -61,11 +63,10 @@ func TestLeastActiveIsExactOverTwoHundredBackends(t *testing.T) {
 func TestLeastActiveFillsNewBackendsAtScale(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		keys := manyKeys(200)
-		f := resolvedFake(t, Config{Size: 1, Policy: LeastActive}, keys[:100]...)
-		openStreams(t, f, 1000)
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf(keys...)) })
-		f.readyAll()
-		openStreams(t, f, 1000)
+		f := resolvedFake(t, core.Config{Size: 1, Policy: core.LeastActive}, keys[:100]...)
+		f.OpenStreams(t, 1000)
+		f.Resolve(keys...)
+		f.OpenStreams(t, 1000)
 		requireLoads(t, f, 10, keys...)
 	})
 }
@@ -75,11 +76,11 @@ func TestLeastActiveFillsNewBackendsAtScale(t *testing.T) {
 func TestLeastActiveRefillsWhereAStreamEnded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		keys := manyKeys(100)
-		f := resolvedFake(t, Config{Size: 1, Policy: LeastActive}, keys...)
-		var held []*Conn
+		f := resolvedFake(t, core.Config{Size: 1, Policy: core.LeastActive}, keys...)
+		var held []*core.Conn
 		for range 500 {
-			r, o := f.picker().Pick(PickInfo{})
-			require.Equal(t, Picked, o)
+			r, o := f.Picker().Pick(core.PickInfo{})
+			require.Equal(t, core.Picked, o)
 			r.Conn.Backend.Streams.Add(1)
 			held = append(held, r.Conn)
 		}
@@ -87,8 +88,8 @@ func TestLeastActiveRefillsWhereAStreamEnded(t *testing.T) {
 			c := held[i*7]
 			c.Backend.Streams.Add(-1)
 			c.Release()
-			r, o := f.picker().Pick(PickInfo{})
-			require.Equal(t, Picked, o)
+			r, o := f.Picker().Pick(core.PickInfo{})
+			require.Equal(t, core.Picked, o)
 			require.Same(t, c.Backend, r.Conn.Backend, "end %d: the new stream goes where one ended", i)
 			r.Conn.Backend.Streams.Add(1)
 		}
@@ -105,13 +106,13 @@ func TestLeastActiveFollowsWeightsAboveTheExactScan(t *testing.T) {
 		t.Run(fmt.Sprintf("%d light backends", light), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				keys := append(manyKeys(light), "heavy")
-				gs := groupsOf(keys...)
+				gs := coretest.Groups(keys...)
 				gs[light].Weight = 100
-				f := newFake(t, Config{Size: 1, Policy: LeastActive})
-				f.do(func(k *Core, now time.Time) { k.Resolved(now, gs) })
-				f.readyAll()
-				openStreams(t, f, light+100)
-				got := f.backend("heavy").Streams.Load()
+				f := coretest.New(t, core.Config{Size: 1, Policy: core.LeastActive})
+				f.Do(func(k *core.Core, now time.Time) { k.Resolved(now, gs) })
+				f.ReadyAll()
+				f.OpenStreams(t, light+100)
+				got := f.Backend("heavy").Streams.Load()
 				want := int64(100)
 				require.Equalf(t, want, got, "streams on the weight-100 backend: got %d, want %d", got, want)
 			})

@@ -8,7 +8,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/grpcpool/grpcpool/internal/coretest/record"
 )
 
 // ewmaRun makes calls one after another on a fake PeakEWMA core with four
@@ -120,7 +123,7 @@ func TestPeakEWMASeedsNewBackendsWithTheMedian(t *testing.T) {
 // does. At most 1 % of the calls go to it.
 func TestPeakEWMASeesASlowBackendBeforeItsCallsEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := ewmaFleetWith(t, seeded(3)) // safe for the 32 callers
+		f := ewmaFleetWith(t, record.Seeded(3)) // safe for the 32 callers
 		for _, k := range []string{"a", "b", "c"} {
 			f.backend(k).Observe(5*time.Millisecond, false, 0)
 		}
@@ -135,7 +138,7 @@ func TestPeakEWMASeesASlowBackendBeforeItsCallsEnd(t *testing.T) {
 				for next.Add(1) <= calls {
 					r, o := f.picker().Pick(PickInfo{})
 					if o != Picked {
-						t.Error("not picked")
+						assert.Fail(t, "not picked")
 						return
 					}
 					b := r.Conn.Backend

@@ -6,9 +6,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
 )
+
+var errDown = status.Error(codes.Unavailable, "backend down")
 
 // halfOpenBackend makes a Core over one backend "a" with a breaker (see
 // withBreakers) and makes it half-open.

@@ -1,38 +1,29 @@
-package core
+package core_test
 
 import (
 	"errors"
-	"math/rand/v2"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/connectivity"
-)
 
-// seeded returns a fixed random sequence, safe for concurrent use.
-func seeded(seed uint64) func() uint64 {
-	var mu sync.Mutex
-	r := rand.New(rand.NewPCG(seed, seed))
-	return func() uint64 {
-		mu.Lock()
-		defer mu.Unlock()
-		return r.Uint64()
-	}
-}
+	"github.com/grpcpool/grpcpool/internal/core"
+	"github.com/grpcpool/grpcpool/internal/coretest"
+	"github.com/grpcpool/grpcpool/internal/coretest/record"
+)
 
 // rampShares makes perSecond picks (released at once) in each of secs
 // seconds and returns the share of backend key in each second.
-func rampShares(t *testing.T, f *fakeSeam, key string, secs, perSecond int) []float64 {
+func rampShares(t *testing.T, f *coretest.Fake, key string, secs, perSecond int) []float64 {
 	t.Helper()
 	var out []float64
 	for range secs {
 		n := 0
 		for range perSecond {
-			r, o := f.picker().Pick(PickInfo{})
-			require.Equal(t, Picked, o)
+			r, o := f.Picker().Pick(core.PickInfo{})
+			require.Equal(t, core.Picked, o)
 			if r.Conn.Backend.Key == key {
 				n++
 			}
@@ -52,12 +43,10 @@ func TestSlowStartRampsANewBackend(t *testing.T) {
 		const window = 10 * time.Second
 		// A seeded generator: the fake's default sequence is too regular
 		// for a draw every fourth pick.
-		f := newFake(t, Config{Size: 1, SlowStart: window, Rand: seeded(1)})
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c")) })
-		f.readyAll()
+		f := coretest.New(t, core.Config{Size: 1, SlowStart: window, Rand: record.Seeded(1)})
+		f.Resolve("a", "b", "c")
 		time.Sleep(window) // the three are warm
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c", "new")) })
-		f.readyAll()
+		f.Resolve("a", "b", "c", "new")
 		shares := rampShares(t, f, "new", 10, 2000)
 		t.Logf("share of the new backend per second: %.3f", shares)
 		for s, got := range shares {
@@ -70,7 +59,7 @@ func TestSlowStartRampsANewBackend(t *testing.T) {
 			require.InDelta(t, want, got, 0.015, "second %d: %.3f", s, shares)
 		}
 		// Past the window: round-robin exact.
-		byB, _ := pickN(t, f, 400, PickInfo{})
+		byB, _ := f.PickN(t, 400, core.PickInfo{})
 		require.Equal(t, map[string]int{"a": 100, "b": 100, "c": 100, "new": 100}, byB)
 	})
 }
@@ -78,10 +67,9 @@ func TestSlowStartRampsANewBackend(t *testing.T) {
 // When every backend is new (the pool is starting), none ramps.
 func TestSlowStartNotWhenEveryBackendIsNew(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1, SlowStart: 10 * time.Second})
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c", "d")) })
-		f.readyAll()
-		byB, _ := pickN(t, f, 400, PickInfo{})
+		f := coretest.New(t, core.Config{Size: 1, SlowStart: 10 * time.Second})
+		f.Resolve("a", "b", "c", "d")
+		byB, _ := f.PickN(t, 400, core.PickInfo{})
 		require.Equal(t, map[string]int{"a": 100, "b": 100, "c": 100, "d": 100}, byB)
 	})
 }
@@ -91,17 +79,15 @@ func TestSlowStartNotWhenEveryBackendIsNew(t *testing.T) {
 // of its ramp takes streams until it carries a tenth of theirs.
 func TestSlowStartWithLeastActive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1, Policy: LeastActive, SlowStart: 10 * time.Second})
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c")) })
-		f.readyAll()
-		openStreams(t, f, 300)
+		f := coretest.New(t, core.Config{Size: 1, Policy: core.LeastActive, SlowStart: 10 * time.Second})
+		f.Resolve("a", "b", "c")
+		f.OpenStreams(t, 300)
 		time.Sleep(10 * time.Second)
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c", "new")) })
-		f.readyAll()
-		openStreams(t, f, 10)
-		require.Equal(t, []int64{100, 100, 100, 10}, loads(f, "a", "b", "c", "new"))
-		openStreams(t, f, 3)
-		require.Equal(t, []int64{101, 101, 101, 10}, loads(f, "a", "b", "c", "new"))
+		f.Resolve("a", "b", "c", "new")
+		f.OpenStreams(t, 10)
+		require.Equal(t, []int64{100, 100, 100, 10}, f.Loads("a", "b", "c", "new"))
+		f.OpenStreams(t, 3)
+		require.Equal(t, []int64{101, 101, 101, 10}, f.Loads("a", "b", "c", "new"))
 	})
 }
 
@@ -110,16 +96,15 @@ func TestSlowStartWithLeastActive(t *testing.T) {
 // from a failure: it keeps its full share, without a new ramp.
 func TestSlowStartNotAfterAReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1, SlowStart: 10 * time.Second})
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b")) })
-		f.readyAll()
+		f := coretest.New(t, core.Config{Size: 1, SlowStart: 10 * time.Second})
+		f.Resolve("a", "b")
 		time.Sleep(20 * time.Second) // both warm
-		b := f.backend("b").conns[0]
-		f.do(func(k *Core, now time.Time) { k.ConnState(now, b, connectivity.Idle, nil) })
-		f.do(func(k *Core, now time.Time) { k.ConnState(now, b, connectivity.Connecting, nil) })
+		b := f.Backend("b").Conns()[0]
+		f.Do(func(k *core.Core, now time.Time) { k.ConnState(now, b, connectivity.Idle, nil) })
+		f.Do(func(k *core.Core, now time.Time) { k.ConnState(now, b, connectivity.Connecting, nil) })
 		time.Sleep(time.Millisecond)
-		f.do(func(k *Core, now time.Time) { k.ConnState(now, b, connectivity.Ready, nil) })
-		byB, _ := pickN(t, f, 400, PickInfo{})
+		f.Do(func(k *core.Core, now time.Time) { k.ConnState(now, b, connectivity.Ready, nil) })
+		byB, _ := f.PickN(t, 400, core.PickInfo{})
 		require.Equal(t, map[string]int{"a": 200, "b": 200}, byB)
 	})
 }
@@ -128,19 +113,18 @@ func TestSlowStartNotAfterAReconnect(t *testing.T) {
 // ramps again.
 func TestSlowStartAfterAFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1, SlowStart: 10 * time.Second, Rand: seeded(2)})
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b")) })
-		f.readyAll()
+		f := coretest.New(t, core.Config{Size: 1, SlowStart: 10 * time.Second, Rand: record.Seeded(2)})
+		f.Resolve("a", "b")
 		time.Sleep(20 * time.Second)
-		b := f.backend("b").conns[0]
-		f.do(func(k *Core, now time.Time) { k.ConnState(now, b, connectivity.Idle, nil) })
-		f.do(func(k *Core, now time.Time) { k.ConnState(now, b, connectivity.Connecting, nil) })
-		f.do(func(k *Core, now time.Time) {
+		b := f.Backend("b").Conns()[0]
+		f.Do(func(k *core.Core, now time.Time) { k.ConnState(now, b, connectivity.Idle, nil) })
+		f.Do(func(k *core.Core, now time.Time) { k.ConnState(now, b, connectivity.Connecting, nil) })
+		f.Do(func(k *core.Core, now time.Time) {
 			k.ConnState(now, b, connectivity.TransientFailure, errors.New("connection refused"))
 		})
 		time.Sleep(time.Second)
-		f.do(func(k *Core, now time.Time) { k.ConnState(now, b, connectivity.Ready, nil) })
-		byB, _ := pickN(t, f, 1000, PickInfo{})
+		f.Do(func(k *core.Core, now time.Time) { k.ConnState(now, b, connectivity.Ready, nil) })
+		byB, _ := f.PickN(t, 1000, core.PickInfo{})
 		require.Less(t, byB["b"], 150, "%v", byB)
 	})
 }

@@ -1,25 +1,28 @@
-package core
+package core_test
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/grpcpool/grpcpool/internal/core"
+)
 
 func TestTriedRemove(t *testing.T) {
-	a, b, c := &Backend{}, &Backend{}, &Backend{}
-	var tr Tried
+	a, b, c := &core.Backend{}, &core.Backend{}, &core.Backend{}
+	var tr core.Tried
 	tr.Add(a)
 	tr.Add(b)
 	tr.Add(c)
 	tr.Remove(b)
-	if tr.Has(b) || !tr.Has(a) || !tr.Has(c) || tr.Len() != 2 {
-		t.Fatalf("after Remove(b): has a %v, b %v, c %v, len %d; want true, false, true, 2", tr.Has(a), tr.Has(b), tr.Has(c), tr.Len())
-	}
+	require.False(t, tr.Has(b), "after Remove(b)")
+	require.True(t, tr.Has(a) && tr.Has(c), "after Remove(b)")
+	require.Equal(t, 2, tr.Len(), "after Remove(b)")
 	tr.Remove(b) // not there: nothing changes
 	tr.Remove(a)
 	tr.Remove(c)
-	if tr.Len() != 0 {
-		t.Fatalf("len %d after removing every backend, want 0", tr.Len())
-	}
+	require.Zero(t, tr.Len(), "after removing every backend")
 	tr.Add(b)
-	if !tr.Has(b) || tr.Len() != 1 {
-		t.Fatalf("Add after Remove: has b %v, len %d", tr.Has(b), tr.Len())
-	}
+	require.True(t, tr.Has(b), "Add after Remove")
+	require.Equal(t, 1, tr.Len(), "Add after Remove")
 }

@@ -1,8 +1,7 @@
-package core
+package core_test
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 	"testing/synctest"
@@ -11,19 +10,26 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
+
+	"github.com/grpcpool/grpcpool/internal/core"
+	"github.com/grpcpool/grpcpool/internal/coretest"
 )
 
-var policies = []Policy{RoundRobin, LeastActive, ConsistentHash, PeakEWMA}
+func policyName(p core.Policy) string {
+	return [...]string{"round_robin", "least_active", "consistent_hash", "peak_ewma"}[p]
+}
+
+var policies = []core.Policy{core.RoundRobin, core.LeastActive, core.ConsistentHash, core.PeakEWMA}
 
 // zoneGroups returns backends named by zone and number (a1, b1, b2, …):
 // counts[i] of them in zone "a"+i.
-func zoneGroups(counts ...int) []Group {
-	var gs []Group
+func zoneGroups(counts ...int) []core.Group {
+	var gs []core.Group
 	for i, n := range counts {
 		z := string(rune('a' + i))
 		for j := range n {
 			key := fmt.Sprintf("%s%d", z, j+1)
-			gs = append(gs, Group{Key: key, Addrs: []resolver.Address{{Addr: key}}, Weight: 1, Zone: z})
+			gs = append(gs, core.Group{Key: key, Addrs: []resolver.Address{{Addr: key}}, Weight: 1, Zone: z})
 		}
 	}
 	return gs
@@ -33,27 +39,27 @@ func zoneGroups(counts ...int) []Group {
 // every one READY. Its randomness is a seeded PCG: the zone draw and the
 // policy's draws must not be correlated, as successive values of
 // newFake's Weyl sequence are.
-func zoneFake(t *testing.T, policy Policy, zone string, counts ...int) *fakeSeam {
+func zoneFake(t *testing.T, policy core.Policy, zone string, counts ...int) *coretest.Fake {
 	t.Helper()
-	f := newFake(t, Config{Size: 1, Policy: policy, Zone: zone, Rand: rand.New(rand.NewPCG(1, 2)).Uint64})
-	f.do(func(k *Core, now time.Time) { k.Resolved(now, zoneGroups(counts...)) })
-	f.readyAll()
+	f := coretest.New(t, core.Config{Size: 1, Policy: policy, Zone: zone, Rand: rand.New(rand.NewPCG(1, 2)).Uint64})
+	f.Do(func(k *core.Core, now time.Time) { k.Resolved(now, zoneGroups(counts...)) })
+	f.ReadyAll()
 	return f
 }
 
 // zonePicks makes n picks (a key per pick under ConsistentHash), each
 // released at once, and counts them per backend and per zone.
-func zonePicks(t *testing.T, f *fakeSeam, n int, tried *Tried) (byB, byZ map[string]int) {
+func zonePicks(t *testing.T, f *coretest.Fake, policy core.Policy, n int, tried *core.Tried) (byB, byZ map[string]int) {
 	t.Helper()
 	byB, byZ = map[string]int{}, map[string]int{}
-	p := f.picker()
+	p := f.Picker()
 	for i := range n {
-		info := PickInfo{Tried: tried}
-		if p.policy == ConsistentHash {
+		info := core.PickInfo{Tried: tried}
+		if policy == core.ConsistentHash {
 			info.Key, info.HasKey = fmt.Sprintf("key-%d", i), true
 		}
 		r, o := p.Pick(info)
-		require.Equal(t, Picked, o)
+		require.Equal(t, core.Picked, o)
 		byB[r.Conn.Backend.Key]++
 		byZ[r.Conn.Backend.Zone]++
 		r.Conn.Release()
@@ -68,9 +74,8 @@ func TestZonesKeepCallsLocal(t *testing.T) {
 		t.Run(policyName(policy), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := zoneFake(t, policy, "a", 2, 2, 2)
-				require.Equal(t, 1.0, f.picker().LocalShare())
-				require.Equal(t, uint64(math.MaxUint64), f.picker().zones.thr[0], "no draw when the local zone takes all")
-				byB, byZ := zonePicks(t, f, 600, nil)
+				require.Equal(t, 1.0, f.Picker().LocalShare())
+				byB, byZ := zonePicks(t, f, policy, 600, nil)
 				require.Equal(t, map[string]int{"a": 600}, byZ)
 				require.InDelta(t, 300, byB["a1"], 30, "%v", byB)
 			})
@@ -87,9 +92,9 @@ func TestZonesSplitOneFourFour(t *testing.T) {
 		t.Run(policyName(policy), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := zoneFake(t, policy, "a", 1, 4, 4)
-				require.InDelta(t, 1.0/3, f.picker().LocalShare(), 1e-12)
+				require.InDelta(t, 1.0/3, f.Picker().LocalShare(), 1e-12)
 				const n = 12000
-				byB, byZ := zonePicks(t, f, n, nil)
+				byB, byZ := zonePicks(t, f, policy, n, nil)
 				// A zone's count is binomial: σ ≈ 52; a backend's ≈ 29.
 				for _, z := range []string{"a", "b", "c"} {
 					require.InDelta(t, n/3, byZ[z], 5*52, "%s of %v", z, byZ)
@@ -106,9 +111,9 @@ func TestZonesSplitOneFourFour(t *testing.T) {
 // A client in zone b of the same fleet keeps all its calls in b.
 func TestZonesSurplusZoneStaysLocal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := zoneFake(t, RoundRobin, "b", 1, 4, 4)
-		require.Equal(t, 1.0, f.picker().LocalShare())
-		byB, byZ := zonePicks(t, f, 400, nil)
+		f := zoneFake(t, core.RoundRobin, "b", 1, 4, 4)
+		require.Equal(t, 1.0, f.Picker().LocalShare())
+		byB, byZ := zonePicks(t, f, core.RoundRobin, 400, nil)
 		require.Equal(t, map[string]int{"b": 400}, byZ)
 		require.Equal(t, map[string]int{"b1": 100, "b2": 100, "b3": 100, "b4": 100}, byB)
 	})
@@ -118,20 +123,21 @@ func TestZonesSurplusZoneStaysLocal(t *testing.T) {
 // every client in zone a, a 2/2/2 fleet stays even (a third local).
 func TestZonesFollowClientShares(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := zoneFake(t, RoundRobin, "a", 2, 2, 2)
-		f.do(func(k *Core, now time.Time) { k.SetZoneClients(now, map[string]int{"a": 3}) })
-		require.InDelta(t, 1.0/3, f.picker().LocalShare(), 1e-12)
-		f.do(func(k *Core, now time.Time) { k.SetZoneClients(now, map[string]int{"a": 1, "b": 1, "c": 1}) })
-		require.Equal(t, 1.0, f.picker().LocalShare())
-		f.do(func(k *Core, now time.Time) { k.SetZoneClients(now, nil) })
-		require.Equal(t, 1.0, f.picker().LocalShare())
+		f := zoneFake(t, core.RoundRobin, "a", 2, 2, 2)
+		f.Do(func(k *core.Core, now time.Time) { k.SetZoneClients(now, map[string]int{"a": 3}) })
+		require.InDelta(t, 1.0/3, f.Picker().LocalShare(), 1e-12)
+		f.Do(func(k *core.Core, now time.Time) { k.SetZoneClients(now, map[string]int{"a": 1, "b": 1, "c": 1}) })
+		require.Equal(t, 1.0, f.Picker().LocalShare())
+		f.Do(func(k *core.Core, now time.Time) { k.SetZoneClients(now, nil) })
+		require.Equal(t, 1.0, f.Picker().LocalShare())
 	})
 }
 
 // setConn reports every connection of the backend key as s.
-func (f *fakeSeam) setConn(key string, s connectivity.State) {
-	f.do(func(k *Core, now time.Time) {
-		for _, c := range k.backends[key].Conns() {
+func setConn(f *coretest.Fake, key string, s connectivity.State) {
+	b := f.Backend(key)
+	f.Do(func(k *core.Core, now time.Time) {
+		for _, c := range b.Conns() {
 			if c.State().Live() {
 				k.ConnState(now, c, s, nil)
 			}
@@ -147,18 +153,18 @@ func TestZonesSplitFollowsReadiness(t *testing.T) {
 		t.Run(policyName(policy), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := zoneFake(t, policy, "a", 2, 2, 2)
-				f.setConn("a1", connectivity.TransientFailure)
-				require.InDelta(t, 0.6, f.picker().LocalShare(), 1e-12)
-				f.setConn("a2", connectivity.TransientFailure)
-				require.Equal(t, 0.0, f.picker().LocalShare())
-				byB, byZ := zonePicks(t, f, 1200, nil)
+				setConn(f, "a1", connectivity.TransientFailure)
+				require.InDelta(t, 0.6, f.Picker().LocalShare(), 1e-12)
+				setConn(f, "a2", connectivity.TransientFailure)
+				require.Equal(t, 0.0, f.Picker().LocalShare())
+				byB, byZ := zonePicks(t, f, policy, 1200, nil)
 				require.Zero(t, byZ["a"])
 				require.InDelta(t, 600, byZ["b"], 5*17, "%v", byZ) // σ ≈ 17
 				for _, key := range []string{"b1", "b2", "c1", "c2"} {
 					require.InDelta(t, 300, byB[key], 5*15, "%s of %v", key, byB)
 				}
-				f.setConn("a2", connectivity.Ready)
-				require.InDelta(t, 0.6, f.picker().LocalShare(), 1e-12)
+				setConn(f, "a2", connectivity.Ready)
+				require.InDelta(t, 0.6, f.Picker().LocalShare(), 1e-12)
 			})
 		})
 	}
@@ -167,15 +173,15 @@ func TestZonesSplitFollowsReadiness(t *testing.T) {
 // A backend whose breaker opens is ejected and the split follows at once.
 func TestZonesSplitFollowsEjection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := breakerFake(t, Config{Size: 1, Zone: "a"}, time.Minute)
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, zoneGroups(2, 2, 2)) })
-		f.readyAll()
-		require.Equal(t, 1.0, f.picker().LocalShare())
+		f := breakerFake(t, core.Config{Size: 1, Zone: "a"}, time.Minute)
+		f.Do(func(k *core.Core, now time.Time) { k.Resolved(now, zoneGroups(2, 2, 2)) })
+		f.ReadyAll()
+		require.Equal(t, 1.0, f.Picker().LocalShare())
 		placed, ok := call(f, true) // a1 or a2 fails once: its breaker opens
 		require.True(t, placed)
 		require.False(t, ok)
 		synctest.Wait()
-		require.InDelta(t, 0.6, f.picker().LocalShare(), 1e-12)
+		require.InDelta(t, 0.6, f.Picker().LocalShare(), 1e-12)
 	})
 }
 
@@ -186,20 +192,20 @@ func TestZonesRetryLeavesTheZone(t *testing.T) {
 		t.Run(policyName(policy), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := zoneFake(t, policy, "a", 2, 2, 2)
-				var one, both Tried
-				one.Add(f.backend("a1"))
-				both.Add(f.backend("a1"))
-				both.Add(f.backend("a2"))
-				byB, _ := zonePicks(t, f, 100, &one)
+				var one, both core.Tried
+				one.Add(f.Backend("a1"))
+				both.Add(f.Backend("a1"))
+				both.Add(f.Backend("a2"))
+				byB, _ := zonePicks(t, f, policy, 100, &one)
 				require.Equal(t, map[string]int{"a2": 100}, byB)
-				_, byZ := zonePicks(t, f, 600, &both)
+				_, byZ := zonePicks(t, f, policy, 600, &both)
 				require.Zero(t, byZ["a"], "%v", byZ)
 				require.InDelta(t, 300, byZ["b"], 5*12, "%v", byZ) // σ ≈ 12
-				var all Tried
+				var all core.Tried
 				for _, key := range []string{"a1", "a2", "b1", "b2", "c1", "c2"} {
-					all.Add(f.backend(key))
+					all.Add(f.Backend(key))
 				}
-				_, byZ = zonePicks(t, f, 60, &all) // every one tried: the zone drawn
+				_, byZ = zonePicks(t, f, policy, 60, &all) // every one tried: the zone drawn
 				require.Equal(t, map[string]int{"a": 60}, byZ)
 			})
 		})
@@ -209,9 +215,9 @@ func TestZonesRetryLeavesTheZone(t *testing.T) {
 // Without a zone every backend is picked, zones or not.
 func TestZonesOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := zoneFake(t, RoundRobin, "", 2, 2, 2)
-		require.Equal(t, 1.0, f.picker().LocalShare())
-		_, byZ := zonePicks(t, f, 600, nil)
+		f := zoneFake(t, core.RoundRobin, "", 2, 2, 2)
+		require.Equal(t, 1.0, f.Picker().LocalShare())
+		_, byZ := zonePicks(t, f, core.RoundRobin, 600, nil)
 		require.Equal(t, map[string]int{"a": 200, "b": 200, "c": 200}, byZ)
 	})
 }
@@ -219,12 +225,12 @@ func TestZonesOff(t *testing.T) {
 // Backends of an unknown zone take only the spill.
 func TestZonesUnknownZoneTakesSpill(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1, Zone: "a"})
-		gs := append(zoneGroups(1, 1), Group{Key: "x1", Addrs: []resolver.Address{{Addr: "x1"}}, Weight: 1})
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, gs) })
-		f.readyAll()
-		require.InDelta(t, 2.0/3, f.picker().LocalShare(), 1e-12)
-		byB, _ := zonePicks(t, f, 3000, nil)
+		f := coretest.New(t, core.Config{Size: 1, Zone: "a"})
+		gs := append(zoneGroups(1, 1), core.Group{Key: "x1", Addrs: []resolver.Address{{Addr: "x1"}}, Weight: 1})
+		f.Do(func(k *core.Core, now time.Time) { k.Resolved(now, gs) })
+		f.ReadyAll()
+		require.InDelta(t, 2.0/3, f.Picker().LocalShare(), 1e-12)
+		byB, _ := zonePicks(t, f, core.RoundRobin, 3000, nil)
 		require.InDelta(t, 2000, byB["a1"], 30, "%v", byB)
 		require.InDelta(t, 1000, byB["x1"], 30, "%v", byB)
 		require.Zero(t, byB["b1"])
@@ -234,12 +240,12 @@ func TestZonesUnknownZoneTakesSpill(t *testing.T) {
 // Under ConsistentHash a key keeps its zone and its backend.
 func TestZonesKeyKeepsItsBackend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := zoneFake(t, ConsistentHash, "a", 1, 4, 4)
-		p := f.picker()
+		f := zoneFake(t, core.ConsistentHash, "a", 1, 4, 4)
+		p := f.Picker()
 		for i := range 50 {
-			info := PickInfo{Key: fmt.Sprintf("user-%d", i), HasKey: true}
+			info := core.PickInfo{Key: fmt.Sprintf("user-%d", i), HasKey: true}
 			r, o := p.Pick(info)
-			require.Equal(t, Picked, o)
+			require.Equal(t, core.Picked, o)
 			first := r.Conn.Backend
 			r.Conn.Release()
 			for range 5 {
@@ -255,10 +261,10 @@ func TestZonesKeyKeepsItsBackend(t *testing.T) {
 func TestZonesPickAllocatesNothing(t *testing.T) {
 	for _, policy := range policies {
 		f := zoneFake(t, policy, "a", 1, 4, 4)
-		p := f.picker()
-		var tr Tried
-		tr.Add(f.backend("a1"))
-		for _, info := range []PickInfo{{}, {Tried: &tr}, {Key: "k", HasKey: true, Tried: &tr}} {
+		p := f.Picker()
+		var tr core.Tried
+		tr.Add(f.Backend("a1"))
+		for _, info := range []core.PickInfo{{}, {Tried: &tr}, {Key: "k", HasKey: true, Tried: &tr}} {
 			allocs := testing.AllocsPerRun(200, func() {
 				r, _ := p.Pick(info)
 				r.Conn.Release()
@@ -272,12 +278,13 @@ func TestZonesPickAllocatesNothing(t *testing.T) {
 // once, and comes back to it when it reports SERVING.
 func TestZonesSplitFollowsHealth(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(t, Config{Size: 1, Zone: "a", HealthCheck: true})
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, zoneGroups(2, 2, 2)) })
-		f.readyAll()
+		f := coretest.New(t, core.Config{Size: 1, Zone: "a", HealthCheck: true})
+		f.Do(func(k *core.Core, now time.Time) { k.Resolved(now, zoneGroups(2, 2, 2)) })
+		f.ReadyAll()
 		health := func(key string, serving bool) {
-			f.do(func(k *Core, now time.Time) {
-				for _, c := range k.backends[key].Conns() {
+			b := f.Backend(key)
+			f.Do(func(k *core.Core, now time.Time) {
+				for _, c := range b.Conns() {
 					k.Health(now, c, serving, nil)
 				}
 			})
@@ -285,14 +292,14 @@ func TestZonesSplitFollowsHealth(t *testing.T) {
 		for _, key := range []string{"a1", "a2", "b1", "b2", "c1", "c2"} {
 			health(key, true)
 		}
-		require.Equal(t, 1.0, f.picker().LocalShare())
+		require.Equal(t, 1.0, f.Picker().LocalShare())
 		health("a1", false)
-		require.InDelta(t, 0.6, f.picker().LocalShare(), 1e-12)
+		require.InDelta(t, 0.6, f.Picker().LocalShare(), 1e-12)
 		health("a2", false)
-		require.Equal(t, 0.0, f.picker().LocalShare())
-		_, byZ := zonePicks(t, f, 100, nil)
+		require.Equal(t, 0.0, f.Picker().LocalShare())
+		_, byZ := zonePicks(t, f, core.RoundRobin, 100, nil)
 		require.Zero(t, byZ["a"])
 		health("a1", true)
-		require.InDelta(t, 0.6, f.picker().LocalShare(), 1e-12)
+		require.InDelta(t, 0.6, f.Picker().LocalShare(), 1e-12)
 	})
 }

@@ -1,4 +1,4 @@
-package core
+package core_test
 
 import (
 	"math/rand/v2"
@@ -8,6 +8,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/connectivity"
+
+	"github.com/grpcpool/grpcpool/internal/core"
+	"github.com/grpcpool/grpcpool/internal/coretest"
 )
 
 // Envoy's min_cluster_size: with ZoneMinBackends 6, a 1/4/4 fleet is
@@ -18,26 +21,26 @@ func TestZonesOffBelowMinBackends(t *testing.T) {
 	for _, policy := range policies {
 		t.Run(policyName(policy), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				f := newFake(t, Config{Size: 1, Policy: policy, Zone: "a", ZoneMinBackends: 6, Rand: rand.New(rand.NewPCG(1, 2)).Uint64})
-				f.do(func(k *Core, now time.Time) { k.Resolved(now, zoneGroups(1, 4, 4)) })
-				f.readyAll()
-				require.InDelta(t, 1.0/3, f.picker().LocalShare(), 1e-12, "9 backends: Envoy's split")
+				f := coretest.New(t, core.Config{Size: 1, Policy: policy, Zone: "a", ZoneMinBackends: 6, Rand: rand.New(rand.NewPCG(1, 2)).Uint64})
+				f.Do(func(k *core.Core, now time.Time) { k.Resolved(now, zoneGroups(1, 4, 4)) })
+				f.ReadyAll()
+				require.InDelta(t, 1.0/3, f.Picker().LocalShare(), 1e-12, "9 backends: Envoy's split")
 
 				for _, key := range []string{"b1", "b2", "c1", "c2"} {
-					f.setConn(key, connectivity.TransientFailure)
+					setConn(f, key, connectivity.TransientFailure)
 				}
 				// 1/2/2 ready: by zone a would keep (1/5)/(1/3) = 3/5;
 				// by capacity it keeps 1/5, and b and c take 2/5 each.
-				require.InDelta(t, 0.2, f.picker().LocalShare(), 1e-12, "5 backends: the capacity split")
+				require.InDelta(t, 0.2, f.Picker().LocalShare(), 1e-12, "5 backends: the capacity split")
 				const n = 10000
-				_, byZ := zonePicks(t, f, n, nil)
+				_, byZ := zonePicks(t, f, policy, n, nil)
 				require.InDelta(t, n/5, byZ["a"], 5*40, "%v", byZ)   // σ = 40
 				require.InDelta(t, 2*n/5, byZ["b"], 5*49, "%v", byZ) // σ ≈ 49
 				require.InDelta(t, 2*n/5, byZ["c"], 5*49, "%v", byZ)
 
-				f.setConn("b1", connectivity.Ready)
+				setConn(f, "b1", connectivity.Ready)
 				// 1/3/2 ready, clients even: a keeps (1/6)/(1/3) = 1/2.
-				require.InDelta(t, 0.5, f.picker().LocalShare(), 1e-12, "6 backends: Envoy's split again")
+				require.InDelta(t, 0.5, f.Picker().LocalShare(), 1e-12, "6 backends: Envoy's split again")
 			})
 		})
 	}
@@ -48,10 +51,10 @@ func TestZonesOffBelowMinBackends(t *testing.T) {
 func TestZonesNoMinBackends(t *testing.T) {
 	for _, min := range []int{0, 1} {
 		synctest.Test(t, func(t *testing.T) {
-			f := newFake(t, Config{Size: 1, Zone: "a", ZoneMinBackends: min})
-			f.do(func(k *Core, now time.Time) { k.Resolved(now, zoneGroups(1, 1)) })
-			f.readyAll()
-			require.Equal(t, 1.0, f.picker().LocalShare())
+			f := coretest.New(t, core.Config{Size: 1, Zone: "a", ZoneMinBackends: min})
+			f.Do(func(k *core.Core, now time.Time) { k.Resolved(now, zoneGroups(1, 1)) })
+			f.ReadyAll()
+			require.Equal(t, 1.0, f.Picker().LocalShare())
 		})
 	}
 }
@@ -67,11 +70,11 @@ func TestZonesNoMinBackends(t *testing.T) {
 // a keeps all its calls.
 func TestZonesInBreakerPanic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := breakerFake(t, Config{Size: 1, Zone: "a", MaxEjectPercent: DefaultMaxEjectPercent, PanicPercent: DefaultPanicPercent}, time.Minute)
-		f.do(func(k *Core, now time.Time) { k.Resolved(now, zoneGroups(2, 2, 2)) })
-		f.readyAll()
+		f := breakerFake(t, core.Config{Size: 1, Zone: "a", MaxEjectPercent: core.DefaultMaxEjectPercent, PanicPercent: core.DefaultPanicPercent}, time.Minute)
+		f.Do(func(k *core.Core, now time.Time) { k.Resolved(now, zoneGroups(2, 2, 2)) })
+		f.ReadyAll()
 		open := func(key string) {
-			done, err := f.backend(key).Breaker.Allow()
+			done, err := f.Backend(key).Breaker.Allow()
 			require.NoError(t, err)
 			done(errDown)
 			synctest.Wait()
@@ -82,10 +85,17 @@ func TestZonesInBreakerPanic(t *testing.T) {
 			want float64
 		}{{"a1", 0.6}, {"a2", 0.6}, {"b1", 1}} {
 			open(step.open)
-			require.InDelta(t, step.want, f.picker().LocalShare(), 1e-12, "after %s's breaker opened", step.open)
+			require.InDelta(t, step.want, f.Picker().LocalShare(), 1e-12, "after %s's breaker opened", step.open)
 		}
-		require.Len(t, f.picker().backends, 6, "in panic every backend takes calls")
-		_, byZ := zonePicks(t, f, 600, nil)
+		// In panic every backend takes calls: a retry that tried a's
+		// backends lands on b's and c's, b1 with them.
+		var tried core.Tried
+		tried.Add(f.Backend("a1"))
+		tried.Add(f.Backend("a2"))
+		byB, _ := zonePicks(t, f, core.RoundRobin, 400, &tried)
+		require.Len(t, byB, 4, "%v", byB)
+		require.Positive(t, byB["b1"], "%v", byB)
+		_, byZ := zonePicks(t, f, core.RoundRobin, 600, nil)
 		require.Equal(t, map[string]int{"a": 600}, byZ)
 	})
 }

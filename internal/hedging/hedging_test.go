@@ -322,7 +322,7 @@ func TestHedgeOneAttempt(t *testing.T) {
 			Config: res.Lookup("/svc/M"),
 			Budget: retry.NewBudget(retry.BudgetConfig{}),
 			Attempt: func(ctx context.Context, n int, r any, _ func() bool) error {
-				t.Errorf("attempt %d made for a reply that is no pointer", n)
+				assert.Fail(t, fmt.Sprintf("attempt %d made for a reply that is no pointer", n))
 				return nil
 			},
 		}, struct{ v string }{})

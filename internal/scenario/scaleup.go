@@ -323,8 +323,14 @@ func (l *streamLoad) worker(ctx context.Context) {
 	for ctx.Err() == nil {
 		b, err := openBidi(ctx, l.cc)
 		if err != nil {
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				return
+			case l.lifetime == 0 && endedAtMaxAge(err):
+				// Its first round trip took longer than the max age (a
+				// loaded machine): the pool ended it to rebalance.
+				l.reopened.Add(1)
+				continue
 			}
 			l.errs.add(err)
 			_ = sleep(ctx, 50*time.Millisecond)
@@ -344,12 +350,19 @@ func (l *streamLoad) worker(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case err == nil:
-		case status.Code(err) == codes.Unavailable && l.lifetime == 0:
+		case l.lifetime == 0 && endedAtMaxAge(err):
 			l.reopened.Add(1)
 		default:
 			l.errs.add(err)
 		}
 	}
+}
+
+// endedAtMaxAge reports whether err is the pool ending a stream at its
+// max age (WithMaxStreamAge) to rebalance.
+func endedAtMaxAge(err error) bool {
+	st := status.Convert(err)
+	return st.Code() == codes.Unavailable && strings.Contains(st.Message(), "after its max age")
 }
 
 func runScaleUp(ctx context.Context, cfg ScaleUpConfig, f *fleet, r *manual.Resolver, cc grpc.ClientConnInterface,
