@@ -15,7 +15,7 @@ import (
 	"github.com/grpcpool/grpcpool/pool"
 )
 
-// review item 17: during a DNS outage the pool's DNS resolver backs off
+// During a DNS outage the pool's DNS resolver backs off
 // between failed lookups, and no ResolveNow bypasses that backoff: not the
 // one a failing connection sends, not the periodic one of
 // WithResolveInterval (one a second here).
