@@ -66,7 +66,7 @@ type call struct {
 	opts   []grpc.CallOption // the caller's, without its OnFinish
 	fin    []func(error)     // the caller's OnFinish: run once, by end
 	mc     retry.MethodConfig
-	start  time.Time
+	start  telemetry.Stamp // for its duration metric; 0 while metrics are off
 
 	tried core.Tried // the backends its attempts went to
 	n     int        // the attempt the next retry decision is about (1 for the first)
@@ -79,7 +79,7 @@ type call struct {
 // init makes c the call of method with opts (OnFinish taken out).
 func (c *call) init(p *Pool, ctx context.Context, method string, opts []grpc.CallOption) {
 	opts, fin := splitOnFinish(opts)
-	*c = call{p: p, ctx: ctx, method: method, opts: opts, fin: fin, start: time.Now(), n: 1}
+	*c = call{p: p, ctx: ctx, method: method, opts: opts, fin: fin, start: p.rec.Start(ctx), n: 1}
 	if p.o.methods != nil {
 		c.mc = p.o.methods.ForCall(method, opts)
 	}
@@ -193,7 +193,7 @@ func (c *call) after(a *attempt, err error) (bool, error) {
 // end settles the call, which ended in err: its duration metric and the
 // caller's OnFinish. It returns err.
 func (c *call) end(err error) error {
-	c.p.rec.CallDone(c.ctx, c.method, status.Code(err), time.Since(c.start))
+	c.p.rec.CallDoneSince(c.ctx, c.method, status.Code(err), c.start)
 	for _, f := range c.fin {
 		f(err)
 	}
