@@ -22,7 +22,7 @@ type attempt struct {
 	pk     core.Result  // the pick: its connection, and its breaker's done
 	s      *core.Picker // the picker it was picked from
 	kind   telemetry.Kind
-	start  time.Time
+	start  telemetry.Stamp // for its duration metric; 0 while metrics are off
 	ctx    context.Context // a unary attempt's, for its metrics; nil for a stream's
 	fb     *feedback       // PeakEWMA's; nil with other policies
 	d      *delivery       // what became of a unary request, when the retry decision needs it
@@ -41,18 +41,27 @@ func (a *attempt) begin() {
 		b.Calls.Add(1)
 	}
 	a.p.rec.Active(b.Addr(), a.kind, 1)
-	a.start = time.Now()
+	a.start = a.p.rec.Start(a.metricsCtx())
+}
+
+// metricsCtx is the context of the attempt's metrics: a unary attempt's
+// own; none for a stream's, which outlives the call that opened it.
+func (a *attempt) metricsCtx() context.Context {
+	if a.ctx == nil {
+		return context.Background()
+	}
+	return a.ctx
 }
 
 // invoke makes the unary attempt a of c into reply on its connection,
 // within ctx, and ends it.
 func (a *attempt) invoke(ctx context.Context, c *call, args, reply any) error {
-	a.begin()
 	if c.mc.Retry != nil {
 		a.d = &delivery{}
 		ctx = context.WithValue(ctx, deliveryKey{}, a.d)
 	}
 	a.ctx = ctx
+	a.begin()
 	opts := a.feedback(c.opts)
 	err := handle(a.pk.Conn).cc.Invoke(ctx, c.method, args, reply, opts...)
 	a.end(err, a.d != nil && a.d.received.Load())
@@ -75,9 +84,7 @@ func (a *attempt) end(err error, answered bool) bool {
 	b := a.pk.Conn.Backend
 	addr := b.Addr()
 	done := a.pk.Done
-	ctx := a.ctx
 	if a.kind == telemetry.KindStream {
-		ctx = context.Background()
 		if !answered {
 			a.fb.done(err) // a stream's feedback is a failure before its first answer
 		}
@@ -91,7 +98,7 @@ func (a *attempt) end(err error, answered bool) bool {
 	} else {
 		a.fb.done(err)
 	}
-	p.rec.AttemptDoneIn(ctx, a.method, status.Code(err), addr, p.locality(b), time.Since(a.start))
+	p.rec.AttemptDoneSince(a.metricsCtx(), a.method, status.Code(err), addr, p.locality(b), a.start)
 	p.rec.Active(addr, a.kind, -1)
 	if a.kind == telemetry.KindStream {
 		b.Streams.Add(-1) // after the records: see below

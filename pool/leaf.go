@@ -18,8 +18,9 @@ import (
 //   - a pick on a connection that is not READY fails at once with
 //     msgConnNotReady instead of waiting inside it: the pool owns waiting,
 //     and places the call on a connection that is ready;
-//   - an attempt marked in its context learns whether its request reached
-//     the server and whether the server answered (see delivery).
+//   - in a pool with retry policies, an attempt marked in its context
+//     learns whether its request reached the server and whether the
+//     server answered (see delivery).
 const leafName = "grpcpool_leaf"
 
 const leafServiceConfig = `{"loadBalancingConfig":[{"` + leafName + `":{}}]}`
@@ -64,13 +65,20 @@ func (w *leafCC) UpdateState(s balancer.State) {
 	if s.ConnectivityState == connectivity.TransientFailure && s.Picker != nil {
 		_, err = s.Picker.Pick(balancer.PickInfo{})
 	}
-	if pc := w.l.pc.Load(); pc != nil {
+	pc := w.l.pc.Load()
+	if pc != nil {
 		pc.stateChanged(s.ConnectivityState, err)
 	}
-	s.Picker = leafPicker{s.Picker}
+	if pc == nil || pc.p.o.tracksDelivery() {
+		s.Picker = deliveryPicker{leafPicker{s.Picker}}
+	} else {
+		s.Picker = leafPicker{s.Picker}
+	}
 	w.ClientConn.UpdateState(s)
 }
 
+// leafPicker is a pool connection's picker: the connection's own, whose
+// errors it turns into msgConnNotReady.
 type leafPicker struct{ balancer.Picker }
 
 func (lp leafPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
@@ -91,16 +99,28 @@ func (lp leafPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		}
 		return res, status.Error(codes.Unavailable, msg)
 	}
-	if info.Ctx != nil {
-		if dl, ok := info.Ctx.Value(deliveryKey{}).(*delivery); ok {
-			dl.picked.Store(true)
-			inner := res.Done
-			res.Done = func(d balancer.DoneInfo) {
-				dl.sent.Store(d.BytesSent)
-				dl.received.Store(d.BytesReceived)
-				if inner != nil {
-					inner(d)
-				}
+	return res, nil
+}
+
+// deliveryPicker is the leafPicker of a connection of a pool with retry
+// policies (or whose pool is not known yet): it records what became of
+// the request of an attempt that carries a delivery in its context. The
+// connections of other pools pick without looking for one.
+type deliveryPicker struct{ leafPicker }
+
+func (dp deliveryPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+	res, err := dp.leafPicker.Pick(info)
+	if err != nil || info.Ctx == nil {
+		return res, err
+	}
+	if dl, ok := info.Ctx.Value(deliveryKey{}).(*delivery); ok {
+		dl.picked.Store(true)
+		inner := res.Done
+		res.Done = func(d balancer.DoneInfo) {
+			dl.sent.Store(d.BytesSent)
+			dl.received.Store(d.BytesReceived)
+			if inner != nil {
+				inner(d)
 			}
 		}
 	}
@@ -117,6 +137,11 @@ type delivery struct {
 }
 
 type deliveryKey struct{}
+
+// tracksDelivery reports whether the pool's unary attempts may carry a
+// delivery: only calls under a retry policy need one, and a pool has
+// them only from WithRetry or WithServiceConfig.
+func (o *options) tracksDelivery() bool { return len(o.retries) > 0 }
 
 // notSent reports whether err is the status of a pick on a pool connection
 // that was not READY.
