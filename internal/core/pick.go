@@ -5,6 +5,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/grpcpool/grpcpool/internal/chash"
 )
 
 // ErrNotSent is what a breaker is told about a call that was admitted but
@@ -88,9 +90,13 @@ func (p *Picker) Pick(info PickInfo) (Result, Outcome) {
 		}
 		return Result{}, Fail
 	}
+	var key uint64 // the hash of info.Key
+	if info.HasKey {
+		key = chash.Hash(info.Key)
+	}
 	for range pickRounds {
 		var why refusals
-		if r, o, done := p.pickPolicy(&info, &why); done {
+		if r, o, done := p.pickPolicy(&info, key, &why); done {
 			return r, o
 		}
 		if r, o, again := p.whenFull(info, why); !again {
@@ -100,34 +106,43 @@ func (p *Picker) Pick(info PickInfo) (Result, Outcome) {
 	return p.overflow()
 }
 
-// pickPolicy is one pick by the picker's policy, falling back to
-// round-robin. done is false when no backend took the call; why says what
-// refused it.
-func (p *Picker) pickPolicy(info *PickInfo, why *refusals) (Result, Outcome, bool) {
+// pickPolicy is one pick by the picker's policy (which falls back to
+// round-robin), or with zone-aware routing by the policy of a zone's
+// picker; key is the hash of info.Key. done is false when no backend took
+// the call; why says what refused it.
+func (p *Picker) pickPolicy(info *PickInfo, key uint64, why *refusals) (Result, Outcome, bool) {
 	if p.zones != nil {
-		return p.pickZones(info, why)
+		return p.pickZones(info, key, why)
 	}
-	switch p.policy {
-	case ConsistentHash:
-		if info.HasKey && p.ring != nil {
-			r, o, done := p.pickHash(*info, why)
-			if done {
-				return r, o, true
+	var tried Tried
+	if info.Tried != nil {
+		tried = *info.Tried
+	}
+	return p.pickWith(key, info.HasKey, tried, why)
+}
+
+// pickWith is one pick by the picker's own policy, then, when no backend
+// took the call, by its round-robin fallback.
+func (p *Picker) pickWith(key uint64, hasKey bool, tried Tried, why *refusals) (Result, Outcome, bool) {
+	r, o, w, done := p.pol.pick(p, key, hasKey, tried)
+	*why |= w
+	if !done {
+		if rr := p.pol.fallback(); rr != nil {
+			var ok bool
+			if r, ok = rr.take(p, &tried, why); ok {
+				return r, Picked, true
 			}
 		}
-	case LeastActive:
-		if r, ok := p.pickLeast(info.Tried, why); ok {
-			return r, Picked, true
-		}
-	case PeakEWMA:
-		if r, ok := p.pickEWMA(info.Tried, why); ok {
-			return r, Picked, true
-		}
 	}
-	if r, ok := p.pickRoundRobin(info.Tried, why); ok {
-		return r, Picked, true
+	return r, o, done
+}
+
+// outcome is a policy's pick result for r, taken when ok.
+func outcome(r Result, ok bool, why refusals) (Result, Outcome, refusals, bool) {
+	if ok {
+		return r, Picked, why, true
 	}
-	return Result{}, Fail, false
+	return Result{}, Fail, why, false
 }
 
 // FailErr is the status of a Fail outcome: the picker's error, or, when
@@ -140,22 +155,22 @@ func (p *Picker) FailErr() error {
 }
 
 // take places the call on one of pb's connections, if its breaker lets it
-// and a connection has room. Connections are taken in turn by the calling
-// P's own counter (see counters.turn).
-func (p *Picker) take(pb *pickBackend, why *refusals) (Result, bool) {
+// and a connection has room: the least active one when least is set, else
+// in turn by the calling P's own counter (see counters.turn).
+func (p *Picker) take(pb *pickBackend, least bool, why *refusals) (Result, bool) {
 	if len(pb.conns) == 1 {
-		return p.takeAt(pb, 0, why)
+		return p.takeAt(pb, 0, least, why)
 	}
 	s := p.ctr.pin()
 	t := p.ctr.turn(s)
 	unpin()
-	return p.takeAt(pb, uint32(t), why)
+	return p.takeAt(pb, uint32(t), least, why)
 }
 
 // takeAt is take with the connection rotation at turn.
-func (p *Picker) takeAt(pb *pickBackend, turn uint32, why *refusals) (Result, bool) {
+func (p *Picker) takeAt(pb *pickBackend, turn uint32, least bool, why *refusals) (Result, bool) {
 	for range 2 { // a connection filled or retired under the pick: try another once
-		c := p.connOf(pb, turn, why)
+		c := connOf(pb, turn, least, why)
 		if c == nil {
 			return Result{}, false
 		}
@@ -183,10 +198,10 @@ func (p *Picker) takeAt(pb *pickBackend, turn uint32, why *refusals) (Result, bo
 	return Result{}, false
 }
 
-// connOf chooses a connection of pb with room: the least active one for
-// LeastActive and PeakEWMA, in turn otherwise. It records in why the
-// connections it passed over.
-func (p *Picker) connOf(pb *pickBackend, turn uint32, why *refusals) *Conn {
+// connOf chooses a connection of pb with room: the least active one when
+// least is set (LeastActive and PeakEWMA), in turn otherwise. It records
+// in why the connections it passed over.
+func connOf(pb *pickBackend, turn uint32, least bool, why *refusals) *Conn {
 	cs := pb.conns
 	n := uint32(len(cs))
 	if n == 1 {
@@ -196,7 +211,7 @@ func (p *Picker) connOf(pb *pickBackend, turn uint32, why *refusals) *Conn {
 		return nil
 	}
 	start := turn + pb.off
-	if p.policy == LeastActive || p.policy == PeakEWMA {
+	if least {
 		var best *Conn
 		for k := range n {
 			c := cs[(start+k)%n]
@@ -349,15 +364,6 @@ func allFull(pb *pickBackend) bool {
 		}
 	}
 	return true
-}
-
-func (p *Picker) anyBreaker() bool {
-	for _, pb := range p.backends {
-		if pb.b.Breaker != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // skipTried reports whether a pick should pass over tried backends: some

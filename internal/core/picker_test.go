@@ -122,7 +122,7 @@ func TestConsistentHashWaitsForStartingOwner(t *testing.T) {
 		p := f.picker()
 		for i := range 1000 {
 			kk := fmt.Sprint("key", i)
-			if p.ring.Lookup(kk) == 1 {
+			if p.pol.(*consistentHash).ring.Lookup(kk) == 1 {
 				key = kk
 				break
 			}
@@ -251,4 +251,42 @@ func TestWeightedLeastActiveFollowsWeightsUnderConcurrency(t *testing.T) {
 		require.Less(t, conc["w2"], conc["w3"], "%v", conc)
 		require.GreaterOrEqual(t, float64(conc["w3"]), 0.4*1200, "%v", conc)
 	})
+}
+
+// A pick keeps its caller's PickInfo and Tried on the caller's stack
+// (the pool's call loop holds its Tried there): under every policy, with
+// zones and without, a first attempt and a retry with a key allocate
+// nothing. A pick that let any of them escape, by passing a pointer to
+// them, or the key's string, through the policy interface, allocates one.
+func TestPickKeepsCallerStateOnStack(t *testing.T) {
+	for _, policy := range policies {
+		for _, zones := range []string{"off", "a/1-4-4"} {
+			t.Run(fmt.Sprintf("%s/zones=%s", policyName(policy), zones), func(t *testing.T) {
+				f := zoneBenchCore(t, policy, 9, zones)
+				p := f.k.Picker()
+				tried := f.k.Backends()[0]
+				for _, retry := range []bool{false, true} {
+					allocs := testing.AllocsPerRun(200, func() { pickOnStack(p, tried, retry) })
+					require.Zero(t, allocs, "retry %v", retry)
+				}
+			})
+		}
+	}
+}
+
+// pickOnStack picks and releases as the pool does, with its PickInfo and
+// Tried local: a retry after an attempt on tried, with a key.
+//
+//go:noinline
+func pickOnStack(p *Picker, tried *Backend, retry bool) {
+	var tr Tried
+	info := PickInfo{}
+	if retry {
+		tr.Add(tried)
+		info = PickInfo{Key: "user-1234", HasKey: true, Tried: &tr}
+	}
+	r, o := p.Pick(info)
+	if o == Picked {
+		r.Conn.Release()
+	}
 }
