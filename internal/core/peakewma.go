@@ -216,29 +216,47 @@ func (pe *peakEWMA) take(p *Picker, tr *Tried, why *refusals) (Result, bool) {
 	return p.take(best, true, why)
 }
 
-// seed gives a backend that has no latency estimate yet the median of
+// seeder gives a backend that has no latency estimate yet the median of
 // the others' (when some have one), so it neither wins every pick by
-// looking free nor loses every pick to backends that have one.
-func (k *Core) seed(b *Backend) {
+// looking free nor loses every pick to backends that have one. One seeder
+// serves one picker build: the median is taken once, when the first
+// backend needs it (a backend seeded with it leaves the median as it
+// was), so a fleet of n new backends costs O(n log n), not n².
+type seeder struct {
+	done   bool
+	now    int64
+	median float64 // 0: no backend has an estimate
+}
+
+func (s *seeder) seed(k *Core, b *Backend) {
 	if b.ewma.cfg == nil || b.pb == nil || b.ewma.est.Load() != 0 {
 		return
 	}
-	now := k.clock.at(k.at)
+	if !s.done {
+		s.done, s.now = true, k.clock.at(k.at)
+		s.median = medianEstimate(k.order, s.now)
+	}
+	if s.median > 0 && b.ewma.est.CompareAndSwap(0, math.Float64bits(s.median)) {
+		b.ewma.at.Store(s.now)
+	}
+}
+
+// medianEstimate is the median of the estimates of the backends that
+// have one at now, 0 when none has.
+func medianEstimate(bs []*Backend, now int64) float64 {
 	var ests []float64
-	for _, x := range k.order {
-		if v := x.ewma.estimate(now); v > 0 && x != b {
+	for _, x := range bs {
+		if v := x.ewma.estimate(now); v > 0 {
 			ests = append(ests, v)
 		}
 	}
 	if len(ests) == 0 {
-		return
+		return 0
 	}
 	slices.Sort(ests)
 	m := ests[len(ests)/2]
 	if len(ests)%2 == 0 {
 		m = (ests[len(ests)/2-1] + m) / 2
 	}
-	if b.ewma.est.CompareAndSwap(0, math.Float64bits(m)) {
-		b.ewma.at.Store(now)
-	}
+	return m
 }

@@ -106,10 +106,11 @@ func (k *Core) Flush() {
 	k.eject()
 	warm := k.anyWarm()
 	q.backends = make([]*pickBackend, 0, len(k.order))
+	var sd seeder
 	for _, b := range k.order {
 		if b.dirty {
 			b.pb, b.dirty = k.entry(b, warm), false
-			k.seed(b)
+			sd.seed(k, b)
 			b.entry.Store(b.pb)
 		}
 		if pb := b.pb; pb != nil {

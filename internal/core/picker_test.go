@@ -290,3 +290,24 @@ func pickOnStack(p *Picker, tried *Backend, retry bool) {
 		r.Conn.Release()
 	}
 }
+
+// Backends that join a fleet with estimates in one batch are each seeded
+// with the median of the fleet's estimates, the same for every one of
+// them: seeding one with the median leaves the median as it was, so the
+// picker build takes it once.
+func TestPeakEWMASeedsABatchWithOneMedian(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, Policy: PeakEWMA})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c", "d")) })
+		f.readyAll()
+		for i, key := range []string{"a", "b", "c", "d"} {
+			f.backend(key).Observe(time.Duration(1<<i)*time.Millisecond, false, 0) // 1, 2, 4, 8 ms
+		}
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c", "d", "n1", "n2", "n3")) })
+		f.readyAll()
+		now := f.k.clock.now()
+		for _, key := range []string{"n1", "n2", "n3"} {
+			require.InDelta(t, float64(3*time.Millisecond), f.backend(key).ewma.estimate(now), 1, "backend %s", key)
+		}
+	})
+}
