@@ -41,12 +41,19 @@ func (ch *consistentHash) next(q *Picker, order []*Backend, gen uint64) policy {
 	return n
 }
 
-func (ch *consistentHash) pick(p *Picker, key uint64, hasKey bool, tried Tried) (Result, Outcome, refusals, bool) {
-	var why refusals
+func (ch *consistentHash) pick(p *Picker, key uint64, hasKey bool) (r Result, o Outcome, why refusals, done bool) {
 	if !hasKey || ch.ring == nil {
 		return Result{}, Fail, why, false
 	}
-	r, o, done := ch.take(p, key, &tried, &why)
+	r, o, done = ch.take(p, key, nil, &why)
+	return r, o, why, done
+}
+
+func (ch *consistentHash) retry(p *Picker, key uint64, hasKey bool, tried Tried) (r Result, o Outcome, why refusals, done bool) {
+	if !hasKey || ch.ring == nil {
+		return Result{}, Fail, why, false
+	}
+	r, o, done = ch.take(p, key, &tried, &why)
 	return r, o, why, done
 }
 

@@ -88,10 +88,14 @@ func (la *leastActive) next(q *Picker, _ []*Backend, _ uint64) policy {
 	return la
 }
 
-func (la *leastActive) pick(p *Picker, _ uint64, _ bool, tried Tried) (Result, Outcome, refusals, bool) {
-	var why refusals
-	r, ok := la.take(p, &tried, &why)
-	return outcome(r, ok, why)
+func (la *leastActive) pick(p *Picker, _ uint64, _ bool) (r Result, o Outcome, why refusals, done bool) {
+	r, done = la.take(p, nil, &why)
+	return r, outcomeOf(done), why, done
+}
+
+func (la *leastActive) retry(p *Picker, _ uint64, _ bool, tried Tried) (r Result, o Outcome, why refusals, done bool) {
+	r, done = la.take(p, &tried, &why)
+	return r, outcomeOf(done), why, done
 }
 
 // take takes the backend with the fewest active calls and streams per

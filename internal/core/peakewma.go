@@ -165,10 +165,14 @@ func (pe *peakEWMA) fallback() *roundRobin { return &pe.rr }
 
 func (pe *peakEWMA) next(*Picker, []*Backend, uint64) policy { return pe }
 
-func (pe *peakEWMA) pick(p *Picker, _ uint64, _ bool, tried Tried) (Result, Outcome, refusals, bool) {
-	var why refusals
-	r, ok := pe.take(p, &tried, &why)
-	return outcome(r, ok, why)
+func (pe *peakEWMA) pick(p *Picker, _ uint64, _ bool) (r Result, o Outcome, why refusals, done bool) {
+	r, done = pe.take(p, nil, &why)
+	return r, outcomeOf(done), why, done
+}
+
+func (pe *peakEWMA) retry(p *Picker, _ uint64, _ bool, tried Tried) (r Result, o Outcome, why refusals, done bool) {
+	r, done = pe.take(p, &tried, &why)
+	return r, outcomeOf(done), why, done
 }
 
 // take takes the cheaper of two distinct random backends (power of two

@@ -96,7 +96,15 @@ func (p *Picker) Pick(info PickInfo) (Result, Outcome) {
 	}
 	for range pickRounds {
 		var why refusals
-		if r, o, done := p.pickPolicy(&info, key, &why); done {
+		var r Result
+		var o Outcome
+		var done bool
+		if p.zones != nil {
+			r, o, done = p.pickZones(&info, key, &why)
+		} else {
+			r, o, done = p.pickWith(key, info.HasKey, info.Tried, &why)
+		}
+		if done {
 			return r, o
 		}
 		if r, o, again := p.whenFull(info, why); !again {
@@ -106,30 +114,27 @@ func (p *Picker) Pick(info PickInfo) (Result, Outcome) {
 	return p.overflow()
 }
 
-// pickPolicy is one pick by the picker's policy (which falls back to
-// round-robin), or with zone-aware routing by the policy of a zone's
-// picker; key is the hash of info.Key. done is false when no backend took
-// the call; why says what refused it.
-func (p *Picker) pickPolicy(info *PickInfo, key uint64, why *refusals) (Result, Outcome, bool) {
-	if p.zones != nil {
-		return p.pickZones(info, key, why)
+// pickWith is one pick by the picker's own policy (with zone-aware
+// routing, a zone's picker's), then, when no backend took the call, by its
+// round-robin fallback; key is the hash of the call's key, tr holds the
+// backends earlier attempts went to (nil: none). done is false when no
+// backend took the call; why says what refused it.
+func (p *Picker) pickWith(key uint64, hasKey bool, tr *Tried, why *refusals) (Result, Outcome, bool) {
+	var r Result
+	var o Outcome
+	var w refusals
+	var done bool
+	if tr.Len() == 0 {
+		tr = nil
+		r, o, w, done = p.pol.pick(p, key, hasKey)
+	} else {
+		r, o, w, done = p.pol.retry(p, key, hasKey, *tr)
 	}
-	var tried Tried
-	if info.Tried != nil {
-		tried = *info.Tried
-	}
-	return p.pickWith(key, info.HasKey, tried, why)
-}
-
-// pickWith is one pick by the picker's own policy, then, when no backend
-// took the call, by its round-robin fallback.
-func (p *Picker) pickWith(key uint64, hasKey bool, tried Tried, why *refusals) (Result, Outcome, bool) {
-	r, o, w, done := p.pol.pick(p, key, hasKey, tried)
 	*why |= w
 	if !done {
 		if rr := p.pol.fallback(); rr != nil {
 			var ok bool
-			if r, ok = rr.take(p, &tried, why); ok {
+			if r, ok = rr.take(p, tr, why); ok {
 				return r, Picked, true
 			}
 		}
@@ -137,12 +142,13 @@ func (p *Picker) pickWith(key uint64, hasKey bool, tried Tried, why *refusals) (
 	return r, o, done
 }
 
-// outcome is a policy's pick result for r, taken when ok.
-func outcome(r Result, ok bool, why refusals) (Result, Outcome, refusals, bool) {
-	if ok {
-		return r, Picked, why, true
+// outcomeOf is the outcome of a policy's pick that placed the call
+// (done) or not.
+func outcomeOf(done bool) Outcome {
+	if done {
+		return Picked
 	}
-	return Result{}, Fail, why, false
+	return Fail
 }
 
 // FailErr is the status of a Fail outcome: the picker's error, or, when

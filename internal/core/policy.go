@@ -15,18 +15,22 @@ package core
 // concurrent use; what it carries that calls change (the load floor, the
 // per-P counters) is atomic.
 type policy interface {
-	// pick places one attempt of a call on a backend of p it chooses, or
-	// on another when that one refuses. key is the hash of the call's key
-	// (chash.Hash) when hasKey; tried holds the backends its earlier
-	// attempts went to. done is false when no backend took the call, and
-	// why says what refused it.
+	// pick places the first attempt of a call on a backend of p it
+	// chooses, or on another when that one refuses. key is the hash of
+	// the call's key (chash.Hash) when hasKey. done is false when no
+	// backend took the call, and why says what refused it.
 	//
 	// Nothing that points into the caller's frame is passed: whatever
 	// goes through an interface method escapes, and escape analysis does
 	// not tell a struct's fields apart, so a pointer to the call's
 	// Tried or refusals, or the key's string, would move the caller's
 	// PickInfo and Tried to the heap, an allocation on every call.
-	pick(p *Picker, key uint64, hasKey bool, tried Tried) (r Result, o Outcome, why refusals, done bool)
+	pick(p *Picker, key uint64, hasKey bool) (r Result, o Outcome, why refusals, done bool)
+
+	// retry is pick for a later attempt; tried holds the backends the
+	// earlier ones went to (a copy, for the reason above; a first attempt
+	// does not pay for it).
+	retry(p *Picker, key uint64, hasKey bool, tried Tried) (r Result, o Outcome, why refusals, done bool)
 
 	// fallback is the round-robin that takes a call pick did not place
 	// (the backend it chose refused), nil for round-robin itself.

@@ -54,10 +54,14 @@ func weighted(pbs []*pickBackend) bool {
 	return false
 }
 
-func (rr *roundRobin) pick(p *Picker, _ uint64, _ bool, tried Tried) (Result, Outcome, refusals, bool) {
-	var why refusals
-	r, ok := rr.take(p, &tried, &why)
-	return outcome(r, ok, why)
+func (rr *roundRobin) pick(p *Picker, _ uint64, _ bool) (r Result, o Outcome, why refusals, done bool) {
+	r, done = rr.take(p, nil, &why)
+	return r, outcomeOf(done), why, done
+}
+
+func (rr *roundRobin) retry(p *Picker, _ uint64, _ bool, tried Tried) (r Result, o Outcome, why refusals, done bool) {
+	r, done = rr.take(p, &tried, &why)
+	return r, outcomeOf(done), why, done
 }
 
 func (*roundRobin) fallback() *roundRobin { return nil }

@@ -184,7 +184,7 @@ func (p *Picker) pickZones(info *PickInfo, key uint64, why *refusals) (Result, O
 		}
 	}
 	if info.Tried.Len() == 0 {
-		if r, o, done := zp.pickers[first].pickPolicy(info, key, why); done || n == 1 {
+		if r, o, done := zp.pickers[first].pickWith(key, info.HasKey, info.Tried, why); done || n == 1 {
 			return r, o, done
 		}
 	}
@@ -196,7 +196,7 @@ func (p *Picker) pickZones(info *PickInfo, key uint64, why *refusals) (Result, O
 	}
 	if info.Tried.Len() == 0 {
 		for k := 1; k < n; k++ {
-			if r, o, done := zp.pickers[zoneAt(k, first, rot, n)].pickPolicy(info, key, why); done {
+			if r, o, done := zp.pickers[zoneAt(k, first, rot, n)].pickWith(key, info.HasKey, info.Tried, why); done {
 				return r, o, true
 			}
 		}
@@ -217,7 +217,7 @@ func (p *Picker) pickZones(info *PickInfo, key uint64, why *refusals) (Result, O
 			if (tr.Len() < len(z.backends)) != (pass == 0) {
 				continue // pass 0: zones with an untried backend; pass 1: the others
 			}
-			if r, o, done := z.pickWith(key, info.HasKey, tr, why); done {
+			if r, o, done := z.pickWith(key, info.HasKey, &tr, why); done {
 				return r, o, true
 			}
 		}
