@@ -23,7 +23,8 @@ func (rr *roundRobin) next(q *Picker, _ []*Backend, _ uint64) policy {
 	if n.sched == rr.sched {
 		return rr // immutable: the same schedule, the same value
 	}
-	return &n
+	changed := n // allocated only here: most pickers keep the value
+	return &changed
 }
 
 // following is rr for picker q: its schedule kept while q's weights are
