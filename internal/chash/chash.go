@@ -220,10 +220,17 @@ func (t *Table) Lookup(key string) int {
 // side-effect-free check (for example, "is its breaker closed"); it must not
 // be nil. LookupFunc does not allocate.
 func (t *Table) LookupFunc(key string, ok func(i int) bool) int {
+	return t.LookupHashFunc(Hash(key), ok)
+}
+
+// LookupHashFunc is [Table.LookupFunc] for the key whose [Hash] is h: a
+// caller that has hashed the key already (or that passes it where a
+// string would cost an allocation) looks it up without hashing it again.
+func (t *Table) LookupHashFunc(h uint64, ok func(i int) bool) int {
 	if t == nil || t.n == 0 {
 		return -1
 	}
-	i := t.find(Hash(key))
+	i := t.find(h)
 	first := int(t.ring[i] & t.mask)
 	if ok(first) {
 		return first

@@ -36,9 +36,7 @@ type Core struct {
 	stale    bool      // the last picker published is out of date
 	ringGen  uint64    // changes when the resolved backends or weights do
 	clock    *clock
-	least    *leastShared // LeastActive's load floor; nil for other policies
-	ew       *ewmaCfg     // PeakEWMA's configuration; nil for other policies
-	ctr      *counters    // the pickers' counters
+	ctr      *counters // the pickers' counters
 
 	zones       map[string]*zoneState // zone-aware routing: per zone, made on first use
 	zoneClients map[string]float64    // the fleet's clients per zone; nil: even
@@ -71,7 +69,6 @@ func New(cfg Config, seam Seam) *Core {
 		log = slog.New(slog.DiscardHandler)
 	}
 	k := &Core{cfg: cfg, seam: seam, log: log, backends: make(map[string]*Backend), clock: newClock(), ctr: newCounters(cfg.Rand())}
-	k.initPolicy()
 	if cfg.IdleTimeout > 0 && cfg.MaxSize > cfg.Size {
 		k.idle = seam.After(k.idleEvery(), Timer{Kind: IdleTimer})
 	}

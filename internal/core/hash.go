@@ -1,62 +1,63 @@
 package core
 
-import (
-	"slices"
+import "github.com/grpcpool/grpcpool/internal/chash"
 
-	"github.com/grpcpool/grpcpool/internal/chash"
-	"github.com/grpcpool/grpcpool/internal/wrr"
-)
+// consistentHash is the ConsistentHash policy: a call with a key goes to
+// the first backend in the key's preference order on the ring that can
+// take it; a call without one, or that no backend on the ring takes,
+// goes round-robin, by weight.
+type consistentHash struct {
+	ring  *chash.Table   // over every resolved backend of the picker's chain
+	gen   uint64         // the Core's ringGen when ring was built
+	owner []*pickBackend // ring index → its entry in the picker's backends; nil when it cannot take calls
+	start []bool         // ring index → the backend is still starting: its keys wait
+	rr    roundRobin     // the fallback
+}
 
-// index builds what q's policy needs beyond its backend list: a weighted
-// schedule, a hash ring, reused from the previous picker while the
-// backends and weights are the same. The ring covers every resolved
-// backend, whether it can take calls or not, so a backend going down or
-// coming back moves only its own keys.
-func (k *Core) index(q *Picker) { k.indexOver(q, k.order) }
-
-// indexOver is index with the ring over order, the resolved backends of
-// q's zone (all of them without zones).
-func (k *Core) indexOver(q *Picker, order []*Backend) {
-	weighted := false
-	for _, pb := range q.backends {
-		if pb.b.weight != 1 {
-			weighted = true
-			break
-		}
-	}
-	if weighted && q.policy != LeastActive && q.policy != PeakEWMA {
-		ws := make([]uint32, len(q.backends))
-		for i, pb := range q.backends {
-			ws[i] = pb.b.weight
-		}
-		if q.sched == nil || !slices.Equal(q.schedW, ws) {
-			q.sched, q.schedW = wrr.New(ws), ws
-		}
-	} else {
-		q.sched, q.schedW = nil, nil
-	}
-	if q.policy != ConsistentHash {
-		return
-	}
-	if q.ring == nil || q.ringGen != k.ringGen {
+// next keeps the ring while the resolved backends and their weights are
+// those it was built for. The ring covers every resolved backend, whether
+// it can take calls or not, so a backend going down or coming back moves
+// only its own keys.
+func (ch *consistentHash) next(q *Picker, order []*Backend, gen uint64) policy {
+	n := &consistentHash{ring: ch.ring, gen: ch.gen, rr: ch.rr.following(q)}
+	if n.ring == nil || n.gen != gen {
 		ids := make([]string, len(order))
 		ws := make([]uint32, len(order))
 		for i, b := range order {
 			ids[i], ws[i] = b.Key, b.weight
 		}
-		q.ring, q.ringGen = chash.New(ids, ws), k.ringGen
+		n.ring, n.gen = chash.New(ids, ws), gen
 	}
 	pbOf := make(map[*Backend]*pickBackend, len(q.backends))
 	for _, pb := range q.backends {
 		pbOf[pb.b] = pb
 	}
-	q.ringPB = make([]*pickBackend, len(order))
-	q.ringStart = make([]bool, len(order))
+	n.owner = make([]*pickBackend, len(order))
+	n.start = make([]bool, len(order))
 	for i, b := range order {
-		q.ringPB[i] = pbOf[b]
-		q.ringStart[i] = q.ringPB[i] == nil && starting(b)
+		n.owner[i] = pbOf[b]
+		n.start[i] = n.owner[i] == nil && starting(b)
 	}
+	return n
 }
+
+func (ch *consistentHash) pick(p *Picker, key uint64, hasKey bool) (r Result, o Outcome, why refusals, done bool) {
+	if !hasKey || ch.ring == nil {
+		return Result{}, Fail, why, false
+	}
+	r, o, done = ch.take(p, key, nil, &why)
+	return r, o, why, done
+}
+
+func (ch *consistentHash) retry(p *Picker, key uint64, hasKey bool, tried Tried) (r Result, o Outcome, why refusals, done bool) {
+	if !hasKey || ch.ring == nil {
+		return Result{}, Fail, why, false
+	}
+	r, o, done = ch.take(p, key, &tried, &why)
+	return r, o, why, done
+}
+
+func (ch *consistentHash) fallback() *roundRobin { return &ch.rr }
 
 // starting reports whether b has not settled yet: none of its connections
 // has finished a first attempt, and none has failed.
@@ -74,22 +75,22 @@ func starting(b *Backend) bool {
 	return any
 }
 
-// pickHash takes the first backend in the key's preference order that can
+// take takes the first backend in the preference order of the key whose
+// hash is key that can
 // take the call: its owner while it can, the next one for that key
 // otherwise. While the owner is still starting the call waits for it, so
 // a key is served by one backend from its first call. done is false when
 // no backend on the ring could take it.
-func (p *Picker) pickHash(info PickInfo, why *refusals) (r Result, o Outcome, done bool) {
-	tr := info.Tried
+func (ch *consistentHash) take(p *Picker, key uint64, tr *Tried, why *refusals) (r Result, o Outcome, done bool) {
 	skip := skipTried(tr, len(p.backends))
 	wait := false
-	i := p.ring.LookupFunc(info.Key, func(i int) bool {
+	i := ch.ring.LookupHashFunc(key, func(i int) bool {
 		if wait {
 			return true // stop the walk
 		}
-		pb := p.ringPB[i]
+		pb := ch.owner[i]
 		if pb == nil {
-			if p.ringStart[i] && tr.Len() == 0 {
+			if ch.start[i] && tr.Len() == 0 {
 				wait = true
 				return true
 			}
@@ -99,7 +100,7 @@ func (p *Picker) pickHash(info PickInfo, why *refusals) (r Result, o Outcome, do
 			return false
 		}
 		var ok bool
-		r, ok = p.take(pb, why)
+		r, ok = p.take(pb, false, why)
 		return ok
 	})
 	if wait {

@@ -64,25 +64,57 @@ func (b *Backend) released() {
 // loadOf is pb's load per unit of weight, scaled by 2^32.
 func loadOf(pb *pickBackend) int64 { return pb.b.Load() * pb.inv }
 
-// pickLeast takes the backend with the fewest active calls and streams per
+// leastActive is the LeastActive policy: the backend with the fewest
+// active calls and streams per unit of weight, then its least active
+// connection; round-robin when that backend refuses.
+type leastActive struct {
+	floor *leastShared // the load floor, carried from picker to picker
+	rr    roundRobin   // the fallback
+}
+
+func (la *leastActive) fallback() *roundRobin { return &la.rr }
+
+// next sets the floor to the exact least load of q's backends, and says
+// whether q's fleet is large enough to pick by it.
+func (la *leastActive) next(q *Picker, _ []*Backend, _ uint64) policy {
+	floor := int64(-1)
+	for _, pb := range q.backends {
+		if l := loadOf(pb); floor < 0 || l < floor {
+			floor = l
+		}
+	}
+	la.floor.floor.Store(max(floor, 0))
+	la.floor.large.Store(len(q.backends) > exactScan)
+	return la
+}
+
+func (la *leastActive) pick(p *Picker, _ uint64, _ bool) (r Result, o Outcome, why refusals, done bool) {
+	r, done = la.take(p, nil, &why)
+	return r, outcomeOf(done), why, done
+}
+
+func (la *leastActive) retry(p *Picker, _ uint64, _ bool, tried Tried) (r Result, o Outcome, why refusals, done bool) {
+	r, done = la.take(p, &tried, &why)
+	return r, outcomeOf(done), why, done
+}
+
+// take takes the backend with the fewest active calls and streams per
 // unit of weight — exactly, by a scan, for fleets of up to exactScan
 // backends, and by the load floor above it — then
 // its least active connection. Ties go to the backend after a rotating
 // start, so equal backends share the calls. Tried backends are passed
 // over while an untried one is left.
-func (p *Picker) pickLeast(tr *Tried, why *refusals) (Result, bool) {
+func (la *leastActive) take(p *Picker, tr *Tried, why *refusals) (Result, bool) {
 	n := len(p.backends)
 	if n == 1 {
-		return p.take(p.backends[0], why)
+		return p.take(p.backends[0], true, why)
 	}
 	skip := skipTried(tr, n)
 	if !skip && !p.ramping {
-		if n > exactScan && p.least != nil {
-			return p.pickFloor(why)
+		if n > exactScan {
+			return la.pickFloor(p, why)
 		}
-		if n <= exactScan {
-			return p.pickScan(why)
-		}
+		return pickScan(p, why)
 	}
 	var now int64
 	if p.ramping {
@@ -119,13 +151,13 @@ func (p *Picker) pickLeast(tr *Tried, why *refusals) (Result, bool) {
 	if best == nil {
 		return Result{}, false
 	}
-	return p.take(best, why) // on refusal: the round-robin fallback
+	return p.take(best, true, why) // on refusal: the round-robin fallback
 }
 
 // pickScan is the exact scan of a small fleet: every backend's load per
 // unit of weight, from a random start; a backend's connections are read
 // only when it would win.
-func (p *Picker) pickScan(why *refusals) (Result, bool) {
+func pickScan(p *Picker, why *refusals) (Result, bool) {
 	bs := p.backends
 	n := len(bs)
 	i := int(p.rand() % uint64(n))
@@ -145,15 +177,15 @@ func (p *Picker) pickScan(why *refusals) (Result, bool) {
 	if best == nil {
 		return Result{}, false
 	}
-	return p.take(best, why)
+	return p.take(best, true, why)
 }
 
 // pickFloor takes a backend at the load floor: the hint, else the first
 // at it from this P's cursor. A scan that goes round the whole fleet
 // without finding one has seen the true minimum: it raises the floor to
 // it and takes that backend.
-func (p *Picker) pickFloor(why *refusals) (Result, bool) {
-	ls := p.least
+func (la *leastActive) pickFloor(p *Picker, why *refusals) (Result, bool) {
+	ls := la.floor
 	floor := ls.floor.Load()
 	s := p.ctr.pin()
 	h := s.hint.Load()
@@ -164,7 +196,7 @@ func (p *Picker) pickFloor(why *refusals) (Result, bool) {
 	unpin()
 	if h != nil {
 		if pb := h.entry.Load(); pb != nil && loadOf(pb) <= floor && !allFull(pb) {
-			if r, ok := p.take(pb, why); ok {
+			if r, ok := p.take(pb, true, why); ok {
 				return r, true
 			}
 		}
@@ -201,5 +233,5 @@ func (p *Picker) pickFloor(why *refusals) (Result, bool) {
 	s = p.ctr.pin()
 	s.cursor.Store(uint64(bestI + 1))
 	unpin()
-	return p.take(best, why)
+	return p.take(best, true, why)
 }

@@ -33,21 +33,17 @@ type latency struct {
 	at  atomic.Int64  // clock time of the last update
 }
 
-func (k *Core) initPolicy() {
-	switch k.cfg.Policy {
-	case LeastActive:
-		k.least = &leastShared{ctr: k.ctr}
-	case PeakEWMA:
-		tau := k.cfg.EWMADecay
-		if tau <= 0 {
-			tau = DefaultEWMADecay
-		}
-		pen := k.cfg.FailurePenalty
-		if pen <= 0 {
-			pen = DefaultFailurePenalty
-		}
-		k.ew = &ewmaCfg{clock: k.clock, tau: float64(tau), penalty: pen}
+// newEWMACfg is PeakEWMA's configuration for a Core of cfg.
+func newEWMACfg(cfg Config, c *clock) *ewmaCfg {
+	tau := cfg.EWMADecay
+	if tau <= 0 {
+		tau = DefaultEWMADecay
 	}
+	pen := cfg.FailurePenalty
+	if pen <= 0 {
+		pen = DefaultFailurePenalty
+	}
+	return &ewmaCfg{clock: c, tau: float64(tau), penalty: pen}
 }
 
 // Observe records how one attempt on the backend went: its latency, or,
@@ -123,7 +119,7 @@ const latencyFloor = float64(time.Millisecond)
 // costOf is PeakEWMA's cost of pb at now, whose latency estimate is est:
 // the estimate plus latencyFloor, times the calls and streams it carries
 // plus one, per unit of weight and of slow start.
-func (p *Picker) costOf(pb *pickBackend, est float64, now int64) float64 {
+func costOf(p *Picker, pb *pickBackend, est float64, now int64) float64 {
 	c := (est + latencyFloor) * float64(pb.b.Load()+1) / float64(pb.weight)
 	if pb.rampAt != 0 {
 		c /= p.ss.factor(pb.rampAt, now)
@@ -144,7 +140,7 @@ const (
 
 // cheaper reports whether a costs less than b at now: the latency
 // outlier loses whatever the loads, else the lower cost wins.
-func (p *Picker) cheaper(a, b *pickBackend, now int64) bool {
+func cheaper(p *Picker, a, b *pickBackend, now int64) bool {
 	ea, eb := estimateOf(a.b, now), estimateOf(b.b, now)
 	switch {
 	case ea > outlierRatio*eb+outlierSlack:
@@ -152,16 +148,40 @@ func (p *Picker) cheaper(a, b *pickBackend, now int64) bool {
 	case eb > outlierRatio*ea+outlierSlack:
 		return true
 	}
-	return p.costOf(a, ea, now) < p.costOf(b, eb, now)
+	return costOf(p, a, ea, now) < costOf(p, b, eb, now)
 }
 
-// pickEWMA takes the cheaper of two distinct random backends (power of
-// two choices over the cost), or for a retry the cheapest untried one.
-func (p *Picker) pickEWMA(tr *Tried, why *refusals) (Result, bool) {
+// peakEWMA is the PeakEWMA policy: the cheaper of two random backends by
+// a cost that folds each one's load and its peak-sensitive latency
+// estimate (kept on the backend, which its calls' ends feed: see
+// BackendHot.Observe), then its least active connection; round-robin when
+// that backend refuses.
+type peakEWMA struct {
+	cfg *ewmaCfg   // how its backends' estimates are folded
+	rr  roundRobin // the fallback
+}
+
+func (pe *peakEWMA) fallback() *roundRobin { return &pe.rr }
+
+func (pe *peakEWMA) next(*Picker, []*Backend, uint64) policy { return pe }
+
+func (pe *peakEWMA) pick(p *Picker, _ uint64, _ bool) (r Result, o Outcome, why refusals, done bool) {
+	r, done = pe.take(p, nil, &why)
+	return r, outcomeOf(done), why, done
+}
+
+func (pe *peakEWMA) retry(p *Picker, _ uint64, _ bool, tried Tried) (r Result, o Outcome, why refusals, done bool) {
+	r, done = pe.take(p, &tried, &why)
+	return r, outcomeOf(done), why, done
+}
+
+// take takes the cheaper of two distinct random backends (power of two
+// choices over the cost), or for a retry the cheapest untried one.
+func (pe *peakEWMA) take(p *Picker, tr *Tried, why *refusals) (Result, bool) {
 	bs := p.backends
 	n := len(bs)
 	if n == 1 {
-		return p.take(bs[0], why)
+		return p.take(bs[0], true, why)
 	}
 	now := p.clock.now()
 	var best *pickBackend
@@ -171,7 +191,7 @@ func (p *Picker) pickEWMA(tr *Tried, why *refusals) (Result, bool) {
 			if tr.Has(pb.b) || allFull(pb) {
 				continue
 			}
-			if c := p.costOf(pb, estimateOf(pb.b, now), now); best == nil || c < bc {
+			if c := costOf(p, pb, estimateOf(pb.b, now), now); best == nil || c < bc {
 				best, bc = pb, c
 			}
 		}
@@ -187,7 +207,7 @@ func (p *Picker) pickEWMA(tr *Tried, why *refusals) (Result, bool) {
 			a, b = b, a
 		}
 		best = a
-		if !allFull(b) && p.cheaper(b, a, now) {
+		if !allFull(b) && cheaper(p, b, a, now) {
 			best = b
 		}
 		if allFull(best) {
@@ -197,32 +217,50 @@ func (p *Picker) pickEWMA(tr *Tried, why *refusals) (Result, bool) {
 	if best == nil {
 		return Result{}, false
 	}
-	return p.take(best, why)
+	return p.take(best, true, why)
 }
 
-// seed gives a backend that has no latency estimate yet the median of
+// seeder gives a backend that has no latency estimate yet the median of
 // the others' (when some have one), so it neither wins every pick by
-// looking free nor loses every pick to backends that have one.
-func (k *Core) seed(b *Backend) {
-	if k.ew == nil || b.pb == nil || b.ewma.est.Load() != 0 {
+// looking free nor loses every pick to backends that have one. One seeder
+// serves one picker build: the median is taken once, when the first
+// backend needs it (a backend seeded with it leaves the median as it
+// was), so a fleet of n new backends costs O(n log n), not n².
+type seeder struct {
+	done   bool
+	now    int64
+	median float64 // 0: no backend has an estimate
+}
+
+func (s *seeder) seed(k *Core, b *Backend) {
+	if b.ewma.cfg == nil || b.pb == nil || b.ewma.est.Load() != 0 {
 		return
 	}
-	now := k.clock.at(k.at)
+	if !s.done {
+		s.done, s.now = true, k.clock.at(k.at)
+		s.median = medianEstimate(k.order, s.now)
+	}
+	if s.median > 0 && b.ewma.est.CompareAndSwap(0, math.Float64bits(s.median)) {
+		b.ewma.at.Store(s.now)
+	}
+}
+
+// medianEstimate is the median of the estimates of the backends that
+// have one at now, 0 when none has.
+func medianEstimate(bs []*Backend, now int64) float64 {
 	var ests []float64
-	for _, x := range k.order {
-		if v := x.ewma.estimate(now); v > 0 && x != b {
+	for _, x := range bs {
+		if v := x.ewma.estimate(now); v > 0 {
 			ests = append(ests, v)
 		}
 	}
 	if len(ests) == 0 {
-		return
+		return 0
 	}
 	slices.Sort(ests)
 	m := ests[len(ests)/2]
 	if len(ests)%2 == 0 {
 		m = (ests[len(ests)/2-1] + m) / 2
 	}
-	if b.ewma.est.CompareAndSwap(0, math.Float64bits(m)) {
-		b.ewma.at.Store(now)
-	}
+	return m
 }

@@ -5,6 +5,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/grpcpool/grpcpool/internal/chash"
 )
 
 // ErrNotSent is what a breaker is told about a call that was admitted but
@@ -88,9 +90,21 @@ func (p *Picker) Pick(info PickInfo) (Result, Outcome) {
 		}
 		return Result{}, Fail
 	}
+	var key uint64 // the hash of info.Key
+	if info.HasKey {
+		key = chash.Hash(info.Key)
+	}
 	for range pickRounds {
 		var why refusals
-		if r, o, done := p.pickPolicy(&info, &why); done {
+		var r Result
+		var o Outcome
+		var done bool
+		if p.zones != nil {
+			r, o, done = p.pickZones(&info, key, &why)
+		} else {
+			r, o, done = p.pickWith(key, info.HasKey, info.Tried, &why)
+		}
+		if done {
 			return r, o
 		}
 		if r, o, again := p.whenFull(info, why); !again {
@@ -100,34 +114,41 @@ func (p *Picker) Pick(info PickInfo) (Result, Outcome) {
 	return p.overflow()
 }
 
-// pickPolicy is one pick by the picker's policy, falling back to
-// round-robin. done is false when no backend took the call; why says what
-// refused it.
-func (p *Picker) pickPolicy(info *PickInfo, why *refusals) (Result, Outcome, bool) {
-	if p.zones != nil {
-		return p.pickZones(info, why)
+// pickWith is one pick by the picker's own policy (with zone-aware
+// routing, a zone's picker's), then, when no backend took the call, by its
+// round-robin fallback; key is the hash of the call's key, tr holds the
+// backends earlier attempts went to (nil: none). done is false when no
+// backend took the call; why says what refused it.
+func (p *Picker) pickWith(key uint64, hasKey bool, tr *Tried, why *refusals) (Result, Outcome, bool) {
+	var r Result
+	var o Outcome
+	var w refusals
+	var done bool
+	if tr.Len() == 0 {
+		tr = nil
+		r, o, w, done = p.pol.pick(p, key, hasKey)
+	} else {
+		r, o, w, done = p.pol.retry(p, key, hasKey, *tr)
 	}
-	switch p.policy {
-	case ConsistentHash:
-		if info.HasKey && p.ring != nil {
-			r, o, done := p.pickHash(*info, why)
-			if done {
-				return r, o, true
+	*why |= w
+	if !done {
+		if rr := p.pol.fallback(); rr != nil {
+			var ok bool
+			if r, ok = rr.take(p, tr, why); ok {
+				return r, Picked, true
 			}
 		}
-	case LeastActive:
-		if r, ok := p.pickLeast(info.Tried, why); ok {
-			return r, Picked, true
-		}
-	case PeakEWMA:
-		if r, ok := p.pickEWMA(info.Tried, why); ok {
-			return r, Picked, true
-		}
 	}
-	if r, ok := p.pickRoundRobin(info.Tried, why); ok {
-		return r, Picked, true
+	return r, o, done
+}
+
+// outcomeOf is the outcome of a policy's pick that placed the call
+// (done) or not.
+func outcomeOf(done bool) Outcome {
+	if done {
+		return Picked
 	}
-	return Result{}, Fail, false
+	return Fail
 }
 
 // FailErr is the status of a Fail outcome: the picker's error, or, when
@@ -140,22 +161,22 @@ func (p *Picker) FailErr() error {
 }
 
 // take places the call on one of pb's connections, if its breaker lets it
-// and a connection has room. Connections are taken in turn by the calling
-// P's own counter (see counters.turn).
-func (p *Picker) take(pb *pickBackend, why *refusals) (Result, bool) {
+// and a connection has room: the least active one when least is set, else
+// in turn by the calling P's own counter (see counters.turn).
+func (p *Picker) take(pb *pickBackend, least bool, why *refusals) (Result, bool) {
 	if len(pb.conns) == 1 {
-		return p.takeAt(pb, 0, why)
+		return p.takeAt(pb, 0, least, why)
 	}
 	s := p.ctr.pin()
 	t := p.ctr.turn(s)
 	unpin()
-	return p.takeAt(pb, uint32(t), why)
+	return p.takeAt(pb, uint32(t), least, why)
 }
 
 // takeAt is take with the connection rotation at turn.
-func (p *Picker) takeAt(pb *pickBackend, turn uint32, why *refusals) (Result, bool) {
+func (p *Picker) takeAt(pb *pickBackend, turn uint32, least bool, why *refusals) (Result, bool) {
 	for range 2 { // a connection filled or retired under the pick: try another once
-		c := p.connOf(pb, turn, why)
+		c := connOf(pb, turn, least, why)
 		if c == nil {
 			return Result{}, false
 		}
@@ -183,10 +204,10 @@ func (p *Picker) takeAt(pb *pickBackend, turn uint32, why *refusals) (Result, bo
 	return Result{}, false
 }
 
-// connOf chooses a connection of pb with room: the least active one for
-// LeastActive and PeakEWMA, in turn otherwise. It records in why the
-// connections it passed over.
-func (p *Picker) connOf(pb *pickBackend, turn uint32, why *refusals) *Conn {
+// connOf chooses a connection of pb with room: the least active one when
+// least is set (LeastActive and PeakEWMA), in turn otherwise. It records
+// in why the connections it passed over.
+func connOf(pb *pickBackend, turn uint32, least bool, why *refusals) *Conn {
 	cs := pb.conns
 	n := uint32(len(cs))
 	if n == 1 {
@@ -196,7 +217,7 @@ func (p *Picker) connOf(pb *pickBackend, turn uint32, why *refusals) *Conn {
 		return nil
 	}
 	start := turn + pb.off
-	if p.policy == LeastActive || p.policy == PeakEWMA {
+	if least {
 		var best *Conn
 		for k := range n {
 			c := cs[(start+k)%n]
@@ -349,15 +370,6 @@ func allFull(pb *pickBackend) bool {
 		}
 	}
 	return true
-}
-
-func (p *Picker) anyBreaker() bool {
-	for _, pb := range p.backends {
-		if pb.b.Breaker != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // skipTried reports whether a pick should pass over tried backends: some

@@ -8,8 +8,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/breaker"
-	"github.com/grpcpool/grpcpool/internal/chash"
-	"github.com/grpcpool/grpcpool/internal/wrr"
 )
 
 // Messages of the statuses calls fail with when nothing can take them.
@@ -24,24 +22,17 @@ const (
 // concurrent use. A new one is published on every change; Changed is closed
 // when it is replaced.
 type Picker struct {
-	policy   Policy
+	policy   Policy // the configured policy
+	pol      policy // its value for this picker, built from the previous one's
 	backends []*pickBackend
 	err      error // with no backends: the status calls fail with
 	wait     bool  // with no backends: the pool is starting; calls wait
 	changed  chan struct{}
 	rand     func() uint64
-	ctr      *counters    // carried from picker to picker
-	least    *leastShared // LeastActive: the load floor; carried
-	clock    *clock       // the Core's clock, for slow start and PeakEWMA
-	ss       slowStart    // the slow start configuration
-	ramping  bool         // some backend is in its slow start
-
-	sched     *wrr.Schedule  // RoundRobin with unequal weights
-	schedW    []uint32       // the weights sched was built for
-	ring      *chash.Table   // ConsistentHash: over every resolved backend
-	ringGen   uint64         // the Core's ringGen when ring was built
-	ringPB    []*pickBackend // ring index → its entry in backends; nil when it cannot take calls
-	ringStart []bool         // ring index → the backend is still starting: its keys wait
+	ctr      *counters // carried from picker to picker
+	clock    *clock    // the Core's clock, for slow start and PeakEWMA
+	ss       slowStart // the slow start configuration
+	ramping  bool      // some backend is in its slow start
 
 	zones *zonePickers // zone-aware routing: the pickers per zone; nil when off
 	zone  *zoneState   // a zone's picker: its zone
@@ -82,12 +73,13 @@ func (p *Picker) Wait() bool { return p.wait }
 // Err is the status calls fail with when nothing can take them.
 func (p *Picker) Err() error { return p.err }
 
-// next makes q the successor of p: it takes over p's counters and the
-// policy indexes that still fit. p's Changed is closed by install.
+// next makes q the successor of p: it takes over p's counters and its
+// policy value (which Flush then builds q's from). p's Changed is closed
+// by install.
 func (p *Picker) next(q *Picker) *Picker {
 	q.changed = make(chan struct{})
 	if p != nil {
-		q.policy, q.rand, q.ctr, q.least, q.clock, q.ss = p.policy, p.rand, p.ctr, p.least, p.clock, p.ss
+		q.policy, q.pol, q.rand, q.ctr, q.clock, q.ss = p.policy, p.pol, p.rand, p.ctr, p.clock, p.ss
 	}
 	return q
 }
@@ -117,35 +109,25 @@ func (k *Core) Flush() {
 	prev := k.picker
 	q := &Picker{}
 	if prev == nil {
-		q.policy, q.rand, q.ctr = k.cfg.Policy, k.cfg.Rand, k.ctr
-		q.least, q.clock, q.ss = k.least, k.clock, k.slowStart()
+		q.policy, q.pol, q.rand, q.ctr = k.cfg.Policy, newPolicy(k.cfg, k.ctr, k.clock), k.cfg.Rand, k.ctr
+		q.clock, q.ss = k.clock, k.slowStart()
 	}
 	k.eject()
 	warm := k.anyWarm()
 	q.backends = make([]*pickBackend, 0, len(k.order))
-	floor := int64(-1)
+	var sd seeder
 	for _, b := range k.order {
 		if b.dirty {
 			b.pb, b.dirty = k.entry(b, warm), false
-			k.seed(b)
+			sd.seed(k, b)
 			b.entry.Store(b.pb)
 		}
 		if pb := b.pb; pb != nil {
 			q.backends = append(q.backends, pb)
 			q.ramping = q.ramping || pb.rampAt != 0
-			if l := loadOf(pb); floor < 0 || l < floor {
-				floor = l
-			}
 		}
 	}
-	if k.least != nil {
-		k.least.floor.Store(max(floor, 0))
-		k.least.large.Store(len(q.backends) > exactScan)
-	}
 	q = prev.next(q)
-	if prev != nil {
-		q.sched, q.schedW, q.ring, q.ringGen = prev.sched, prev.schedW, prev.ring, prev.ringGen
-	}
 	if len(q.backends) == 0 {
 		var w why
 		for _, b := range k.order {
@@ -160,9 +142,9 @@ func (k *Core) Flush() {
 		}
 		q.wait, q.err = k.whyEmpty(&w)
 	} else if k.cfg.Zone != "" {
-		k.buildZones(q, prev)
+		k.buildZones(q)
 	} else {
-		k.index(q)
+		q.pol = q.pol.next(q, k.order, k.ringGen)
 	}
 	k.install(prev, q)
 }

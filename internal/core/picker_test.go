@@ -122,7 +122,7 @@ func TestConsistentHashWaitsForStartingOwner(t *testing.T) {
 		p := f.picker()
 		for i := range 1000 {
 			kk := fmt.Sprint("key", i)
-			if p.ring.Lookup(kk) == 1 {
+			if p.pol.(*consistentHash).ring.Lookup(kk) == 1 {
 				key = kk
 				break
 			}
@@ -250,5 +250,64 @@ func TestWeightedLeastActiveFollowsWeightsUnderConcurrency(t *testing.T) {
 		require.Less(t, conc["w1"], conc["w2"], "%v", conc)
 		require.Less(t, conc["w2"], conc["w3"], "%v", conc)
 		require.GreaterOrEqual(t, float64(conc["w3"]), 0.4*1200, "%v", conc)
+	})
+}
+
+// A pick keeps its caller's PickInfo and Tried on the caller's stack
+// (the pool's call loop holds its Tried there): under every policy, with
+// zones and without, a first attempt and a retry with a key allocate
+// nothing. A pick that let any of them escape, by passing a pointer to
+// them, or the key's string, through the policy interface, allocates one.
+func TestPickKeepsCallerStateOnStack(t *testing.T) {
+	for _, policy := range policies {
+		for _, zones := range []string{"off", "a/1-4-4"} {
+			t.Run(fmt.Sprintf("%s/zones=%s", policyName(policy), zones), func(t *testing.T) {
+				f := zoneBenchCore(t, policy, 9, zones)
+				p := f.k.Picker()
+				tried := f.k.Backends()[0]
+				for _, retry := range []bool{false, true} {
+					allocs := testing.AllocsPerRun(200, func() { pickOnStack(p, tried, retry) })
+					require.Zero(t, allocs, "retry %v", retry)
+				}
+			})
+		}
+	}
+}
+
+// pickOnStack picks and releases as the pool does, with its PickInfo and
+// Tried local: a retry after an attempt on tried, with a key.
+//
+//go:noinline
+func pickOnStack(p *Picker, tried *Backend, retry bool) {
+	var tr Tried
+	info := PickInfo{}
+	if retry {
+		tr.Add(tried)
+		info = PickInfo{Key: "user-1234", HasKey: true, Tried: &tr}
+	}
+	r, o := p.Pick(info)
+	if o == Picked {
+		r.Conn.Release()
+	}
+}
+
+// Backends that join a fleet with estimates in one batch are each seeded
+// with the median of the fleet's estimates, the same for every one of
+// them: seeding one with the median leaves the median as it was, so the
+// picker build takes it once.
+func TestPeakEWMASeedsABatchWithOneMedian(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, Policy: PeakEWMA})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c", "d")) })
+		f.readyAll()
+		for i, key := range []string{"a", "b", "c", "d"} {
+			f.backend(key).Observe(time.Duration(1<<i)*time.Millisecond, false, 0) // 1, 2, 4, 8 ms
+		}
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b", "c", "d", "n1", "n2", "n3")) })
+		f.readyAll()
+		now := f.k.clock.now()
+		for _, key := range []string{"n1", "n2", "n3"} {
+			require.InDelta(t, float64(3*time.Millisecond), f.backend(key).ewma.estimate(now), 1, "backend %s", key)
+		}
 	})
 }

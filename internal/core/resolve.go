@@ -80,10 +80,11 @@ func (k *Core) ResolverError(now time.Time, err error) {
 func (k *Core) addBackend(now time.Time, g Group) *Backend {
 	b := &Backend{Key: g.Key, Addrs: g.Addrs, Zone: g.Zone, weight: max(g.Weight, 1), dirty: true}
 	b.brkState.Store(int32(breaker.StateClosed))
-	b.least, b.ewma.cfg = k.least, k.ew
 	if k.cfg.Zone != "" {
 		b.zone = k.zoneOf(g.Zone)
-		b.least = b.zone.least
+		join(b.zone.pol, b)
+	} else {
+		join(k.picker.pol, b)
 	}
 	if k.cfg.NewBreaker != nil {
 		b.Breaker = k.cfg.NewBreaker(b)

@@ -2,9 +2,9 @@ package core
 
 // Tried holds the backends earlier attempts of a call went to, so a retry
 // goes to one not tried yet whenever one can take it. The zero value is
-// empty; it is not safe for concurrent use (one call owns it). A
-// zone-aware pick narrows it to one zone's backends while it picks in that
-// zone and restores it before it returns.
+// empty; it is not safe for concurrent use (one call owns it). A pick
+// only reads it: it hands the policies a copy (a zone-aware pick, one
+// narrowed to each zone's backends).
 type Tried struct {
 	n int
 	b [8]*Backend

@@ -4,8 +4,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
-	"github.com/grpcpool/grpcpool/internal/chash"
 )
 
 // Zone-aware routing in the pickers. With Config.Zone set, every picker
@@ -20,13 +18,14 @@ import (
 // passes it to the others, from a random one; a retry goes to a zone that
 // has an untried backend.
 
-// zoneState is what a Core keeps per zone across pickers: the policy's
-// counters and LeastActive's load floor, so that round-robin walks each
-// zone's backends in turn and the floor of one zone is not another's.
+// zoneState is what a Core keeps per zone across pickers: the counters
+// and the policy value of the zone's pickers, so that round-robin walks
+// each zone's backends in turn and the load floor of one zone is not
+// another's.
 type zoneState struct {
-	name  string
-	ctr   *counters
-	least *leastShared // LeastActive; nil for other policies
+	name string
+	ctr  *counters
+	pol  policy // the policy of the zone's last picker, which the next one's is built from
 }
 
 // zonePickers is the zone-aware part of a picker.
@@ -48,9 +47,7 @@ func (k *Core) zoneOf(zone string) *zoneState {
 		k.zones = make(map[string]*zoneState)
 	}
 	zs := &zoneState{name: zone, ctr: newCounters(k.cfg.Rand())}
-	if k.cfg.Policy == LeastActive {
-		zs.least = &leastShared{ctr: zs.ctr}
-	}
+	zs.pol = newPolicy(k.cfg, zs.ctr, k.clock)
 	k.zones[zone] = zs
 	return zs
 }
@@ -88,9 +85,9 @@ func (p *Picker) LocalShare() float64 {
 
 // buildZones gives q (whose backends are set) its zone pickers: the
 // split of the ready capacity over the zones, by the clients' shares, and
-// one picker per zone with ready backends, carrying the previous one's
-// policy state for that zone.
-func (k *Core) buildZones(q, prev *Picker) {
+// one picker per zone with ready backends, whose policy is built from the
+// zone's last one.
+func (k *Core) buildZones(q *Picker) {
 	local := k.cfg.Zone
 	names := []string{local}
 	seen := map[string]bool{local: true}
@@ -146,7 +143,7 @@ func (k *Core) buildZones(q, prev *Picker) {
 			continue
 		}
 		cum += shares[i]
-		zp.pickers = append(zp.pickers, k.zonePicker(q, prev, zs, pbs, resolved[zs]))
+		zp.pickers = append(zp.pickers, k.zonePicker(q, zs, pbs, resolved[zs]))
 		t := uint64(math.MaxUint64) // every draw (the last zone: rounding leaves none out)
 		if cum < 1 && len(zp.pickers) < len(ready) {
 			t = uint64(cum * (1 << zoneDrawBits))
@@ -158,31 +155,17 @@ func (k *Core) buildZones(q, prev *Picker) {
 
 // zonePicker builds the picker of zone zs within q: its ready backends
 // pbs, over the resolved ones (ConsistentHash's ring), with the zone's
-// counters and load floor.
-func (k *Core) zonePicker(q, prev *Picker, zs *zoneState, pbs []*pickBackend, resolved []*Backend) *Picker {
+// counters and policy.
+func (k *Core) zonePicker(q *Picker, zs *zoneState, pbs []*pickBackend, resolved []*Backend) *Picker {
 	z := &Picker{
 		policy: q.policy, rand: q.rand, clock: q.clock, ss: q.ss, changed: q.changed,
-		ctr: zs.ctr, least: zs.least, zone: zs, backends: pbs,
+		ctr: zs.ctr, zone: zs, backends: pbs,
 	}
-	floor := int64(-1)
 	for _, pb := range pbs {
 		z.ramping = z.ramping || pb.rampAt != 0
-		if l := loadOf(pb); floor < 0 || l < floor {
-			floor = l
-		}
 	}
-	if zs.least != nil {
-		zs.least.floor.Store(max(floor, 0))
-		zs.least.large.Store(len(pbs) > exactScan)
-	}
-	if prev != nil && prev.zones != nil {
-		for _, old := range prev.zones.pickers {
-			if old.zone == zs {
-				z.sched, z.schedW, z.ring, z.ringGen = old.sched, old.schedW, old.ring, old.ringGen
-			}
-		}
-	}
-	k.indexOver(z, resolved)
+	z.pol = zs.pol.next(z, resolved, k.ringGen)
+	zs.pol = z.pol
 	return z
 }
 
@@ -190,18 +173,18 @@ func (k *Core) zonePicker(q, prev *Picker, zs *zoneState, pbs []*pickBackend, re
 // in, then, when its backends all refuse, the others from a random one.
 // A retry goes to the first of them with an untried backend, and to a
 // tried one only when every zone's were tried.
-func (p *Picker) pickZones(info *PickInfo, why *refusals) (Result, Outcome, bool) {
+func (p *Picker) pickZones(info *PickInfo, key uint64, why *refusals) (Result, Outcome, bool) {
 	zp := p.zones
 	n := len(zp.pickers)
 	first := 0
 	if zp.thr[0] != math.MaxUint64 { // a split: draw the zone
-		d := p.zoneDraw(info)
+		d := p.zoneDraw(info, key)
 		for first < n-1 && d >= zp.thr[first] {
 			first++
 		}
 	}
 	if info.Tried.Len() == 0 {
-		if r, o, done := zp.pickers[first].pickPolicy(info, why); done || n == 1 {
+		if r, o, done := zp.pickers[first].pickWith(key, info.HasKey, info.Tried, why); done || n == 1 {
 			return r, o, done
 		}
 	}
@@ -209,26 +192,23 @@ func (p *Picker) pickZones(info *PickInfo, why *refusals) (Result, Outcome, bool
 	// them, so that what a zone cannot take is spread over the rest.
 	rot := 0
 	if n > 2 {
-		rot = int(p.zoneDraw(info) % uint64(n-1))
+		rot = int(p.zoneDraw(info, key) % uint64(n-1))
 	}
 	if info.Tried.Len() == 0 {
 		for k := 1; k < n; k++ {
-			if r, o, done := zp.pickers[zoneAt(k, first, rot, n)].pickPolicy(info, why); done {
+			if r, o, done := zp.pickers[zoneAt(k, first, rot, n)].pickWith(key, info.HasKey, info.Tried, why); done {
 				return r, o, true
 			}
 		}
 		return Result{}, Fail, false
 	}
-	// A retry: each zone's picker sees the call's tried backends of its
-	// zone only (the Tried belongs to the call, so it is narrowed in place
-	// and restored: nothing escapes to the heap).
-	tr := info.Tried
-	all := *tr
-	defer func() { *tr = all }()
+	// A retry: each zone's policy sees the call's tried backends of its
+	// zone only.
+	all := info.Tried
 	for pass := range 2 {
 		for k := range n {
 			z := zp.pickers[zoneAt(k, first, rot, n)]
-			*tr = Tried{}
+			var tr Tried
 			for _, b := range all.b[:all.n] {
 				if b.zone == z.zone && b.entry.Load() != nil {
 					tr.Add(b) // tried, of the zone, and still in its picker
@@ -237,7 +217,7 @@ func (p *Picker) pickZones(info *PickInfo, why *refusals) (Result, Outcome, bool
 			if (tr.Len() < len(z.backends)) != (pass == 0) {
 				continue // pass 0: zones with an untried backend; pass 1: the others
 			}
-			if r, o, done := z.pickPolicy(info, why); done {
+			if r, o, done := z.pickWith(key, info.HasKey, &tr, why); done {
 				return r, o, true
 			}
 		}
@@ -246,11 +226,12 @@ func (p *Picker) pickZones(info *PickInfo, why *refusals) (Result, Outcome, bool
 }
 
 // zoneDraw is a pick's draw of its zone, zoneDrawBits wide: random, or
-// under ConsistentHash from the call's key (Fibonacci hashing of its hash,
-// apart from its place on the ring), so that a key keeps its zone.
-func (p *Picker) zoneDraw(info *PickInfo) uint64 {
+// under ConsistentHash from the call's key, whose hash is key (Fibonacci
+// hashing of it, apart from its place on the ring), so that a key keeps
+// its zone.
+func (p *Picker) zoneDraw(info *PickInfo, key uint64) uint64 {
 	if info.HasKey && p.policy == ConsistentHash {
-		return chash.Hash(info.Key) * 0x9e3779b97f4a7c15 >> (64 - zoneDrawBits)
+		return key * 0x9e3779b97f4a7c15 >> (64 - zoneDrawBits)
 	}
 	return p.rand() >> (64 - zoneDrawBits)
 }

@@ -12,7 +12,7 @@ import (
 // While the local zone takes every call, a pick draws no zone: the
 // threshold of the local zone is the whole range.
 func TestZonesNoDrawWhenTheLocalZoneTakesAll(t *testing.T) {
-	for _, policy := range []Policy{RoundRobin, LeastActive, ConsistentHash, PeakEWMA} {
+	for _, policy := range policies {
 		t.Run(policyName(policy), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFake(t, Config{Size: 1, Policy: policy, Zone: "a"})
