@@ -516,9 +516,10 @@ func TestUnaryAvoidsFullConnWithStreamLimit(t *testing.T) {
 	}
 }
 
-// The baseline the pool fixes: through one plain grpc.ClientConn only 100
-// of the 300 streams open within 2 s; the rest wait in gRPC for the server
-// to admit them.
+// The baseline the pool fixes: through one plain grpc.ClientConn the
+// server's 100 streams open, and the other 200 of the 300 stay waiting in
+// gRPC for the server to admit them (none opens in the second after the
+// 100th: each holds its stream until the burst stops, so none can).
 func TestSingleClientConnStreamLimitBaseline(t *testing.T) {
 	t.Parallel()
 	ls := startLimited(t)
@@ -526,9 +527,11 @@ func TestSingleClientConnStreamLimitBaseline(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cc.Close() })
 	b := openBurst(t, echopb.NewEchoClient(cc), wantStreams)
-	opened, _ := b.waitOpen(wantStreams, openWindow)
-	t.Logf("one grpc.ClientConn: %d of %d streams open within %v", opened, wantStreams, openWindow)
+	opened, last := b.waitOpen(serverLimit, openWindow)
 	require.EqualValuesf(t, serverLimit, opened, "%d of %d streams open within %v, want %d", opened, wantStreams, openWindow, serverLimit)
+	more, _ := b.waitOpen(wantStreams-serverLimit, last+time.Second)
+	t.Logf("one grpc.ClientConn: %d of %d streams open, %d more in the next second", opened, wantStreams, more)
+	require.Zerof(t, more, "%d more streams opened past the server's limit of %d", more, serverLimit)
 	if errs := b.failures(); len(errs) > 0 {
 		require.Fail(t, fmt.Sprintf("%d streams failed, first: %v", len(errs), errs[0]))
 	}
