@@ -13,8 +13,10 @@ import (
 // call tried under mu.
 type hedgedCall struct {
 	call
-	mu   sync.Mutex // guards call.tried
-	args any
+	mu      sync.Mutex // guards call.tried and the fields below
+	args    any
+	placed  int           // attempts whose first pick has ended
+	placedC chan struct{} // closed when placed grows; nil: nobody waits
 }
 
 // hedged makes the unary call c, of a hedged method (c.mc.Hedging not
@@ -43,9 +45,16 @@ func hedged(c *call, args, reply any) error {
 // attempt makes attempt n of the hedged call into reply, within ctx; see
 // hedging.Call.Attempt.
 func (h *hedgedCall) attempt(ctx context.Context, n int, reply any, admit func() bool) error {
-	for {
+	if err := h.awaitTurn(ctx, n); err != nil {
+		return hedging.ErrNotSent
+	}
+	for first := true; ; first = false {
 		var a attempt
-		if err := h.next(ctx, n, &a); err != nil {
+		err := h.next(ctx, n, !first, &a)
+		if first {
+			h.picked()
+		}
+		if err != nil {
 			return err
 		}
 		if admit != nil {
@@ -55,7 +64,7 @@ func (h *hedgedCall) attempt(ctx context.Context, n int, reply any, admit func()
 			}
 			admit = nil // a hedge placed again is not admitted again
 		}
-		err := a.invoke(ctx, &h.call, h.args, reply)
+		err = a.invoke(ctx, &h.call, h.args, reply)
 		b := a.pk.Conn.Backend
 		if err == nil {
 			b.Ended.Add(1) // the attempt that answered ends the call
@@ -78,8 +87,9 @@ func (h *hedgedCall) attempt(ctx context.Context, n int, reply any, admit func()
 // next picks the connection of attempt n into a: one of a backend the
 // call has not tried. A hedge (n > 1) that finds none is not sent
 // (hedging.ErrNotSent): it would only add load where the call already
-// waits.
-func (h *hedgedCall) next(ctx context.Context, n int, a *attempt) error {
+// waits. Nor is an attempt placed again (again) whose backend another of
+// the call's attempts took meanwhile: that attempt carries the call there.
+func (h *hedgedCall) next(ctx context.Context, n int, again bool, a *attempt) error {
 	// The pick may wait (for a growth, or for a backend with
 	// grpc.WaitForReady): it is made on a copy of tried, so that the
 	// call's other attempts can pick meanwhile.
@@ -89,7 +99,7 @@ func (h *hedgedCall) next(ctx context.Context, n int, a *attempt) error {
 	pk, s, err := h.pick(ctx, &seen)
 	h.mu.Lock()
 	*a = attempt{p: h.p, method: h.method, pk: pk, s: s, kind: telemetry.KindUnary}
-	if err == nil && n > 1 && h.tried.Has(pk.Conn.Backend) {
+	if err == nil && (n > 1 || again) && h.tried.Has(pk.Conn.Backend) {
 		a.unpick()
 		err = hedging.ErrNotSent
 	}
@@ -101,4 +111,40 @@ func (h *hedgedCall) next(ctx context.Context, n int, a *attempt) error {
 		return hedging.ErrNotSent
 	}
 	return err
+}
+
+// awaitTurn waits until the call's attempts before n have made their
+// first pick, so that a hedge never picks a backend an earlier attempt is
+// about to take (its timer may fire before the first attempt's goroutine
+// has picked). Attempt 1 never waits.
+func (h *hedgedCall) awaitTurn(ctx context.Context, n int) error {
+	for {
+		h.mu.Lock()
+		if h.placed >= n-1 {
+			h.mu.Unlock()
+			return nil
+		}
+		if h.placedC == nil {
+			h.placedC = make(chan struct{})
+		}
+		c := h.placedC
+		h.mu.Unlock()
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// picked records that an attempt's first pick has ended, placed or not,
+// and wakes the hedges waiting for it.
+func (h *hedgedCall) picked() {
+	h.mu.Lock()
+	h.placed++
+	if h.placedC != nil {
+		close(h.placedC)
+		h.placedC = nil
+	}
+	h.mu.Unlock()
 }

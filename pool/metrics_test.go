@@ -184,3 +184,24 @@ func TestMetricsHedgeWithoutTarget(t *testing.T) {
 	assert.Empty(t, read(telemetry.RetryRefusals), "hedges refused")
 	assert.Equal(t, int64(1), bs[0].Unary())
 }
+
+// A hedged call sends each request once per backend: with one backend, a
+// hedge whose timer fires while the first attempt still waits for its
+// pick (the pool starting) finds that backend taken and is not sent,
+// however the two picks interleave; and a first attempt that sent
+// nothing (its connection not yet ready) and is placed again leaves the
+// backend to a hedge that took it meanwhile. Twenty calls, each on a pool
+// just made, each answered by one request.
+func TestHedgedCallSendsOncePerBackend(t *testing.T) {
+	t.Parallel()
+	bs := testutil.StartBackends(t, 1)
+	const calls = 20
+	for range calls {
+		p := testutil.NewPool(t, bs[0].Addr(), pool.WithSize(1),
+			pool.WithHedging(retry.Hedging{Delay: time.Millisecond, MaxAttempts: 3}))
+		_, err := echopb.NewEchoClient(p).Unary(testutil.Context(t), &echopb.EchoRequest{Message: "x"})
+		require.NoError(t, err)
+		require.NoError(t, p.Close())
+	}
+	assert.Equal(t, int64(calls), bs[0].Unary(), "requests the backend received for %d calls", calls)
+}

@@ -43,7 +43,10 @@ type Call struct {
 	// for attempt 1) it calls admit once it has found a backend and
 	// before it sends anything: when admit returns false (the budget
 	// refused the hedge, or the call has ended), or when it finds no
-	// untried backend, it sends nothing and returns ErrNotSent.
+	// untried backend, it sends nothing and returns ErrNotSent. Any
+	// attempt, attempt 1 included, may also return ErrNotSent when it sent
+	// nothing and another attempt of the call carries it on the backend
+	// it would have used.
 	Attempt func(ctx context.Context, n int, reply any, admit func() bool) error
 	// OnHedge, if not nil, is told of every hedge admitted: sent, or
 	// refused by the budget (for the grpcpool.retry.attempts and .refused
@@ -125,8 +128,11 @@ loop:
 				win, won = r, true
 				break loop
 			}
-			if r.n > 1 && errors.Is(r.err, ErrNotSent) {
-				hr.stopped = true
+			if errors.Is(r.err, ErrNotSent) {
+				// A hedge found no backend: none is left to hedge on.
+				// Attempt 1 is not sent only when another attempt took its
+				// backend, and carries the call.
+				hr.stopped = hr.stopped || r.n > 1
 				continue
 			}
 			last = r.err
