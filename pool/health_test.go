@@ -567,7 +567,8 @@ func hcPings(ss []*hcStream) int64 {
 // address, takes calls only once that server has said it is serving: the
 // health report of the old process does not carry over.
 func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the backend listens on a port it gave up, which a
+	// parallel test's client connection could take meanwhile.
 	bs := hcBackends(t, 2)
 	p := hcPool(t, bs, "", pool.WithDialOptions(polFastReconnect))
 	ctx := testutil.Context(t)

@@ -264,7 +264,9 @@ func TestConsistentHashFallbackAndReturn(t *testing.T) {
 // and comes home when it is back (the restart half of
 // TestConsistentHashFallbackAndReturn, which needs no wall-clock bound).
 func TestConsistentHashFallbackAndReturnAfterRestart(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the backend listens again on its port, which a
+	// parallel test's client connection could take as its own port
+	// meanwhile.
 	bs := testutil.StartBackends(t, 5)
 	p, _ := testutil.ReadyPool(t, bs, polHashOpts(pool.WithDialOptions(polFastReconnect))...)
 	polWarm(t, p, len(bs))

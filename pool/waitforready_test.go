@@ -58,7 +58,8 @@ func TestWaitForReadyCallMovesOffADeadConnection(t *testing.T) {
 }
 
 func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the backend listens on a port it gave up, which a
+	// parallel test's client connection could take meanwhile.
 	addr := testutil.DeadAddr(t)
 	r, target := testutil.ManualTarget(addr)
 	p := testutil.NewPool(t, target, pool.WithResolvers(r))
