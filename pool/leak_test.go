@@ -4,7 +4,7 @@ import (
 	"flag"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/grpcpool/grpcpool/internal/testmain"
 )
 
 // parallelDefault is how many tests run at once when -parallel is not
@@ -22,5 +22,5 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 	}
-	goleak.VerifyTestMain(m)
+	testmain.Run(m)
 }

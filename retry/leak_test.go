@@ -3,9 +3,9 @@ package retry_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/grpcpool/grpcpool/internal/testmain"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testmain.Run(m)
 }

@@ -3,7 +3,7 @@ package coretest_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/grpcpool/grpcpool/internal/testmain"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testmain.Run(m) }
