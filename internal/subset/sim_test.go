@@ -218,6 +218,7 @@ var simChanges = []int{0, 150, 151, 299}
 // backend is added or removed and when a client leaves (the membership
 // giving its index to the last client).
 func TestSimulation(t *testing.T) {
+	t.Parallel()
 	keys := simKeys(simBackends)
 	extra := "10.1.9.9:50051"
 	require.NotContains(t, keys, extra)
@@ -230,6 +231,9 @@ func TestSimulation(t *testing.T) {
 	assert.LessOrEqual(t, c.rmMoved, 2*c.rmMin, "moved when a backend is removed")
 	assert.LessOrEqual(t, c.leaveFill, 2*c.leaveMin, "moved when a client leaves")
 
+	if !testing.Verbose() {
+		return // the contrast is a report for -v (docs/fleets.md); nothing asserts it
+	}
 	for _, s := range contrast {
 		t.Logf("%s: %v", s.name, measure(s, keys, extra, simClients, simSize, simChanges[:3]))
 	}
@@ -301,6 +305,7 @@ func oneAnchor(keys []string, index, size int) []string {
 // subsetting's (for docs/fleets.md), and holds Select to a narrower spread
 // than random subsetting on each.
 func TestShapes(t *testing.T) {
+	t.Parallel()
 	for _, f := range []struct{ clients, backends, size int }{
 		{1000, 100, 30}, {1000, 300, 10}, {1000, 300, 100}, {1000, 1000, 30}, {200, 50, 5},
 	} {
