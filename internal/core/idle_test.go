@@ -77,3 +77,22 @@ func (s *safeBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// An idle check that retires nothing publishes no picker: the pickers
+// callers hold stay current, and nothing is rebuilt every quarter of the
+// idle timeout.
+func TestIdleCheckThatRetiresNothingPublishesNoPicker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t, Config{Size: 1, MaxSize: 2, IdleTimeout: 40 * time.Millisecond})
+		f.do(func(k *Core, now time.Time) { k.Resolved(now, groupsOf("a", "b")) })
+		f.readyAll()
+		var before *Picker
+		var every time.Duration
+		f.do(func(k *Core, _ time.Time) { before, every = k.Picker(), k.idleEvery() })
+		time.Sleep(10 * every)
+		synctest.Wait()
+		f.do(func(k *Core, _ time.Time) {
+			require.Same(t, before, k.Picker(), "a picker published by idle checks that retired nothing")
+		})
+	})
+}

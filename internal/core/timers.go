@@ -32,7 +32,12 @@ func (k *Core) Fire(now time.Time, t Timer) {
 	if k.closed {
 		return
 	}
+	// A timer of a backend or of a connection rebuilds that backend's
+	// entry; the idle check publishes only what its shrink changed.
 	c, b := t.Conn, t.Backend
+	if b == nil && c != nil {
+		b = c.Backend
+	}
 	if b != nil {
 		k.touch(b)
 	}
@@ -46,9 +51,9 @@ func (k *Core) Fire(now time.Time, t Timer) {
 	case HealthTimer:
 		k.healthTimedOut(now, c) // health.go
 	case ProbeTimer:
-		k.probeDue(b) // breaker.go
+		k.probeDue(t.Backend) // breaker.go
 	case LimitTimer:
-		k.limitExpired(b) // limits.go
+		k.limitExpired(t.Backend) // limits.go
 	case GrowTimer:
 		// growth.go: the backoff ended; the touch above lets the pickers
 		// ask for growth again.
@@ -58,7 +63,6 @@ func (k *Core) Fire(now time.Time, t Timer) {
 		// slowstart.go: the window ended; the touch above rebuilds the
 		// backend's entry at its full share.
 	}
-	k.publish()
 }
 
 type stopper func() bool
