@@ -81,6 +81,9 @@ func (h *hedgedCall) attempt(ctx context.Context, n int, reply any, admit func()
 		}
 		if admit != nil {
 			if !admit() {
+				// Nothing is sent: the backend is left to the call's
+				// other attempts.
+				c.unclaim(a.pk.Conn.Backend)
 				a.unpick()
 				return hedging.ErrNotSent
 			}
