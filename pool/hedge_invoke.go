@@ -58,9 +58,10 @@ func hedged(c *call, args, reply any) error {
 // attempt makes attempt n of the hedged call into reply, within ctx; see
 // hedging.Call.Attempt. It is the call's attempt loop (next, invoke,
 // after) run as a call of its own: the attempt's context and number, and
-// the backends the call's attempts claimed (claimed). A hedge (n > 1) that finds no backend, or
-// that the engine does not admit, is not sent (hedging.ErrNotSent): it
-// would only add load where the call already waits.
+// the backends the call's attempts claimed. A hedge (n > 1) that finds
+// no backend, or that the engine does not admit, is not sent
+// (hedging.ErrNotSent): it would only add load where the call already
+// waits.
 func (h *hedgedCall) attempt(ctx context.Context, n int, reply any, admit func() bool) error {
 	if err := h.awaitTurn(ctx, n); err != nil {
 		return hedging.ErrNotSent
