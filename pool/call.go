@@ -154,12 +154,14 @@ func (c *call) deposit() {
 }
 
 // next picks the connection of the call's next attempt into a, a zero
-// attempt, of kind, and records its backend as tried (claim). When
-// nothing can take the call it fails at once (a backoff would not change
-// that, and would spend the retry budget), with the last attempt's error
-// if there was one. A hedged call's attempt picks from the backends its
-// call's attempts took, and is not sent (hedging.ErrNotSent) when another
-// attempt claims the backend first.
+// attempt, of kind, and records its backend as tried (unclaim forgets it
+// if the attempt sends nothing). When nothing can take the call it fails
+// at once (a backoff would not change that, and would spend the retry
+// budget), with the last attempt's error if there was one. A hedged
+// call's attempt picks from the backends its call's attempts took and
+// records its own among them (hedgedCall.claim); it is not sent
+// (hedging.ErrNotSent) when another attempt took the backend first: that
+// attempt carries the call there.
 func (c *call) next(a *attempt, kind telemetry.Kind) error {
 	if c.hedge != nil {
 		c.hedge.triedInto(&c.tried)
@@ -169,42 +171,22 @@ func (c *call) next(a *attempt, kind telemetry.Kind) error {
 		return cmp.Or(c.last, err)
 	}
 	a.p, a.method, a.pk, a.s, a.kind = c.p, c.method, pk, s, kind
-	if !c.claim(pk.Conn.Backend) {
+	if b := pk.Conn.Backend; c.hedge == nil {
+		c.tried.Add(b)
+	} else if !c.hedge.claim(b) {
 		a.unpick()
 		return hedging.ErrNotSent
 	}
 	return nil
 }
 
-// claim records b, the backend of the attempt just picked, as tried by
-// the call. The attempts of a hedged call record it in the backends they
-// share (hedgedCall.claimed): a backend another attempt claimed is not
-// claimed again (false) — that attempt carries the call there.
-func (c *call) claim(b *core.Backend) bool {
-	h := c.hedge
-	if h == nil {
-		c.tried.Add(b)
-		return true
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.claimed.Has(b) {
-		return false
-	}
-	h.claimed.Add(b)
-	return true
-}
-
 // unclaim forgets b, claimed for an attempt that sent nothing there.
 func (c *call) unclaim(b *core.Backend) {
-	h := c.hedge
-	if h == nil {
-		c.tried.Remove(b)
+	if c.hedge != nil {
+		c.hedge.unclaim(b)
 		return
 	}
-	h.mu.Lock()
-	h.claimed.Remove(b)
-	h.mu.Unlock()
+	c.tried.Remove(b)
 }
 
 // after decides what follows attempt a, which ended in err: whether the

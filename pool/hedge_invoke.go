@@ -142,6 +142,25 @@ func (h *hedgedCall) picked() {
 	h.mu.Unlock()
 }
 
+// claim records b as taken by one of the call's attempts, unless another
+// one took it first (false).
+func (h *hedgedCall) claim(b *core.Backend) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.claimed.Has(b) {
+		return false
+	}
+	h.claimed.Add(b)
+	return true
+}
+
+// unclaim forgets b, taken by an attempt that sent nothing there.
+func (h *hedgedCall) unclaim(b *core.Backend) {
+	h.mu.Lock()
+	h.claimed.Remove(b)
+	h.mu.Unlock()
+}
+
 // triedInto copies the backends the call's attempts took into tr, for an
 // attempt's pick: the pick may wait (for a growth, or for a backend with
 // grpc.WaitForReady), and is made on a copy so that the call's other
