@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/internal/core"
+	"github.com/grpcpool/grpcpool/internal/hedging"
 	"github.com/grpcpool/grpcpool/internal/telemetry"
 	"github.com/grpcpool/grpcpool/retry"
 )
@@ -25,9 +26,9 @@ import (
 //     sent), or retried after its backoff;
 //   - call.end settles the call once: its metric and the caller's OnFinish.
 //
-// Unary calls (caller.invoke), streams (caller.stream) and hedged calls
-// (call.hedged) are short loops over them. See docs/design.md, "Calls and
-// attempts".
+// Unary calls (call.invoke), streams (caller.stream) and the attempts of
+// hedged calls (hedgedCall.attempt) are short loops over them. See
+// docs/design.md, "Calls and attempts".
 
 // caller is the pool's call machinery: Invoke and NewStream go through it.
 // It is safe for concurrent use.
@@ -58,7 +59,9 @@ func (p *Pool) NewStream(ctx context.Context, desc *grpc.StreamDesc, method stri
 // call is one logical call or stream: what every attempt of it shares. A
 // unary call's lives on its caller's stack; a stream's is allocated with
 // its first attempt (see stream). Only a hedged call's attempts run
-// concurrently, and they share only tried, under hedgedCall's lock.
+// concurrently: each runs as a call of its own, a copy of the hedged
+// call's with the attempt's context and number and hedge set, and they
+// share the backends tried under hedgedCall's lock.
 type call struct {
 	p      *Pool
 	ctx    context.Context // the caller's
@@ -68,9 +71,10 @@ type call struct {
 	mc     retry.MethodConfig
 	start  telemetry.Stamp // for its duration metric; 0 while metrics are off
 
-	tried core.Tried // the backends its attempts went to
-	n     int        // the attempt the next retry decision is about (1 for the first)
-	last  error      // the error of the last attempt made
+	tried core.Tried  // the backends its attempts went to; a hedged attempt's: those its call's had when it last picked
+	n     int         // the attempt the next retry decision is about (1 for the first); a hedged attempt's number
+	last  error       // the error of the last attempt made
+	hedge *hedgedCall // the hedged call this is an attempt of; nil for others
 
 	id     uint64 // a stream call's number, for the core's stall evidence
 	stalls int    // a stream call's attempts given up on a stalled NewStream
@@ -150,47 +154,84 @@ func (c *call) deposit() {
 }
 
 // next picks the connection of the call's next attempt into a, a zero
-// attempt, of kind. When nothing can take the call it fails at once (a
-// backoff would not change that, and would spend the retry budget), with
-// the last attempt's error if there was one.
+// attempt, of kind, and records its backend as tried (unclaim forgets it
+// if the attempt sends nothing). When nothing can take the call it fails
+// at once (a backoff would not change that, and would spend the retry
+// budget), with the last attempt's error if there was one. A hedged
+// call's attempt picks from the backends its call's attempts took and
+// records its own among them (hedgedCall.claim); it is not sent
+// (hedging.ErrNotSent) when another attempt took the backend first: that
+// attempt carries the call there.
 func (c *call) next(a *attempt, kind telemetry.Kind) error {
+	if c.hedge != nil {
+		c.hedge.triedInto(&c.tried)
+	}
 	pk, s, err := c.pick(c.ctx, &c.tried)
 	if err != nil {
 		return cmp.Or(c.last, err)
 	}
 	a.p, a.method, a.pk, a.s, a.kind = c.p, c.method, pk, s, kind
+	if b := pk.Conn.Backend; c.hedge == nil {
+		c.tried.Add(b)
+	} else if !c.hedge.claim(b) {
+		a.unpick()
+		return hedging.ErrNotSent
+	}
 	return nil
+}
+
+// unclaim forgets b, claimed for an attempt that sent nothing there.
+func (c *call) unclaim(b *core.Backend) {
+	if c.hedge != nil {
+		c.hedge.unclaim(b)
+		return
+	}
+	c.tried.Remove(b)
 }
 
 // after decides what follows attempt a, which ended in err: whether the
 // call makes another attempt — placed again when nothing was sent (the
-// connection left READY under the pick, or a stream stalled), retried
-// after its backoff under the retry policy — and otherwise the error the
-// call ends with. The backend of the attempt that ends the call counts it.
+// connection left READY under the pick, or a stream stalled) and the
+// attempt's context is still live, retried after its backoff under the
+// retry policy — and otherwise the error the call ends with, which ends
+// it on the attempt's backend (ends). A hedged call's attempt is never
+// retried: its engine decides what follows.
 func (c *call) after(a *attempt, err error) (bool, error) {
 	b := a.pk.Conn.Backend
 	if err == nil {
-		b.Ended.Add(1)
+		c.ends(b)
 		return false, nil
 	}
 	if (err == errStalled || notSent(err)) && c.ctx.Err() == nil {
 		if err == errStalled {
 			c.stalls++
 		}
+		c.unclaim(b)
 		// Let the core apply what the attempt taught (a learned limit, a
 		// connection no longer READY) before placing it again.
 		awaitChange(c.ctx, a.s)
 		return true, nil
 	}
-	c.tried.Add(b)
 	again, err := c.retry(err, a.d)
 	if !again {
-		b.Ended.Add(1)
+		c.ends(b)
 		return false, err
 	}
 	c.last = err
 	c.n++
 	return true, nil
+}
+
+// ends says that the call ends with the result of its attempt on b: b
+// counts the call. The attempts of a hedged call end concurrently and its
+// engine chooses which one ends the call (hedging.Call.End), so such an
+// attempt only leaves b for that choice (hedgedCall.end).
+func (c *call) ends(b *core.Backend) {
+	if h := c.hedge; h != nil {
+		h.ends[c.n-1] = b
+		return
+	}
+	b.Ended.Add(1)
 }
 
 // end settles the call, which ended in err: its duration metric and the

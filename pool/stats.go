@@ -42,7 +42,7 @@ type BackendStats struct {
 
 	ActiveCalls   int64  // unary calls in flight
 	ActiveStreams int64  // streams open
-	Calls         uint64 // logical calls and streams whose last attempt it took (retries and hedges elsewhere not counted)
+	Calls         uint64 // logical calls and streams whose last attempt it took (retries and hedges elsewhere not counted; a hedged call: the attempt whose answer or error it ended with)
 	Attempts      uint64 // attempts placed on it: first tries, retries, hedges and re-placements
 	Failures      uint64 // calls and streams that ended in a failure (see breaker.DefaultClassifier)
 

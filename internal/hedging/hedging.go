@@ -52,6 +52,15 @@ type Call struct {
 	// refused by the budget (for the grpcpool.retry.attempts and .refused
 	// counters). A hedge that found no backend is neither.
 	OnHedge func(refused bool)
+	// End, if not nil, is told once, after every attempt has returned,
+	// which attempt ended the call: the one whose result the call takes
+	// (its success, its fatal failure, or the last non-fatal failure),
+	// or, when the caller's context ended the call, the last attempt to
+	// return. Attempts that returned ErrNotSent never end a call; when
+	// no attempt ended it (none was sent), End is not called. An attempt
+	// cancelled because another one ended the call never ends it, even
+	// if its answer arrived meanwhile.
+	End func(n int)
 }
 
 // result is how one attempt ended.
@@ -81,7 +90,8 @@ type result struct {
 //
 // For an adaptive delay Do records the latency of attempt 1: when it
 // succeeded, or when a hedge won while it was still running (its time so
-// far); not when it failed.
+// far); not when it failed. Before it returns, Do tells c.End which
+// attempt ended the call.
 func Do(ctx context.Context, c Call, reply any) error {
 	h := c.Config.Hedging
 	if h == nil || h.MaxAttempts < 2 || c.Budget == nil {
@@ -89,6 +99,9 @@ func Do(ctx context.Context, c Call, reply any) error {
 		err := c.Attempt(ctx, 1, reply, nil)
 		if err == nil {
 			c.Config.ObserveLatency(time.Since(start))
+		}
+		if !errors.Is(err, ErrNotSent) {
+			c.ended(1)
 		}
 		return err
 	}
@@ -116,6 +129,7 @@ func Do(ctx context.Context, c Call, reply any) error {
 	var win result
 	won, firstDone := false, false // firstDone: attempt 1 has returned
 	var last error
+	end, ctxEnded := 0, false // end: the attempt that ends the call, 0 while none
 loop:
 	for hr.inFlight > 0 {
 		select {
@@ -125,7 +139,7 @@ loop:
 				firstDone = true
 			}
 			if r.err == nil {
-				win, won = r, true
+				win, won, end = r, true, r.n
 				break loop
 			}
 			if errors.Is(r.err, ErrNotSent) {
@@ -135,7 +149,7 @@ loop:
 				hr.stopped = hr.stopped || r.n > 1
 				continue
 			}
-			last = r.err
+			last, end = r.err, r.n
 			if !h.NonFatal(status.Code(r.err)) {
 				break loop
 			}
@@ -143,7 +157,7 @@ loop:
 		case <-hr.timer.C:
 			hr.hedge(rt)
 		case <-actx.Done():
-			last = status.FromContextError(ctx.Err()).Err()
+			last, ctxEnded = status.FromContextError(ctx.Err()).Err(), true
 			break loop
 		}
 	}
@@ -158,7 +172,12 @@ loop:
 	// soon once cancelled, and attempt 1 writes into reply.
 	cancel()
 	for ; hr.inFlight > 0; hr.inFlight-- {
-		<-hr.results
+		if r := <-hr.results; ctxEnded && !errors.Is(r.err, ErrNotSent) {
+			end = r.n
+		}
+	}
+	if end > 0 {
+		c.ended(end)
 	}
 	if !won {
 		if last == nil { // every hedge found no backend: cannot happen, attempt 1 always reports
@@ -170,6 +189,13 @@ loop:
 		rt.copy(reply, win.reply)
 	}
 	return nil
+}
+
+// ended tells c.End, if set, that attempt n ended the call.
+func (c Call) ended(n int) {
+	if c.End != nil {
+		c.End(n)
+	}
 }
 
 // run is the state of one hedged call, owned by hedge's goroutine

@@ -96,6 +96,7 @@ type hedgeCase struct {
 	logs    []attemptLog
 	hedges  atomic.Int64 // sent, per onHedge
 	refused atomic.Int64 // per onHedge
+	ends    []int        // what End was told
 }
 
 func (r *hedgeCase) do(t *testing.T) {
@@ -120,6 +121,7 @@ func (r *hedgeCase) do(t *testing.T) {
 				r.hedges.Add(1)
 			}
 		},
+		End: func(n int) { r.ends = append(r.ends, n) },
 	}
 	r.err = Do(ctx, call, r.reply)
 	r.took = time.Since(f.t0)
@@ -403,4 +405,47 @@ func TestHedgeReplyOfAnyPointerType(t *testing.T) {
 		assert.Same(t, reply, seen[0], "attempt 1 writes into the caller's reply")
 		assert.NotSame(t, reply, seen[1], "the hedge into a reply of its own")
 	})
+}
+
+// End is told once which attempt ended the call: the winner, a fatal
+// failure, the last non-fatal failure, or, when the caller's context
+// ended the call, the last attempt to return that was sent.
+func TestHedgeEnd(t *testing.T) {
+	unavailable := status.Error(codes.Unavailable, "down")
+	nonFatal := []codes.Code{codes.Unavailable}
+	for _, tc := range []struct {
+		name string
+		r    *hedgeCase
+		want []int
+	}{
+		{"attempt 1 answers", &hedgeCase{h: retry.Hedging{Delay: 10 * ms}, steps: []fakeStep{{after: 5 * ms}}}, []int{1}},
+		{"a hedge wins", &hedgeCase{h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 3},
+			steps: []fakeStep{{after: 100 * ms}, {after: 100 * ms}, {after: 5 * ms}}}, []int{3}},
+		{"a hedge fails fatally", &hedgeCase{h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 3, NonFatalCodes: nonFatal},
+			steps: []fakeStep{{after: 100 * ms}, {after: 2 * ms, err: status.Error(codes.Internal, "boom")}}}, []int{2}},
+		{"every attempt fails non-fatally", &hedgeCase{h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 2, NonFatalCodes: nonFatal},
+			steps: []fakeStep{{after: 2 * ms, err: unavailable}, {after: 3 * ms, err: unavailable}}}, []int{2}},
+		{"no hedge sent", &hedgeCase{h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 3},
+			steps: []fakeStep{{after: 50 * ms}}}, []int{1}},
+		{"the context ends", &hedgeCase{h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 2, NonFatalCodes: nonFatal},
+			steps: []fakeStep{{after: 2 * ms, err: unavailable}, {after: time.Second}}, timeout: 25 * ms}, []int{2}},
+		{"the context ends, no hedge sent", &hedgeCase{h: retry.Hedging{Delay: 10 * ms, MaxAttempts: 3},
+			steps: []fakeStep{{after: time.Second}}, timeout: 25 * ms}, []int{1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tc.r.do(t)
+				assert.Equal(t, tc.want, tc.r.ends, "err %v", tc.r.err)
+			})
+		})
+	}
+
+	// One attempt, without a budget: End is told of it.
+	res, err := retry.NewResolver(nil, []retry.Hedging{{Delay: 10 * ms}})
+	require.NoError(t, err)
+	var ends []int
+	f := &fakeAttempts{t0: time.Now(), steps: []fakeStep{{err: unavailable}}}
+	err = Do(t.Context(), Call{Config: res.Lookup("/svc/M"), Attempt: f.attempt, End: func(n int) { ends = append(ends, n) }}, &wrapperspb.StringValue{})
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	assert.Equal(t, []int{1}, ends)
 }
