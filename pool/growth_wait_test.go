@@ -86,11 +86,7 @@ func TestStreamWaitsForEachGrowthInTurn(t *testing.T) {
 		wg.Wait()
 		require.Emptyf(t, errs, "streams failed: %v", errs)
 		slices.Sort(at)
-		// A new connection's first attempt can find its leaf not yet
-		// ready and be placed again after awaitChange's 100 ms.
-		require.Truef(t, len(at) == 2 && at[0] >= 4*time.Second && at[0] <= 4100*time.Millisecond &&
-			at[1] >= 8*time.Second && at[1] <= 8200*time.Millisecond,
-			"streams placed at %v, want at 4 s and 8 s", at)
+		require.Equalf(t, []time.Duration{4 * time.Second, 8 * time.Second}, at, "streams placed at %v, want at 4 s and 8 s", at)
 		b := onlyBackend(t, p)
 		require.Lenf(t, b.Conns, 3, "connections: %+v", b.Conns)
 		for _, c := range b.Conns {
