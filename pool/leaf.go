@@ -60,13 +60,20 @@ type leafCC struct {
 	l *leaf
 }
 
+// UpdateState installs the connection's state and picker in gRPC and
+// reports the state to the pool, in the order that never lets the pool
+// hold the connection readier than gRPC does: READY once gRPC has the
+// picker that takes calls (gRPC installs it before UpdateState returns),
+// so that no call the pool then places there is refused inside as not
+// ready; any other state before gRPC's picker refuses calls.
 func (w *leafCC) UpdateState(s balancer.State) {
 	var err error
 	if s.ConnectivityState == connectivity.TransientFailure && s.Picker != nil {
 		_, err = s.Picker.Pick(balancer.PickInfo{})
 	}
 	pc := w.l.pc.Load()
-	if pc != nil {
+	ready := s.ConnectivityState == connectivity.Ready
+	if pc != nil && !ready {
 		pc.stateChanged(s.ConnectivityState, err)
 	}
 	if pc == nil || pc.p.o.tracksDelivery() {
@@ -75,6 +82,9 @@ func (w *leafCC) UpdateState(s balancer.State) {
 		s.Picker = leafPicker{s.Picker}
 	}
 	w.ClientConn.UpdateState(s)
+	if pc != nil && ready {
+		pc.stateChanged(connectivity.Ready, nil)
+	}
 }
 
 // leafPicker is a pool connection's picker: the connection's own, whose

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
 
 	"github.com/grpcpool/grpcpool/internal/core"
 	"github.com/grpcpool/grpcpool/internal/telemetry"
@@ -150,13 +152,9 @@ func (pc *pconn) startWarmupLocked() {
 func (pc *pconn) runWarmup(ctx context.Context, gen uint64) {
 	p := pc.p
 	err := p.o.warmup.fn(ctx, pc.cc)
-	outcome := telemetry.WarmupOK
-	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		outcome = telemetry.WarmupTimeout
+	outcome := warmupOutcome(ctx, err, time.Now())
+	if outcome == telemetry.WarmupTimeout {
 		err = fmt.Errorf("not done within %v: %w", p.o.warmup.timeout, errors.Join(ctx.Err(), err))
-	case err != nil:
-		outcome = telemetry.WarmupError
 	}
 	w := &pc.warm
 	w.mu.Lock()
@@ -191,6 +189,28 @@ func (pc *pconn) runWarmup(ctx context.Context, gen uint64) {
 		w.retry = nil
 		pc.startWarmupLocked()
 	})
+}
+
+// warmupOutcome tells how a warm-up that ran under ctx and returned err
+// at now ended. It timed out when ctx ended at its deadline, or when fn
+// returned a deadline error (a DeadlineExceeded status or
+// context.DeadlineExceeded) at or past ctx's deadline: gRPC ends a call at
+// the deadline on its own (a call begun past it; the server's
+// grpc-timeout), which can be before ctx's own timer has run and set
+// ctx.Err. A deadline error of fn's own, before ctx's deadline, is an
+// error, as grpc-go's transport tells a deadline from a cancellation.
+func warmupOutcome(ctx context.Context, err error, now time.Time) telemetry.WarmupOutcome {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return telemetry.WarmupTimeout
+	case err == nil:
+		return telemetry.WarmupOK
+	case errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded:
+		if dl, ok := ctx.Deadline(); ok && !dl.After(now) {
+			return telemetry.WarmupTimeout
+		}
+	}
+	return telemetry.WarmupError
 }
 
 // warmupBackoff is the pause after the n-th failure in a row (n ≥ 1).

@@ -25,6 +25,7 @@ func (k *Core) Grow(now time.Time, b *Backend) {
 	nc := k.dial(now, b)
 	nc.grow = true
 	b.growing = nc
+	k.growths++
 	k.touch(b)
 	k.log.Info("grpcpool: growing backend", "target", k.cfg.Target, "addr", b.Addr(), "conns", liveCount(b), "limit", nc.Limit())
 	k.publish()

@@ -37,3 +37,30 @@ func TestGrowthWaitEndsWhenTheCoreDeclinesToGrow(t *testing.T) {
 		r.Conn.Release()
 	})
 }
+
+// A picker's Growths counts the growths the core began (connections it
+// dialed for full backends), not the requests it declined: a call waiting
+// for growth tells one growth from the next by it.
+func TestPickerCountsGrowthsBegun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := coretest.New(t, core.Config{Size: 1, MaxSize: 3, MaxStreams: 1})
+		f.Resolve("a")
+		a := f.Backend("a")
+		require.Zero(t, f.Picker().Growths())
+		held, o := f.Picker().Pick(core.PickInfo{})
+		require.Equal(t, core.Picked, o)
+		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, a) })
+		require.EqualValues(t, 1, f.Picker().Growths(), "a growth began")
+		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, a) })
+		require.EqualValues(t, 1, f.Picker().Growths(), "one growth at a time: the second request is declined")
+		f.ReadyAll()
+		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, a) })
+		require.EqualValues(t, 1, f.Picker().Growths(), "room on the new connection: no growth")
+		r, o := f.Picker().Pick(core.PickInfo{})
+		require.Equal(t, core.Picked, o)
+		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, a) })
+		require.EqualValues(t, 2, f.Picker().Growths(), "both full: the next growth")
+		held.Conn.Release()
+		r.Conn.Release()
+	})
+}

@@ -131,9 +131,15 @@ func TestOverflowPassesOverAHalfOpenBackend(t *testing.T) {
 			c := b.conns[0]
 			require.True(t, c.Acquire())
 		}
+		// The probe's Allow moves gobreaker to half-open; that change
+		// reaches the Core on a goroutine, as the pool's event queue
+		// does, and publishes a picker. A pick from the picker before it
+		// waits for it (Wait, as a stale picker should): let the change
+		// land first.
 		probe, err := h.Breaker.Allow()
 		require.NoError(t, err)
 		defer probe(nil)
+		synctest.Wait()
 		hold("h")
 		for range 2 { // a and b carry two calls each: h is the least loaded
 			hold("a")

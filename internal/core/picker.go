@@ -33,6 +33,7 @@ type Picker struct {
 	clock    *clock    // the Core's clock, for slow start and PeakEWMA
 	ss       slowStart // the slow start configuration
 	ramping  bool      // some backend is in its slow start
+	growths  uint64    // the Core's growths begun when it published this picker
 
 	zones *zonePickers // zone-aware routing: the pickers per zone; nil when off
 	zone  *zoneState   // a zone's picker: its zone
@@ -49,6 +50,12 @@ type pickBackend struct {
 	bypass  bool   // its breaker is open but ejection is capped: calls skip the breaker
 	rampAt  int64  // slow start: the clock time it became ready; 0: no ramp
 }
+
+// Growths is how many growths (connections added to full backends) the
+// Core had begun when it published p. A call that waits for growth
+// (WaitGrowth) bounds its wait for each growth on its own: a change of
+// Growths is a new growth, with a new bound.
+func (p *Picker) Growths() uint64 { return p.growths }
 
 // Changed is closed when a newer picker has been published.
 func (p *Picker) Changed() <-chan struct{} { return p.changed }
@@ -128,6 +135,7 @@ func (k *Core) Flush() {
 		}
 	}
 	q = prev.next(q)
+	q.growths = k.growths
 	if len(q.backends) == 0 {
 		var w why
 		for _, b := range k.order {
