@@ -193,9 +193,29 @@ func (ft *fakeTimers) fire(kind core.TimerKind) int {
 	}
 	ft.pending = keep
 	ft.mu.Unlock()
+	return run(due)
+}
+
+// live returns the pending timers of kind, not stopped.
+func (ft *fakeTimers) live(kind core.TimerKind) []*fakeTimer {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	var out []*fakeTimer
+	for _, tm := range ft.pending {
+		if tm.kind == kind && !tm.stopped.Load() {
+			out = append(out, tm)
+		}
+	}
+	return out
+}
+
+// run runs each of tms that has not been stopped (nor run), as the real
+// timer would, and returns once the policy has applied them and published
+// what they changed; it reports how many it ran.
+func run(tms []*fakeTimer) int {
 	n := 0
 	qs := map[*eventq.Queue]bool{}
-	for _, tm := range due {
+	for _, tm := range tms {
 		if !tm.stopped.Swap(true) {
 			tm.q.Push(tm.f)
 			qs[tm.q] = true
@@ -223,17 +243,7 @@ func applied(q *eventq.Queue) {
 }
 
 // count returns how many timers of kind are pending.
-func (ft *fakeTimers) count(kind core.TimerKind) int {
-	ft.mu.Lock()
-	defer ft.mu.Unlock()
-	n := 0
-	for _, tm := range ft.pending {
-		if tm.kind == kind && !tm.stopped.Load() {
-			n++
-		}
-	}
-	return n
-}
+func (ft *fakeTimers) count(kind core.TimerKind) int { return len(ft.live(kind)) }
 
 // fakeClock is the time the policy passes its core, moved by the test.
 type fakeClock struct {
@@ -278,11 +288,13 @@ func serviceConfig(name string, c Config) string {
 // answers them until the gate opens, so grpc keeps them CONNECTING.
 type gate struct {
 	net.Listener
-	free   int64
-	n      atomic.Int64
-	open   chan struct{}
-	closed chan struct{}
-	once   sync.Once
+	free    int64
+	n       atomic.Int64
+	open    chan struct{}
+	admit   chan struct{} // each value lets one held connection through
+	closed  chan struct{}
+	once    sync.Once
+	relOnce sync.Once
 }
 
 func (g *gate) Accept() (net.Conn, error) {
@@ -293,6 +305,7 @@ func (g *gate) Accept() (net.Conn, error) {
 	if g.n.Add(1) > g.free {
 		select {
 		case <-g.open:
+		case <-g.admit:
 		case <-g.closed:
 			_ = c.Close()
 			return nil, net.ErrClosed
@@ -306,8 +319,13 @@ func (g *gate) Close() error {
 	return g.Listener.Close()
 }
 
-// release lets every held and later connection through.
-func (g *gate) release() { close(g.open) }
+// release lets every held and later connection through; it may be called
+// more than once.
+func (g *gate) release() { g.relOnce.Do(func() { close(g.open) }) }
+
+// admitOne lets the next held connection through (the one held now, or
+// the next to come).
+func (g *gate) admitOne() { g.admit <- struct{}{} }
 
 // startGated starts one Echo backend, named b0, whose connections past
 // the first free wait for the gate.
@@ -317,7 +335,7 @@ func startGated(t *testing.T, free int) (*server, *gate) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gate{Listener: lis, free: int64(free), open: make(chan struct{}), closed: make(chan struct{})}
+	g := &gate{Listener: lis, free: int64(free), open: make(chan struct{}), admit: make(chan struct{}, 8), closed: make(chan struct{})}
 	cc := &connCounter{}
 	s := backend.Start(g, backend.Options{Name: "b0", ServerOptions: []grpc.ServerOption{grpc.StatsHandler(cc)}})
 	t.Cleanup(s.Stop)

@@ -104,21 +104,39 @@ func (g *gen) grow(b *core.Backend) {
 }
 
 // waitGrowth makes sure that calls waiting for a growth wait at most
-// growWait: unless a newer picker comes first (the connection was added,
-// or failed), a picker that overflows them is published then.
+// growWait for each growth: unless a newer picker comes first (the
+// connection was added, or failed), a picker that overflows them is
+// published then. A growth that begins meanwhile (another connection for
+// the calls that lost the last one to others) restarts the wait
+// (publishLocked), so calls overflow only when one growth outlasts
+// growWait.
 func (g *gen) waitGrowth() {
 	if !g.growArmed.CompareAndSwap(false, true) {
 		return
 	}
 	g.b.q.Push(func(time.Time) {
-		if g.k.Closed() {
-			return
+		if !g.k.Closed() {
+			g.armGrowWaitLocked(g.k.Picker().Growths())
 		}
-		g.growStop = g.b.after(g.b.q, growWait, growWaitTimer, func(time.Time) {
-			g.growArmed.Store(false)
-			if !g.k.Closed() {
-				g.publishLocked(g.k.Picker(), true)
-			}
-		})
+	})
+}
+
+// armGrowWaitLocked (re)starts the growWait timer for the growths-th
+// growth: when it fires, unless re-armed or stopped first, calls waiting
+// for a growth overflow.
+func (g *gen) armGrowWaitLocked(growths uint64) {
+	if g.growStop != nil {
+		g.growStop()
+	}
+	g.growSeq++
+	seq := g.growSeq
+	g.growth = growths
+	g.growStop = g.b.after(g.b.q, growWait, growWaitTimer, func(time.Time) {
+		if seq != g.growSeq || g.k.Closed() {
+			return // re-armed, or the policy closed, since
+		}
+		g.growStop = nil
+		g.growArmed.Store(false)
+		g.publishLocked(g.k.Picker(), true)
 	})
 }

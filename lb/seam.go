@@ -22,13 +22,15 @@ type gen struct {
 	k      *core.Core          // set once, under b.mu, right after core.New
 	growFn func(*core.Backend) // g.grow, made once so picks do not allocate it
 
-	growArmed atomic.Bool // a growWait timer is pending
+	growArmed atomic.Bool // a growWait timer is pending, or being armed
 
 	// Guarded by b.mu.
 	resolveStop func() bool
-	growStop    func() bool
-	zoneKey     string // the clients per zone the core has (settings.zoneKey)
-	overflow    bool   // the last picker published overflows calls that would wait for a growth
+	growStop    func() bool // the pending growWait timer; nil when none
+	growth      uint64      // the growth (core.Picker.Growths) that timer bounds
+	growSeq     uint64      // counts the growWait timers armed: a stale one does nothing
+	zoneKey     string      // the clients per zone the core has (settings.zoneKey)
+	overflow    bool        // the last picker published overflows calls that would wait for a growth
 }
 
 var _ core.Seam = (*gen)(nil)
@@ -133,6 +135,9 @@ func (g *gen) publishLocked(p *core.Picker, overflow bool) {
 		st = connectivity.Connecting
 	}
 	g.overflow = overflow
+	if g.growStop != nil && p.Growths() != g.growth {
+		g.armGrowWaitLocked(p.Growths()) // a new growth, with a wait of its own
+	}
 	b.cc.UpdateState(balancer.State{ConnectivityState: st, Picker: &picker{g: g, p: p, overflow: overflow}})
 }
 
