@@ -3,25 +3,24 @@ package lb
 import (
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 
 	"github.com/grpcpool/grpcpool/internal/testutil"
 )
 
-// secondGrowth is a policy in the middle of its second growth: one
-// backend, one stream a connection (maxStreamsPerConn 1, maxSize 3),
-// whose server holds back new connections until the test admits them.
-// Two streams waited for a growth while the only connection was full; the
-// first growth's connection took one of them, and the other waits for the
-// second growth, whose connection the server holds.
-type secondGrowth struct {
-	t         *testing.T
-	gate      *gate
-	ft        *fakeTimers
-	firstWait []*fakeTimer       // the growWait timer armed while the first growth was under way
-	placed    []*testutil.Stream // the streams open, in the order they opened
-	results   chan opened        // the two streams that waited, as they open
-	waiting   int                // how many of those have not been received
+// growthScene is a policy over one backend, one stream a connection
+// (maxStreamsPerConn 1, maxSize 3), whose server holds back new
+// connections until the test admits them, with one stream on its first
+// connection and more opening (open) that wait for growths.
+type growthScene struct {
+	t       *testing.T
+	cc      *grpc.ClientConn
+	gate    *gate
+	ft      *fakeTimers
+	placed  []*testutil.Stream // the streams open, in the order they opened
+	results chan opened        // the streams opening, as they open
+	waiting int                // how many of those have not been received
 }
 
 // opened is what opening a stream gave.
@@ -30,21 +29,15 @@ type opened struct {
 	err error
 }
 
-// startSecondGrowth brings a policy to its second growth (secondGrowth).
-// At cleanup the server admits every connection and the streams end.
-func startSecondGrowth(t *testing.T) *secondGrowth {
+// startGrowthScene starts a growthScene. At cleanup the server admits
+// every connection and the streams end.
+func startGrowthScene(t *testing.T) *growthScene {
 	t.Helper()
 	s, gt := startGated(t, 1)
 	ft := &fakeTimers{}
 	cc, _ := dial(t, []*server{s}, serviceConfig(register(ft, nil), Config{Size: 1, MaxSize: 3, MaxStreamsPerConn: 1}))
 	waitConns(t, []*server{s}, 1)
-	sc := &secondGrowth{t: t, gate: gt, ft: ft, placed: testutil.OpenStreams(t, cc, 1), results: make(chan opened, 2), waiting: 2}
-	for range 2 {
-		go func() {
-			st, err := testutil.OpenStream(cc)
-			sc.results <- opened{st, err}
-		}()
-	}
+	sc := &growthScene{t: t, cc: cc, gate: gt, ft: ft, placed: testutil.OpenStreams(t, cc, 1), results: make(chan opened, 2)}
 	t.Cleanup(func() {
 		gt.release()
 		for ; sc.waiting > 0; sc.waiting-- {
@@ -53,22 +46,52 @@ func startSecondGrowth(t *testing.T) *secondGrowth {
 			}
 		}
 	})
-	testutil.WaitFor(t, "the first growth and its wait", func() bool {
-		return gt.n.Load() == 2 && ft.count(growWaitTimer) == 1
-	})
-	q := ft.live(growWaitTimer)[0].q
-	applied(q) // the timer is armed for the growth under way
-	sc.firstWait = ft.live(growWaitTimer)
-	gt.admitOne()
-	sc.next("the stream that the first growth's connection takes")
-	testutil.WaitFor(t, "the second growth", func() bool { return gt.n.Load() == 3 })
-	applied(q) // the policy has applied the second growth's beginning
 	return sc
+}
+
+// open starts opening n streams (two at most in all).
+func (sc *growthScene) open(n int) {
+	for range n {
+		sc.waiting++
+		go func() {
+			st, err := testutil.OpenStream(sc.cc)
+			sc.results <- opened{st, err}
+		}()
+	}
+}
+
+// firstGrowth opens n streams, waits for the growth they wait for to
+// begin, and returns the growWait timer armed for it.
+func (sc *growthScene) firstGrowth(n int) []*fakeTimer {
+	t := sc.t
+	t.Helper()
+	sc.open(n)
+	testutil.WaitFor(t, "the first growth and its wait", func() bool {
+		return sc.gate.n.Load() == 2 && sc.ft.count(growWaitTimer) == 1
+	})
+	applied(sc.ft.live(growWaitTimer)[0].q) // the timer is armed for the growth under way
+	return sc.ft.live(growWaitTimer)
+}
+
+// startSecondGrowth brings a growthScene to its second growth: two
+// streams waited for a growth while the only connection was full; the
+// first growth's connection took one of them, and the other waits for the
+// second growth, whose connection the server holds. It returns the
+// growWait timer armed while the first growth was under way.
+func startSecondGrowth(t *testing.T) (*growthScene, []*fakeTimer) {
+	t.Helper()
+	sc := startGrowthScene(t)
+	firstWait := sc.firstGrowth(2)
+	sc.gate.admitOne()
+	sc.next("the stream that the first growth's connection takes")
+	testutil.WaitFor(t, "the second growth", func() bool { return sc.gate.n.Load() == 3 })
+	applied(firstWait[0].q) // the policy has applied the second growth's beginning
+	return sc, firstWait
 }
 
 // next returns the next of the waiting streams to open, failing the test
 // if it does not open.
-func (sc *secondGrowth) next(what string) *testutil.Stream {
+func (sc *growthScene) next(what string) *testutil.Stream {
 	t := sc.t
 	t.Helper()
 	var r opened
@@ -88,7 +111,7 @@ func (sc *secondGrowth) next(what string) *testutil.Stream {
 
 // conns returns the connection (its client address) of each stream open,
 // in the order they opened.
-func (sc *secondGrowth) conns() []string {
+func (sc *growthScene) conns() []string {
 	out := make([]string, len(sc.placed))
 	for i, st := range sc.placed {
 		if p, ok := peer.FromContext(st.S.Context()); ok && p.LocalAddr != nil {
@@ -104,8 +127,8 @@ func (sc *secondGrowth) conns() []string {
 // growWait since the first one ends, and takes its connection rather than
 // overflow onto a full one when that growWait ends.
 func TestStreamWaitsForEachGrowthInTurn(t *testing.T) {
-	sc := startSecondGrowth(t)
-	run(sc.firstWait) // growWait since the first growth began has passed
+	sc, firstWait := startSecondGrowth(t)
+	run(firstWait) // growWait since the first growth began has passed
 	if n := sc.ft.count(growWaitTimer); n != 1 {
 		t.Errorf("%d growWait timers bound the wait for the second growth, want 1", n)
 	}
@@ -119,7 +142,7 @@ func TestStreamWaitsForEachGrowthInTurn(t *testing.T) {
 // A second growth that outlasts its own growWait ends the wait for it: the
 // stream overflows onto a full connection.
 func TestStreamOverflowsWhenTheSecondGrowthOutlastsGrowWait(t *testing.T) {
-	sc := startSecondGrowth(t)
+	sc, _ := startSecondGrowth(t)
 	if n := sc.ft.fire(growWaitTimer); n != 1 {
 		t.Fatalf("fired %d growWait timers, want 1", n)
 	}
@@ -129,5 +152,24 @@ func TestStreamOverflowsWhenTheSecondGrowthOutlastsGrowWait(t *testing.T) {
 	}
 	if n := sc.gate.n.Load(); n != 3 {
 		t.Errorf("the server saw %d connections, want 3 (the second growth's still held)", n)
+	}
+}
+
+// A growth that lands within growWait ends the wait for it: when growWait
+// since it began has passed, a stream that finds every connection full
+// waits for a growth of its own, and takes its connection, rather than
+// overflow onto a full one.
+func TestStreamAfterATimelyGrowthWaitsForANewOne(t *testing.T) {
+	sc := startGrowthScene(t)
+	sc.firstGrowth(1)
+	sc.gate.admitOne()
+	sc.next("the stream waiting for the first growth")
+	sc.ft.fire(growWaitTimer) // growWait since the first growth began has passed
+	sc.open(1)
+	testutil.WaitFor(t, "the second growth", func() bool { return sc.gate.n.Load() == 3 })
+	sc.gate.admitOne()
+	sc.next("the stream opened after the first growth")
+	if c := sc.conns(); c[2] == c[0] || c[2] == c[1] {
+		t.Errorf("the stream opened after the first growth went to a full connection: streams on connections %v, want three", c)
 	}
 }

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"errors"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -123,7 +124,10 @@ func (g *gen) waitGrowth() {
 
 // armGrowWaitLocked (re)starts the growWait timer for the growths-th
 // growth: when it fires, unless re-armed or stopped first, calls waiting
-// for a growth overflow.
+// for a growth still under way overflow. A growth that landed (or failed)
+// in time leaves nothing to overflow: the calls that waited for it picked
+// again from the picker that said so, and the next call that finds its
+// backend full asks for a growth of its own and waits for it.
 func (g *gen) armGrowWaitLocked(growths uint64) {
 	if g.growStop != nil {
 		g.growStop()
@@ -137,6 +141,8 @@ func (g *gen) armGrowWaitLocked(growths uint64) {
 		}
 		g.growStop = nil
 		g.growArmed.Store(false)
-		g.publishLocked(g.k.Picker(), true)
+		if slices.ContainsFunc(g.k.Backends(), (*core.Backend).Growing) {
+			g.publishLocked(g.k.Picker(), true)
+		}
 	})
 }

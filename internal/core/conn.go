@@ -233,6 +233,11 @@ func (b *Backend) Weight() uint32 { return b.weight }
 // the Core's methods are serialised.
 func (b *Backend) Conns() []*Conn { return b.conns }
 
+// Growing reports whether a connection is being added to the backend
+// because its connections were all full (Grow): calls that found them so
+// wait for it. Read it only where the Core's methods are serialised.
+func (b *Backend) Growing() bool { return b.growing != nil }
+
 // Removed reports whether the backend is no longer resolved.
 func (b *Backend) Removed() bool { return b.removed }
 

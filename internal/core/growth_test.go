@@ -1,12 +1,14 @@
 package core_test
 
 import (
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/grpcpool/grpcpool/internal/core"
 	"github.com/grpcpool/grpcpool/internal/coretest"
@@ -60,6 +62,39 @@ func TestPickerCountsGrowthsBegun(t *testing.T) {
 		require.Equal(t, core.Picked, o)
 		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, a) })
 		require.EqualValues(t, 2, f.Picker().Growths(), "both full: the next growth")
+		held.Conn.Release()
+		r.Conn.Release()
+	})
+}
+
+// A backend is Growing from the growth's beginning until its connection
+// is ready or fails: what a caller bounding the wait for a growth asks
+// before it overflows the calls waiting.
+func TestBackendGrowsUntilItsNewConnectionIsReadyOrFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := coretest.New(t, core.Config{Size: 1, MaxSize: 3, MaxStreams: 1})
+		f.Resolve("a")
+		a := f.Backend("a")
+		growing := func() (g bool) {
+			f.Do(func(*core.Core, time.Time) { g = a.Growing() })
+			return g
+		}
+		require.False(t, growing())
+		held, o := f.Picker().Pick(core.PickInfo{})
+		require.Equal(t, core.Picked, o)
+		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, a) })
+		require.True(t, growing(), "a growth began")
+		f.ReadyAll()
+		require.False(t, growing(), "its connection is ready")
+		r, o := f.Picker().Pick(core.PickInfo{})
+		require.Equal(t, core.Picked, o)
+		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, a) })
+		require.True(t, growing(), "the next growth began")
+		f.Do(func(k *core.Core, now time.Time) {
+			conns := a.Conns()
+			k.ConnState(now, conns[len(conns)-1], connectivity.TransientFailure, errors.New("connection refused"))
+		})
+		require.False(t, growing(), "its connection failed")
 		held.Conn.Release()
 		r.Conn.Release()
 	})
