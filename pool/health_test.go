@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -567,9 +566,14 @@ func hcPings(ss []*hcStream) int64 {
 // address, takes calls only once that server has said it is serving: the
 // health report of the old process does not carry over.
 func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
-	// Not parallel: the backend listens on a port it gave up, which a
-	// parallel test's client connection could take meanwhile.
-	bs := hcBackends(t, 2)
+	t.Parallel()
+	// The restarted server listens on the port the first one had, which
+	// stays bound in between.
+	port := testutil.NewPort(t)
+	bs := []*backend.Server{
+		testutil.StartBackendOn(t, port, backend.Options{Name: "h0", Health: true}),
+		testutil.StartBackend(t, backend.Options{Name: "h1", Health: true}),
+	}
 	p := hcPool(t, bs, "", pool.WithDialOptions(polFastReconnect))
 	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
@@ -580,14 +584,15 @@ func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
 		b, ok := testutil.Find(p, addr)
 		return ok && transportReady(b) == 0
 	})
-	lis, err := net.Listen("tcp", addr)
-	require.NoErrorf(t, err, "listening again on %s: %v", addr, err)
 	// The new process is up but not serving yet (warming up).
-	restarted := backend.Start(lis, backend.Options{Name: name, Health: true})
+	restarted := testutil.StartBackendOn(t, port, backend.Options{Name: name, Health: true})
 	restarted.Health().SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	t.Cleanup(restarted.Stop)
 
+	// Calls, paced so as not to hog the CPU, until the connection has
+	// been back for 500 ms.
 	var reconnected time.Time
+	pace := time.NewTicker(time.Millisecond)
+	defer pace.Stop()
 	for {
 		require.NoError(t, ctx.Err(), "the pool did not reconnect")
 		polCall(t, ctx, c)
@@ -597,6 +602,7 @@ func TestHealthReconnectNeedsAFreshReport(t *testing.T) {
 		if !reconnected.IsZero() && time.Since(reconnected) > 500*time.Millisecond {
 			break
 		}
+		<-pace.C
 	}
 	n := restarted.Unary()
 	require.Zerof(t, n, "%d calls reached the restarted server while it reported NOT_SERVING", n)

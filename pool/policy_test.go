@@ -264,10 +264,10 @@ func TestConsistentHashFallbackAndReturn(t *testing.T) {
 // and comes home when it is back (the restart half of
 // TestConsistentHashFallbackAndReturn, which needs no wall-clock bound).
 func TestConsistentHashFallbackAndReturnAfterRestart(t *testing.T) {
-	// Not parallel: the backend listens again on its port, which a
-	// parallel test's client connection could take as its own port
-	// meanwhile.
-	bs := testutil.StartBackends(t, 5)
+	t.Parallel()
+	// A backend restarts on the port it had, which stays bound in
+	// between.
+	bs, ports := testutil.StartBackendsOnPorts(t, 5)
 	p, _ := testutil.ReadyPool(t, bs, polHashOpts(pool.WithDialOptions(polFastReconnect))...)
 	polWarm(t, p, len(bs))
 	ctx := testutil.Context(t)
@@ -275,7 +275,7 @@ func TestConsistentHashFallbackAndReturnAfterRestart(t *testing.T) {
 	keys := polKeys(200, 3)
 	owner := polOwners(t, ctx, c, keys)
 	key, home := keys[0], polIndex(t, bs, owner[0])
-	addr, name := bs[home].Addr(), bs[home].Name()
+	name := bs[home].Name()
 
 	bs[home].Stop()
 	// Calls may fail while the pool learns the connections broke; from
@@ -286,10 +286,7 @@ func TestConsistentHashFallbackAndReturnAfterRestart(t *testing.T) {
 	})
 	polCheckFallback(t, ctx, c, bs, keys, owner, home)
 
-	lis, err := net.Listen("tcp", addr)
-	require.NoErrorf(t, err, "listening again on %s: %v", addr, err)
-	bs[home] = backend.Start(lis, backend.Options{Name: name})
-	t.Cleanup(bs[home].Stop)
+	bs[home] = testutil.StartBackendOn(t, ports[home], backend.Options{Name: name})
 	start := time.Now()
 	testutil.WaitFor(t, "the key back home", func() bool { return polCall(t, polWithKey(ctx, key), c) == name })
 	t.Logf("key back %v after the restart", time.Since(start).Round(time.Millisecond))

@@ -244,7 +244,7 @@ func TestWarmupRecycleWaitsForTheReplacement(t *testing.T) {
 // reconnects, and takes no user call before.
 func TestWarmupAgainAfterReconnect(t *testing.T) {
 	t.Parallel()
-	bs := testutil.StartBackends(t, 2)
+	bs, ports := testutil.StartBackendsOnPorts(t, 2)
 	flaky := bs[1]
 	gate := make(chan struct{})
 	var holding atomic.Bool
@@ -257,7 +257,7 @@ func TestWarmupAgainAfterReconnect(t *testing.T) {
 	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithWarmup(w.fn, time.Minute))
 	holding.Store(true)
 	flaky.Stop()
-	restarted := testutil.StartBackendsAt(t, flaky.Addr())[0]
+	restarted := testutil.StartBackendOn(t, ports[1], backend.Options{Name: flaky.Addr()})
 	testutil.WaitFor(t, "the reconnected connection warming", func() bool { return w.started(flaky.Addr()) == 2 })
 	c := echopb.NewEchoClient(p)
 	ctx := testutil.Context(t)
