@@ -41,6 +41,7 @@ func TestZoneOptionsRejectBadInput(t *testing.T) {
 // Stats shows the zones and the local share. When a's servers stop,
 // calls go to b and c.
 func TestZonesKeepCallsLocalOverLoopback(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackendsAt(t, "127.0.1.1:0", "127.0.1.2:0", "127.0.2.1:0", "127.0.2.2:0", "127.0.3.1:0", "127.0.3.2:0")
 	mp, collect := metricsReader(t)
 	p, _ := testutil.ReadyPool(t, bs, pool.WithZone("a"), pool.WithZonesByCIDR(zoneCIDRs), pool.WithMeterProvider(mp))
@@ -90,6 +91,7 @@ func TestZonesKeepCallsLocalOverLoopback(t *testing.T) {
 // of 4 is split by capacity, as without zones: a keeps a third of its
 // calls. With no minimum it keeps them all.
 func TestZoneMinBackends(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackendsAt(t, "127.0.1.1:0", "127.0.2.1:0", "127.0.3.1:0")
 	for _, tc := range []struct {
 		opts []pool.Option
@@ -115,6 +117,7 @@ func TestZoneMinBackends(t *testing.T) {
 // WithSubset's Membership gives the clients' shares when it is also a
 // ZoneMembership.
 func TestSubsetMembershipGivesZoneShares(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackendsAt(t, "127.0.1.1:0", "127.0.2.1:0", "127.0.3.1:0")
 	p, _ := testutil.ReadyPool(t, bs, pool.WithZone("a"), pool.WithZonesByCIDR(zoneCIDRs),
 		pool.WithSubset(3, zoneSubset{zoneCounts{"a": 2}}))
@@ -136,6 +139,7 @@ func (zoneSubset) Watch(ctx context.Context, notify func(index, count int)) erro
 // The clients' shares come from a ZoneMembership: with every client in
 // zone a, a 2/2/2 fleet keeps a third of a's calls local.
 func TestZoneMembershipSetsTheShares(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackendsAt(t, "127.0.1.1:0", "127.0.1.2:0", "127.0.2.1:0", "127.0.2.2:0", "127.0.3.1:0", "127.0.3.2:0")
 	p, _ := testutil.ReadyPool(t, bs, pool.WithZone("a"), pool.WithZonesByCIDR(zoneCIDRs),
 		pool.WithZoneMembership(zoneCounts{"a": 5}))
