@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -227,14 +228,14 @@ func TestConsistentHashKeyFuncTakesPrecedence(t *testing.T) {
 
 // A key whose backend cannot take calls goes to one fallback backend,
 // every call; keys of other backends stay where they are; when the backend
-// heals, its keys come back.
+// heals, its keys come back. Over bufconn in a synctest bubble: the breaker
+// stays open, by the bubble's clock, through every check, however slow the
+// machine, and half-opens exactly at its open timeout.
 func TestConsistentHashFallbackAndReturn(t *testing.T) {
-	// Not parallel: the breaker must stay open, by the wall clock, through
-	// the checks of the first subtest.
-	t.Run("breaker", func(t *testing.T) {
-		bs := testutil.StartBackends(t, 5)
-		const openTimeout = 2 * time.Second // longer than the checks below, which need it open
-		p, _ := testutil.ReadyPool(t, bs, polHashOpts(pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: openTimeout}))...)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const openTimeout = time.Minute
+		p, bs, addrs := bufFleet(t, 5, polHashOpts(pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: openTimeout}))...)
 		polWarm(t, p, len(bs))
 		ctx := testutil.Context(t)
 		c := echopb.NewEchoClient(p)
@@ -246,16 +247,18 @@ func TestConsistentHashFallbackAndReturn(t *testing.T) {
 		// The first call fails (nothing retries it) and opens the breaker.
 		_, err := c.Unary(polWithKey(ctx, key), &echopb.EchoRequest{})
 		require.EqualValuesf(t, codes.Unavailable, status.Code(err), "call on the failing backend = %v, want Unavailable", err)
+		opened := time.Now()
 		testutil.WaitFor(t, "breaker open", func() bool {
-			b, ok := testutil.Find(p, bs[home].Addr())
+			b, ok := testutil.Find(p, addrs[home])
 			return ok && b.Breaker == breaker.StateOpen
 		})
 		polCheckFallback(t, ctx, c, bs, keys, owner, home)
+		require.Less(t, time.Since(opened), openTimeout, "the checks outlasted the open timeout")
 
 		bs[home].SetOK()
-		start := time.Now()
+		time.Sleep(time.Until(opened.Add(openTimeout)))
 		testutil.WaitFor(t, "the key back home", func() bool { return polCall(t, polWithKey(ctx, key), c) == bs[home].Name() })
-		t.Logf("key back %v after SetOK (open timeout %v)", time.Since(start).Round(time.Millisecond), openTimeout)
+		t.Logf("key back %v after the breaker opened (open timeout %v)", time.Since(opened), openTimeout)
 		polCheckHome(t, ctx, c, keys, owner)
 	})
 }
