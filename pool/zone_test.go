@@ -54,28 +54,28 @@ func TestZonesKeepCallsLocalOverLoopback(t *testing.T) {
 	require.Contains(t, st.String(), "zone a: 100.0% local")
 	c := echopb.NewEchoClient(p)
 	ctx := testutil.Context(t)
-	for range 300 {
+	for range 60 {
 		_, err := c.Unary(ctx, &echopb.EchoRequest{Message: "x"})
 		require.NoError(t, err)
 	}
-	require.Equal(t, []int64{150, 150, 0, 0, 0, 0}, unaries(bs))
+	require.Equal(t, []int64{30, 30, 0, 0, 0, 0}, unaries(bs))
 	loc := collect(telemetry.AttemptDuration)
 	local := 0.0
 	for k, v := range loc {
 		require.Contains(t, k, telemetry.AttrLocality+"=local", "%v", loc)
 		local += v
 	}
-	require.Equal(t, 300.0, local)
+	require.Equal(t, 60.0, local)
 
 	bs[0].Stop()
 	bs[1].Stop()
 	testutil.WaitFor(t, "zone a out of the split", func() bool { return p.Stats().LocalShare == 0 })
-	for range 300 {
+	for range 60 {
 		_, err := c.Unary(ctx, &echopb.EchoRequest{Message: "x"})
 		require.NoError(t, err)
 	}
 	got := unaries(bs)
-	require.Equal(t, int64(300), got[2]+got[3]+got[4]+got[5], "%v", got)
+	require.Equal(t, int64(60), got[2]+got[3]+got[4]+got[5], "%v", got)
 	require.Positive(t, got[2]+got[3])
 	require.Positive(t, got[4]+got[5])
 	remote := 0.0
@@ -84,7 +84,7 @@ func TestZonesKeepCallsLocalOverLoopback(t *testing.T) {
 			remote += v
 		}
 	}
-	require.Equal(t, 300.0, remote)
+	require.Equal(t, 60.0, remote)
 }
 
 // WithZoneMinBackends: a 1/1/1 fleet (3 ready backends) below a minimum
