@@ -573,7 +573,7 @@ func TestResilienceRetryGoesElsewhere(t *testing.T) {
 			client := echopb.NewEchoClient(p)
 			ctx := testutil.Context(t)
 
-			const calls = 200
+			const calls = 100
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			for range 4 {
