@@ -233,8 +233,15 @@ func TestWarmupRecycleWaitsForTheReplacement(t *testing.T) {
 		}
 		return gated(ctx, gate)
 	})
-	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1), pool.WithMaxConnAge(200*time.Millisecond),
+	r, target := testutil.ManualTarget(bs[0].Addr())
+	p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithSize(1), pool.WithMaxConnAge(200*time.Millisecond),
 		pool.WithWarmup(w.fn, time.Minute))
+	// The first connection ready; its replacement may already be warming
+	// (its age is up after 200 ms, however slow the machine).
+	testutil.WaitFor(t, "the first connection ready", func() bool {
+		b, ok := testutil.Find(p, bs[0].Addr())
+		return ok && b.Ready == 1
+	})
 	oldID := testutil.MustFind(t, p, bs[0].Addr()).Conns[0].ID
 	made, stop := load(t, p)
 	testutil.WaitFor(t, "the replacement warming", func() bool { return w.total.Load() == 2 })
