@@ -201,12 +201,12 @@ func ExampleWithAddressWeight() {
 	defer p.Close()
 	exampleWaitReady(p, len(bs))
 
-	calls := exampleSpread(p, bs, 600)
+	calls := exampleSpread(p, bs, 60)
 	fmt.Println("weights:", pool.AddressWeight(addrs[0]), pool.AddressWeight(addrs[1]), pool.AddressWeight(addrs[2]))
 	fmt.Println("calls per backend:", calls)
 	// Output:
 	// weights: 1 2 3
-	// calls per backend: [100 200 300]
+	// calls per backend: [10 20 30]
 }
 
 // With WithHealthCheck the pool watches each server's grpc.health.v1
@@ -310,7 +310,7 @@ func ExampleWithMaxStreamAge() {
 }
 
 // sendFrom opens a stream and sends messages *acked … total-1, one every
-// 20 ms, counting each one the server echoes. It returns nil when all
+// 10 ms, counting each one the server echoes. It returns nil when all
 // are acknowledged and the stream has ended, and the stream's status
 // otherwise.
 func sendFrom(ctx context.Context, client echopb.EchoClient, acked *int, total int) error {
@@ -334,7 +334,7 @@ func sendFrom(ctx context.Context, client echopb.EchoClient, acked *int, total i
 			return fmt.Errorf("got %q, want %q", resp.Message, want)
 		}
 		*acked++
-		time.Sleep(20 * time.Millisecond) // the application's own pace
+		time.Sleep(10 * time.Millisecond) // the application's own pace
 	}
 	if err := s.CloseSend(); err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 // and round-robin fail a quarter of the calls). The bound is loose; the
 // fake-seam test holds the exact one.
 func TestPeakEWMAAvoidsAFailingBackend(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackends(t, 4)
 	p, _ := testutil.ReadyPool(t, bs, pool.WithPolicy(pool.PeakEWMA))
 	c := echopb.NewEchoClient(p)

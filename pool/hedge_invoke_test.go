@@ -28,6 +28,7 @@ import (
 // attempts are cancelled, and a call never hedges onto a backend it
 // already tried.
 func TestInvokeHedged(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	bs := startEchoBackends(t, 2)
@@ -149,6 +150,7 @@ func (s *notSentOnce) intercept(ctx context.Context, method string, req, reply a
 // pick) is placed again, and may go to the backend it had picked: nothing
 // reached that backend, so the call has not tried it.
 func TestHedgePlacedAgainAfterNotSent(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	bs := startEchoBackends(t, 2)
@@ -195,6 +197,7 @@ func (s *notSentAfter) intercept(ctx context.Context, method string, req, reply 
 // attempt as its probe) does not keep that first attempt, placed again
 // after its request was not sent, from being placed.
 func TestHedgePickDoesNotHoldBackOtherAttempts(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	bs := startEchoBackends(t, 1)

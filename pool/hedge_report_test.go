@@ -191,6 +191,7 @@ func methodConfig(t *testing.T, h *retry.Hedging) retry.MethodConfig {
 // first attempt slow. Real servers on loopback; the bound is the budget's
 // arithmetic, not a timing.
 func TestHedgeSlowFleetWithinBudget(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	f := newHedgeFleet(t, 4)

@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 
@@ -69,7 +70,7 @@ func cmpErr(first, err error) error {
 }
 
 // bufPool starts an Echo backend on bufconn and a pool whose one
-// address, "buf-a", dials it; call it inside a synctest bubble. Both are
+// address, "buf-a", dials it (as does any address it is given later); call it inside a synctest bubble. Both are
 // stopped at cleanup.
 func bufPool(t *testing.T, bo backend.Options, opts ...pool.Option) (*pool.Pool, *manual.Resolver) {
 	t.Helper()
@@ -81,4 +82,51 @@ func bufPool(t *testing.T, bo backend.Options, opts ...pool.Option) (*pool.Pool,
 	p := testutil.NewPool(t, target, append([]pool.Option{pool.WithResolvers(r),
 		pool.WithDialOptions(grpc.WithContextDialer(dial))}, opts...)...)
 	return p, r
+}
+
+// bufFleet starts n Echo backends on bufconn, named b0, b1, ..., and a
+// pool over their addresses, "buf-0", "buf-1", ..., in that order, and
+// waits until each has a ready connection. Call it inside a synctest
+// bubble, where the backends' and the pool's timers run on the bubble's
+// clock. Both are stopped at cleanup.
+func bufFleet(t *testing.T, n int, opts ...pool.Option) (*pool.Pool, []*backend.Server, []string) {
+	t.Helper()
+	bos := make(map[string]backend.Options, n)
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("buf-%d", i)
+		bos[addrs[i]] = backend.Options{Name: fmt.Sprintf("b%d", i)}
+	}
+	dial, servers := bufServe(t, bos)
+	r, target := testutil.ManualTarget(addrs...)
+	p := testutil.NewPool(t, target, append([]pool.Option{pool.WithResolvers(r), dial}, opts...)...)
+	testutil.WaitReady(t, p, n)
+	bs := make([]*backend.Server, n)
+	for i, a := range addrs {
+		bs[i] = servers[a]
+	}
+	return p, bs, addrs
+}
+
+// bufServe starts an Echo backend on bufconn for each address of bos,
+// stopped at cleanup, and returns the dial option that reaches them by
+// address, and the backends by address.
+func bufServe(t *testing.T, bos map[string]backend.Options) (pool.Option, map[string]*backend.Server) {
+	t.Helper()
+	lis := make(map[string]*bufconn.Listener, len(bos))
+	servers := make(map[string]*backend.Server, len(bos))
+	for addr, bo := range bos {
+		l := bufconn.Listen(1 << 20)
+		s := backend.Start(l, bo)
+		t.Cleanup(s.Stop)
+		lis[addr], servers[addr] = l, s
+	}
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		l, ok := lis[addr]
+		if !ok {
+			return nil, fmt.Errorf("no bufconn backend at %q", addr)
+		}
+		return l.DialContext(ctx)
+	}
+	return pool.WithDialOptions(grpc.WithContextDialer(dial)), servers
 }

@@ -10,7 +10,12 @@ import (
 // parallelDefault is how many tests run at once when -parallel is not
 // given: most tests wait on real loopback servers and timers, not on the
 // CPU, so more of them than GOMAXPROCS (go test's default) overlap their
-// waits. Tests that bound wall-clock delays do not call t.Parallel.
+// waits. A breaker's open timeout or a black hole's deadline is bounded
+// in a synctest bubble (over bufconn), exact however busy the machine, and
+// a backend restarts behind a testutil.Port, so those tests run in
+// parallel too; only tests that need the process to themselves (they
+// count its goroutines or allocations, or write grpc's global registry)
+// do not call t.Parallel.
 const parallelDefault = "8"
 
 func TestMain(m *testing.M) {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -177,12 +178,12 @@ func TestConsistentHashWithoutKeyIsRoundRobin(t *testing.T) {
 	// Other metadata does not count as the key.
 	ctx = metadata.AppendToOutgoingContext(ctx, "x-other", "k")
 	before := polUnaryCounts(bs, nil)
-	for range 500 {
+	for range 100 {
 		polCall(t, ctx, c)
 	}
 	got := polUnaryCounts(bs, before)
 	for i, n := range got {
-		require.Falsef(t, n < 99 || n > 101, "backend %d got %d of 500 unkeyed calls, want 100 (all: %v)", i, n, got)
+		require.Falsef(t, n < 19 || n > 21, "backend %d got %d of 100 unkeyed calls, want 20 (all: %v)", i, n, got)
 	}
 }
 
@@ -227,14 +228,14 @@ func TestConsistentHashKeyFuncTakesPrecedence(t *testing.T) {
 
 // A key whose backend cannot take calls goes to one fallback backend,
 // every call; keys of other backends stay where they are; when the backend
-// heals, its keys come back.
+// heals, its keys come back. Over bufconn in a synctest bubble: the breaker
+// stays open, by the bubble's clock, through every check, however slow the
+// machine, and half-opens exactly at its open timeout.
 func TestConsistentHashFallbackAndReturn(t *testing.T) {
-	// Not parallel: the breaker must stay open, by the wall clock, through
-	// the checks of the first subtest.
-	t.Run("breaker", func(t *testing.T) {
-		bs := testutil.StartBackends(t, 5)
-		const openTimeout = 2 * time.Second // longer than the checks below, which need it open
-		p, _ := testutil.ReadyPool(t, bs, polHashOpts(pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: openTimeout}))...)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const openTimeout = time.Minute
+		p, bs, addrs := bufFleet(t, 5, polHashOpts(pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: openTimeout}))...)
 		polWarm(t, p, len(bs))
 		ctx := testutil.Context(t)
 		c := echopb.NewEchoClient(p)
@@ -246,16 +247,18 @@ func TestConsistentHashFallbackAndReturn(t *testing.T) {
 		// The first call fails (nothing retries it) and opens the breaker.
 		_, err := c.Unary(polWithKey(ctx, key), &echopb.EchoRequest{})
 		require.EqualValuesf(t, codes.Unavailable, status.Code(err), "call on the failing backend = %v, want Unavailable", err)
+		opened := time.Now()
 		testutil.WaitFor(t, "breaker open", func() bool {
-			b, ok := testutil.Find(p, bs[home].Addr())
+			b, ok := testutil.Find(p, addrs[home])
 			return ok && b.Breaker == breaker.StateOpen
 		})
 		polCheckFallback(t, ctx, c, bs, keys, owner, home)
+		require.Less(t, time.Since(opened), openTimeout, "the checks outlasted the open timeout")
 
 		bs[home].SetOK()
-		start := time.Now()
+		time.Sleep(time.Until(opened.Add(openTimeout)))
 		testutil.WaitFor(t, "the key back home", func() bool { return polCall(t, polWithKey(ctx, key), c) == bs[home].Name() })
-		t.Logf("key back %v after SetOK (open timeout %v)", time.Since(start).Round(time.Millisecond), openTimeout)
+		t.Logf("key back %v after the breaker opened (open timeout %v)", time.Since(opened), openTimeout)
 		polCheckHome(t, ctx, c, keys, owner)
 	})
 }
@@ -264,10 +267,10 @@ func TestConsistentHashFallbackAndReturn(t *testing.T) {
 // and comes home when it is back (the restart half of
 // TestConsistentHashFallbackAndReturn, which needs no wall-clock bound).
 func TestConsistentHashFallbackAndReturnAfterRestart(t *testing.T) {
-	// Not parallel: the backend listens again on its port, which a
-	// parallel test's client connection could take as its own port
-	// meanwhile.
-	bs := testutil.StartBackends(t, 5)
+	t.Parallel()
+	// A backend restarts on the port it had, which stays bound in
+	// between.
+	bs, ports := testutil.StartBackendsOnPorts(t, 5)
 	p, _ := testutil.ReadyPool(t, bs, polHashOpts(pool.WithDialOptions(polFastReconnect))...)
 	polWarm(t, p, len(bs))
 	ctx := testutil.Context(t)
@@ -275,7 +278,7 @@ func TestConsistentHashFallbackAndReturnAfterRestart(t *testing.T) {
 	keys := polKeys(200, 3)
 	owner := polOwners(t, ctx, c, keys)
 	key, home := keys[0], polIndex(t, bs, owner[0])
-	addr, name := bs[home].Addr(), bs[home].Name()
+	name := bs[home].Name()
 
 	bs[home].Stop()
 	// Calls may fail while the pool learns the connections broke; from
@@ -286,10 +289,7 @@ func TestConsistentHashFallbackAndReturnAfterRestart(t *testing.T) {
 	})
 	polCheckFallback(t, ctx, c, bs, keys, owner, home)
 
-	lis, err := net.Listen("tcp", addr)
-	require.NoErrorf(t, err, "listening again on %s: %v", addr, err)
-	bs[home] = backend.Start(lis, backend.Options{Name: name})
-	t.Cleanup(bs[home].Stop)
+	bs[home] = testutil.StartBackendOn(t, ports[home], backend.Options{Name: name})
 	start := time.Now()
 	testutil.WaitFor(t, "the key back home", func() bool { return polCall(t, polWithKey(ctx, key), c) == name })
 	t.Logf("key back %v after the restart", time.Since(start).Round(time.Millisecond))
@@ -374,12 +374,12 @@ func (f *polFixedAddrs) dialer() grpc.DialOption {
 }
 
 // The pool-level counterpart of internal/chash's TestBalance and
-// TestAddBackendMovesOnlyItsShare: 500 fixed keys over 5 real backends at
+// TestAddBackendMovesOnlyItsShare: 200 fixed keys over 5 real backends at
 // fixed addresses reach every backend, and adding a 6th backend moves keys
 // to it and nowhere else.
 func TestConsistentHashDistributionAndAdd(t *testing.T) {
 	t.Parallel()
-	const nKeys = 500
+	const nKeys = 200
 	bs := testutil.StartBackends(t, 6)
 	var fx polFixedAddrs
 	ids := make([]string, len(bs))
@@ -567,13 +567,13 @@ func TestConsistentHashWeightedFallbackKeepsOtherKeys(t *testing.T) {
 	polWarm(t, p, 3)
 	ctx := testutil.Context(t)
 	c := echopb.NewEchoClient(p)
-	keys := polKeys(300, 4)
+	keys := polKeys(150, 4)
 	owner := polOwners(t, ctx, c, keys)
 	share := map[string]int{}
 	for _, o := range owner {
 		share[o]++
 	}
-	t.Logf("300 keys at weights 1:2:3: %v", share)
+	t.Logf("%d keys at weights 1:2:3: %v", len(keys), share)
 
 	bs[0].Health().SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	hcWaitHealthy(t, p, 3, 2)

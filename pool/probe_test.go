@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -101,11 +102,16 @@ func TestSilentStreamProbeLetsARecoveredBackendBack(t *testing.T) {
 
 // A long-lived stream admitted as a half-open breaker's probe
 // reports success as soon as the backend answers it, so the breaker closes
-// while the stream stays open.
+// while the stream stays open. Over bufconn in a synctest bubble: the probe
+// is placed while the 50 ms breaker is half-open by the bubble's clock,
+// however slow the machine.
 func TestStreamProbeClosesBreakerOnFirstResponse(t *testing.T) {
-	// Not parallel: its probe must be picked while a 50 ms breaker is half-open.
-	bs := testutil.StartBackends(t, 1)
-	p, _ := testutil.ReadyPool(t, bs, pool.WithSize(1),
+	t.Parallel()
+	synctest.Test(t, testStreamProbeClosesBreakerOnFirstResponse)
+}
+
+func testStreamProbeClosesBreakerOnFirstResponse(t *testing.T) {
+	p, bs, _ := bufFleet(t, 1, pool.WithSize(1),
 		pool.WithBreaker(breaker.Settings{ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond}))
 	ctx := testutil.ContextFor(t, 10*time.Second)
 	c := echopb.NewEchoClient(p)

@@ -1,10 +1,11 @@
 package pool_test
 
-// Breaker and retry against real Echo servers on loopback TCP: a sick
-// backend, a black hole, a fleet that is all down, a retry storm, a backend
-// that heals, where retries go, deadlines, streams and cancellation. Every
-// count that matters is taken on the servers (backend.Server.Calls), not
-// from the pool's own view.
+// Breaker and retry against real Echo servers: a sick backend, a black
+// hole, a fleet that is all down, a retry storm, a backend that heals,
+// where retries go, deadlines, streams and cancellation. The servers are on
+// loopback TCP, or on bufconn in a synctest bubble where what a test bounds
+// is on the clock. Every count that matters is taken on the servers
+// (backend.Server.Calls), not from the pool's own view.
 
 import (
 	"context"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -158,7 +160,9 @@ func probeBound(s breaker.Settings, goroutines int, elapsed time.Duration) int {
 // One backend of four answers every call with Unavailable.
 func TestResilienceSickBackend(t *testing.T) {
 	t.Parallel()
-	const calls, goroutines = 1000, 16
+	// 300 calls: the breaker trips within the first few dozen; the rest
+	// show the sick backend gets no more than the bound.
+	const calls, goroutines = 300, 16
 
 	// Breaker and retry with their documented defaults: not one call
 	// fails, and the sick backend sees no more than it takes to trip its
@@ -208,16 +212,20 @@ func TestResilienceSickBackend(t *testing.T) {
 
 // A backend that accepts calls and never answers them trips its breaker
 // through the callers' deadlines (DeadlineExceeded is a failure); after
-// that every call succeeds on the others.
+// that every call succeeds on the others. Over bufconn in a synctest
+// bubble: a healthy call answers before any deadline of the bubble's
+// clock, however slow the machine.
 func TestResilienceBlackHole(t *testing.T) {
-	// Not parallel: healthy calls must answer within perCall while the
-	// breaker trips (1 s: far above a healthy call beside other work).
+	t.Parallel()
+	synctest.Test(t, testResilienceBlackHole)
+}
+
+func testResilienceBlackHole(t *testing.T) {
 	const goroutines, perCall = 8, time.Second
-	bs := testutil.StartBackends(t, 4)
-	hole := bs[0]
-	hole.SetBlackHole()
 	settings := breaker.Settings{ConsecutiveFailures: 3, OpenTimeout: time.Minute}
-	p, _ := testutil.ReadyPool(t, bs, pool.WithBreaker(settings))
+	p, bs, addrs := bufFleet(t, 4, pool.WithBreaker(settings))
+	hole, holeAddr := bs[0], addrs[0]
+	hole.SetBlackHole()
 	client := echopb.NewEchoClient(p)
 	ctx := testutil.Context(t)
 
@@ -240,7 +248,7 @@ func TestResilienceBlackHole(t *testing.T) {
 					failed = append(failed, err)
 					mu.Unlock()
 				}
-				if b, _ := testutil.Find(p, hole.Addr()); b.Breaker == breaker.StateOpen {
+				if b, _ := testutil.Find(p, holeAddr); b.Breaker == breaker.StateOpen {
 					opened.Store(true)
 				}
 			}
@@ -248,7 +256,7 @@ func TestResilienceBlackHole(t *testing.T) {
 	}
 	wg.Wait()
 	if !opened.Load() {
-		require.Fail(t, fmt.Sprintf("breaker of the black hole still %v after %d failed calls", testutil.MustFind(t, p, hole.Addr()).Breaker, len(failed)))
+		require.Fail(t, fmt.Sprintf("breaker of the black hole still %v after %d failed calls", testutil.MustFind(t, p, holeAddr).Breaker, len(failed)))
 	}
 	for _, err := range failed {
 		assert.EqualValuesf(t, codes.DeadlineExceeded, status.Code(err), "while tripping: got %v, want DeadlineExceeded", err)
@@ -405,17 +413,21 @@ func TestResilienceAllDown(t *testing.T) {
 // Every backend fails and only retry is on: the retry budget keeps the
 // attempts within Ratio × calls plus the floor, MinPerSecond × Window
 // (retry.BudgetConfig). The test ends well within one window, so nothing
-// in the budget expires.
+// in the budget expires: over bufconn in a synctest bubble, the load takes
+// only its backoffs on the bubble's clock, however slow the machine.
 func TestResilienceRetryStorm(t *testing.T) {
-	// Not parallel: its load must end within 0.9 × the retry budget window.
+	t.Parallel()
+	synctest.Test(t, testResilienceRetryStorm)
+}
+
+func testResilienceRetryStorm(t *testing.T) {
 	const calls, goroutines = 400, 16
-	bs := testutil.StartBackends(t, 4)
+	// Five attempts a call without a budget would be 5 × calls.
+	pol := retry.Policy{MaxAttempts: 5, InitialBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond}
+	p, bs, _ := bufFleet(t, 4, pool.WithRetry(pol))
 	for _, b := range bs {
 		b.SetFail(codes.Unavailable)
 	}
-	// Five attempts a call without a budget would be 5 × calls.
-	pol := retry.Policy{MaxAttempts: 5, InitialBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond}
-	p, _ := testutil.ReadyPool(t, bs, pool.WithRetry(pol))
 	before := totalCalls(bs)
 
 	r := resLoad(testutil.Context(t), echopb.NewEchoClient(p), calls, goroutines, 10*time.Second)
@@ -449,7 +461,7 @@ func TestResilienceRecovery(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			tick := time.NewTicker(time.Millisecond)
+			tick := time.NewTicker(2 * time.Millisecond)
 			defer tick.Stop()
 			for lctx.Err() == nil {
 				cctx, cancel := context.WithTimeout(lctx, 5*time.Second)
@@ -483,7 +495,7 @@ func TestResilienceRecovery(t *testing.T) {
 	for i, b := range bs {
 		before[i] = b.Calls()
 	}
-	const calls = 800
+	const calls = 400
 	r := resLoad(ctx, client, calls, 4, 5*time.Second)
 	require.Zerof(t, r.failed, "after recovery: %v; want 0 failed", r)
 	share := float64(sick.Calls()-before[0]) / calls
@@ -561,7 +573,7 @@ func TestResilienceRetryGoesElsewhere(t *testing.T) {
 			client := echopb.NewEchoClient(p)
 			ctx := testutil.Context(t)
 
-			const calls = 200
+			const calls = 100
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			for range 4 {

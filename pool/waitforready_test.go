@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,9 +57,10 @@ func TestWaitForReadyCallMovesOffADeadConnection(t *testing.T) {
 }
 
 func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
-	// Not parallel: the backend listens on a port it gave up, which a
-	// parallel test's client connection could take meanwhile.
-	addr := testutil.DeadAddr(t)
+	t.Parallel()
+	// Nothing listens behind the port until the server comes up on it.
+	port := testutil.NewPort(t)
+	addr := port.Addr()
 	r, target := testutil.ManualTarget(addr)
 	p := testutil.NewPool(t, target, pool.WithResolvers(r))
 	client := echopb.NewEchoClient(p)
@@ -78,12 +78,7 @@ func TestWaitForReadyCallWaitsForABackend(t *testing.T) {
 		_, err := client.Unary(testutil.Context(t), &echopb.EchoRequest{}, grpc.WaitForReady(true))
 		done <- err
 	}()
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("address %s was taken meanwhile: %v", addr, err)
-	}
-	s := backend.Start(lis, backend.Options{Name: "late"})
-	t.Cleanup(s.Stop)
+	testutil.StartBackendOn(t, port, backend.Options{Name: "late"})
 	r.UpdateState(resolver.State{Addresses: testutil.Addrs(addr)}) // nudge nothing: the pool reconnects by itself
 	select {
 	case err := <-done:

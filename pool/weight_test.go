@@ -47,7 +47,9 @@ func TestWeightedRoundRobinTriesEveryDistinctBackend(t *testing.T) {
 		r, target := testutil.WeightedTarget(testutil.AddrsOf(bs), []uint32{1, 10})
 		p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithSize(1),
 			pool.WithRetry(retry.Policy{MaxAttempts: 2, Budget: retry.BudgetConfig{Disabled: true}}))
-		require.NoError(t, p.WaitForReady(testutil.ContextFor(t, 10*time.Second)))
+		// Both backends ready: a retry can go to the light one only once it
+		// can take calls (p.WaitForReady returns when either is ready).
+		testutil.WaitReady(t, p, len(bs))
 		c := echopb.NewEchoClient(p)
 		failed, first := 0, error(nil)
 		for range calls {

@@ -19,6 +19,7 @@ import (
 // and of the clients). Nothing needs to answer: the addresses' port is
 // closed.
 func TestSubsetKeepsZoneProportions(t *testing.T) {
+	t.Parallel()
 	var addrs []string
 	for z := 1; z <= 3; z++ {
 		for i := 1; i <= 30; i++ {

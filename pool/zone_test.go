@@ -41,6 +41,7 @@ func TestZoneOptionsRejectBadInput(t *testing.T) {
 // Stats shows the zones and the local share. When a's servers stop,
 // calls go to b and c.
 func TestZonesKeepCallsLocalOverLoopback(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackendsAt(t, "127.0.1.1:0", "127.0.1.2:0", "127.0.2.1:0", "127.0.2.2:0", "127.0.3.1:0", "127.0.3.2:0")
 	mp, collect := metricsReader(t)
 	p, _ := testutil.ReadyPool(t, bs, pool.WithZone("a"), pool.WithZonesByCIDR(zoneCIDRs), pool.WithMeterProvider(mp))
@@ -53,28 +54,28 @@ func TestZonesKeepCallsLocalOverLoopback(t *testing.T) {
 	require.Contains(t, st.String(), "zone a: 100.0% local")
 	c := echopb.NewEchoClient(p)
 	ctx := testutil.Context(t)
-	for range 300 {
+	for range 60 {
 		_, err := c.Unary(ctx, &echopb.EchoRequest{Message: "x"})
 		require.NoError(t, err)
 	}
-	require.Equal(t, []int64{150, 150, 0, 0, 0, 0}, unaries(bs))
+	require.Equal(t, []int64{30, 30, 0, 0, 0, 0}, unaries(bs))
 	loc := collect(telemetry.AttemptDuration)
 	local := 0.0
 	for k, v := range loc {
 		require.Contains(t, k, telemetry.AttrLocality+"=local", "%v", loc)
 		local += v
 	}
-	require.Equal(t, 300.0, local)
+	require.Equal(t, 60.0, local)
 
 	bs[0].Stop()
 	bs[1].Stop()
 	testutil.WaitFor(t, "zone a out of the split", func() bool { return p.Stats().LocalShare == 0 })
-	for range 300 {
+	for range 60 {
 		_, err := c.Unary(ctx, &echopb.EchoRequest{Message: "x"})
 		require.NoError(t, err)
 	}
 	got := unaries(bs)
-	require.Equal(t, int64(300), got[2]+got[3]+got[4]+got[5], "%v", got)
+	require.Equal(t, int64(60), got[2]+got[3]+got[4]+got[5], "%v", got)
 	require.Positive(t, got[2]+got[3])
 	require.Positive(t, got[4]+got[5])
 	remote := 0.0
@@ -83,13 +84,14 @@ func TestZonesKeepCallsLocalOverLoopback(t *testing.T) {
 			remote += v
 		}
 	}
-	require.Equal(t, 300.0, remote)
+	require.Equal(t, 60.0, remote)
 }
 
 // WithZoneMinBackends: a 1/1/1 fleet (3 ready backends) below a minimum
 // of 4 is split by capacity, as without zones: a keeps a third of its
 // calls. With no minimum it keeps them all.
 func TestZoneMinBackends(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackendsAt(t, "127.0.1.1:0", "127.0.2.1:0", "127.0.3.1:0")
 	for _, tc := range []struct {
 		opts []pool.Option
@@ -115,6 +117,7 @@ func TestZoneMinBackends(t *testing.T) {
 // WithSubset's Membership gives the clients' shares when it is also a
 // ZoneMembership.
 func TestSubsetMembershipGivesZoneShares(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackendsAt(t, "127.0.1.1:0", "127.0.2.1:0", "127.0.3.1:0")
 	p, _ := testutil.ReadyPool(t, bs, pool.WithZone("a"), pool.WithZonesByCIDR(zoneCIDRs),
 		pool.WithSubset(3, zoneSubset{zoneCounts{"a": 2}}))
@@ -136,6 +139,7 @@ func (zoneSubset) Watch(ctx context.Context, notify func(index, count int)) erro
 // The clients' shares come from a ZoneMembership: with every client in
 // zone a, a 2/2/2 fleet keeps a third of a's calls local.
 func TestZoneMembershipSetsTheShares(t *testing.T) {
+	t.Parallel()
 	bs := testutil.StartBackendsAt(t, "127.0.1.1:0", "127.0.1.2:0", "127.0.2.1:0", "127.0.2.2:0", "127.0.3.1:0", "127.0.3.2:0")
 	p, _ := testutil.ReadyPool(t, bs, pool.WithZone("a"), pool.WithZonesByCIDR(zoneCIDRs),
 		pool.WithZoneMembership(zoneCounts{"a": 5}))

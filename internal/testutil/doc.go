@@ -1,7 +1,8 @@
 // Package testutil holds the helpers the tests of pool/, the root package
 // and the integration suite share: bounded waits and contexts, real Echo
-// backends on loopback, manual-resolver targets, pools closed at cleanup,
-// open Bidi streams, a self-signed certificate and a slog recorder.
+// backends on loopback (and on a Port that stays bound while its backend
+// restarts), manual-resolver targets, pools closed at cleanup, open Bidi
+// streams, a self-signed certificate and a slog recorder.
 //
 // Every wait is bounded (by a context or a deadline) and fails the test
 // with what it waited for; everything started is stopped in t.Cleanup.

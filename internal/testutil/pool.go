@@ -33,9 +33,17 @@ func ReadyPool(t testing.TB, bs []*backend.Server, opts ...pool.Option) (*pool.P
 	t.Helper()
 	r, target := ManualTarget(AddrsOf(bs)...)
 	p := NewPool(t, target, append([]pool.Option{pool.WithResolvers(r)}, opts...)...)
+	WaitReady(t, p, len(bs))
+	return p, r
+}
+
+// WaitReady waits (WaitFor) until p has n backends, each with a ready
+// connection and none connecting.
+func WaitReady(t testing.TB, p *pool.Pool, n int) {
+	t.Helper()
 	WaitFor(t, "all connections ready", func() bool {
 		st := p.Stats()
-		if len(st.Backends) != len(bs) {
+		if len(st.Backends) != n {
 			return false
 		}
 		for _, b := range st.Backends {
@@ -45,7 +53,6 @@ func ReadyPool(t testing.TB, bs []*backend.Server, opts ...pool.Option) (*pool.P
 		}
 		return true
 	})
-	return p, r
 }
 
 // Find returns the pool's stats of the backend at addr, if it has any.
