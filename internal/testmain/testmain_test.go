@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -15,6 +16,9 @@ func TestMain(m *testing.M) { testmain.Run(m) }
 
 // child names what TestChild does when the test binary runs itself.
 const child = "TESTMAIN_CHILD"
+
+// lateRace is what the goroutines of the late-race child write.
+var lateRace int
 
 // TestChild is run by TestRunExitCodes in a child process; on its own it
 // does nothing.
@@ -30,17 +34,27 @@ func TestChild(t *testing.T) {
 		x = 2
 		<-done
 		_ = x
+	case "late-race":
+		// Two goroutines that outlive the test race after it ended,
+		// while goleak waits for them to end.
+		for range 2 {
+			go func() {
+				time.Sleep(100 * time.Millisecond)
+				lateRace++
+			}()
+		}
 	}
 }
 
 // The process ends with the tests' result: 0 when they pass, 1 when a
 // test fails, a goroutine outlives the tests or (under -race) a test
-// races.
+// races, and 66 when goroutines race after the tests ended.
 func TestRunExitCodes(t *testing.T) {
 	t.Parallel()
 	want := map[string]int{"pass": 0, "fail": 1, "leak": 1}
 	if testmain.RaceEnabled {
 		want["race"] = 1
+		want["late-race"] = 66 // the race runtime's own exit status
 	}
 	for mode, want := range want {
 		t.Run(mode, func(t *testing.T) {
