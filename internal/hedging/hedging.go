@@ -36,8 +36,8 @@ type Call struct {
 	Budget *retry.Budget
 	// Attempt makes attempt n (1 for the first) of the call into reply,
 	// on a backend the call has not tried yet, and returns its error. It
-	// is called from goroutines of their own, up to Hedging.MaxAttempts at
-	// once, so whatever it shares between attempts (the backends tried)
+	// is called from goroutines of their own, up to Hedging.MaxAttempts
+	// (never more than retry.MaxHedgingAttempts) at once, so whatever it shares between attempts (the backends tried)
 	// must be safe for concurrent use. It must return soon after ctx ends
 	// and not touch reply once it has returned. For n > 1 (admit is nil
 	// for attempt 1) it calls admit once it has found a backend and
@@ -114,12 +114,14 @@ func Do(ctx context.Context, c Call, reply any) error {
 
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	attempts := min(h.MaxAttempts, retry.MaxHedgingAttempts)
 	hr := &run{
 		c:       c,
 		h:       h,
 		ctx:     actx,
-		results: make(chan result, h.MaxAttempts), // never blocks a sender
+		results: make(chan result, attempts), // never blocks a sender
 		delay:   c.Config.HedgingDelay(),
+		max:     attempts,
 	}
 	hr.timer = time.NewTimer(hr.delay)
 	defer hr.timer.Stop()
@@ -207,6 +209,7 @@ type run struct {
 	results chan result
 	delay   time.Duration
 	timer   *time.Timer
+	max     int // attempts at most: h.MaxAttempts, capped at retry.MaxHedgingAttempts
 
 	sent, inFlight int
 	stopped        bool        // a hedge was not sent: no backend was left, or the budget refused
@@ -235,7 +238,7 @@ func (hr *run) run(n int, r any) {
 // hedge takes its share of the budget only once it has found a backend
 // (see admit).
 func (hr *run) hedge(rt replyType) {
-	if hr.stopped || hr.refused.Load() || hr.sent >= hr.h.MaxAttempts || hr.ctx.Err() != nil {
+	if hr.stopped || hr.refused.Load() || hr.sent >= hr.max || hr.ctx.Err() != nil {
 		return
 	}
 	hr.start(hr.sent+1, rt.new())

@@ -449,3 +449,25 @@ func TestHedgeEnd(t *testing.T) {
 	assert.Equal(t, codes.Unavailable, status.Code(err))
 	assert.Equal(t, []int{1}, ends)
 }
+
+// A configuration built without retry.Hedging.WithDefaults still makes
+// at most retry.MaxHedgingAttempts attempts.
+func TestHedgeAttemptsCappedWithoutDefaults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		steps := make([]fakeStep, 8)
+		for i := range steps {
+			steps[i] = fakeStep{after: time.Second}
+		}
+		f := &fakeAttempts{t0: time.Now(), steps: steps, caller: &wrapperspb.StringValue{}}
+		var ends []int
+		call := Call{
+			Config:  retry.MethodConfig{Hedging: &retry.Hedging{Delay: 10 * ms, MaxAttempts: len(steps)}},
+			Budget:  retry.NewBudget(retry.BudgetConfig{Disabled: true}),
+			Attempt: f.attempt,
+			End:     func(n int) { ends = append(ends, n) },
+		}
+		require.NoError(t, Do(t.Context(), call, f.caller))
+		assert.Len(t, f.sorted(), retry.MaxHedgingAttempts)
+		assert.Equal(t, []int{1}, ends)
+	})
+}
