@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,7 +35,7 @@ func TestOverflowPicksRacingARetirementLeaveNothingUndrained(t *testing.T) {
 		for range 3 {
 			wg.Go(func() {
 				var held *core.Conn // each caller holds a call until its next one: the connection is full
-				for !stop.Load() {
+				for ; !stop.Load(); runtime.Gosched() {
 					r, o := f.Picker().Pick(core.PickInfo{})
 					if o != core.Picked {
 						continue
@@ -55,6 +56,11 @@ func TestOverflowPicksRacingARetirementLeaveNothingUndrained(t *testing.T) {
 		for range 5000 {
 			f.Do(func(k *core.Core, now time.Time) { k.Retire(now, a.Conns()[0], "test") })
 			f.ReadyAll()
+			// Let the callers pick while the connection is READY, however
+			// few Ps run them: every goroutine yields after each step, so
+			// with one P the callers are not preempted only while no
+			// connection is READY, nor this loop starved by their spinning.
+			runtime.Gosched()
 		}
 		stop.Store(true)
 		wg.Wait()
