@@ -178,6 +178,32 @@ func TestStreamAfterATimelyGrowthWaitsForANewOne(t *testing.T) {
 	}
 }
 
+// A growth that lands ends the wait for it: no growWait timer is left
+// pending, so one that a stream finds every connection full later is
+// bounded by a timer armed when it began to wait, not by one armed before.
+func TestALandedGrowthEndsTheWait(t *testing.T) {
+	sc := startGrowthScene(t)
+	firstWait := sc.firstGrowth(1)
+	sc.gate.admitOne()
+	sc.next("the stream waiting for the first growth")
+	applied(firstWait[0].q)
+	if n := sc.ft.count(growWaitTimer); n != 0 {
+		t.Errorf("%d growWait timers pending after the growth landed, want 0", n)
+	}
+	sc.open(1)
+	testutil.WaitFor(t, "the second growth and its wait", func() bool {
+		return sc.gate.n.Load() == 3 && sc.ft.count(growWaitTimer) == 1
+	})
+	if n := run(firstWait); n != 0 {
+		t.Errorf("ran %d of the growWait timers armed for the first growth, want 0", n)
+	}
+	sc.gate.admitOne()
+	sc.next("the stream opened after the first growth")
+	if c := sc.conns(); c[2] == c[0] || c[2] == c[1] {
+		t.Errorf("the stream opened after the first growth went to a full connection: streams on connections %v, want three", c)
+	}
+}
+
 // refuser closes a server's new connections past its first as soon as it
 // accepts them: the client's handshake fails, and every growth of the
 // backend fails at once.
@@ -196,6 +222,43 @@ func (r *refuser) Accept() (net.Conn, error) {
 	}
 }
 
+// refusing is an Echo backend, named b1, whose connections past the first
+// are refused (refuser).
+type refusing struct {
+	*server
+	ref *refuser
+}
+
+func startRefusing(t *testing.T) refusing {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := &refuser{Listener: lis}
+	cc := &connCounter{}
+	s := backend.Start(ref, backend.Options{Name: "b1", ServerOptions: []grpc.ServerOption{grpc.StatsHandler(cc)}})
+	t.Cleanup(s.Stop)
+	return refusing{server: &server{Server: s, conns: cc}, ref: ref}
+}
+
+// A growth that fails, with no other under way, ends the wait: the stream
+// that waited for it overflows at once, and no growWait timer is left
+// pending to cut short the wait of a stream that finds the backend full
+// after the backoff.
+func TestAFailedGrowthWithNoneOtherEndsTheWait(t *testing.T) {
+	b := startRefusing(t)
+	ft, clk := &fakeTimers{}, &fakeClock{}
+	cc, _ := dial(t, []*server{b.server}, serviceConfig(register(ft, clk), Config{Size: 1, MaxSize: 3, MaxStreamsPerConn: 1}))
+	waitConns(t, []*server{b.server}, 1)
+	testutil.OpenStreams(t, cc, 2) // the second waits for the growth, which fails: it overflows
+	testutil.WaitFor(t, "the growth failed", func() bool { return ft.count(core.GrowTimer) == 1 })
+	applied(ft.live(core.GrowTimer)[0].q)
+	if n := ft.count(growWaitTimer); n != 0 {
+		t.Errorf("%d growWait timers pending after the only growth failed, want 0", n)
+	}
+}
+
 // A growth that fails does not restart the wait for another under way:
 // two full backends grow at once; b0's growth is held, b1's fails at
 // once, and b1 grows again when its backoff ends, and fails again. The
@@ -203,16 +266,9 @@ func (r *refuser) Accept() (net.Conn, error) {
 // it fires, the stream overflows onto a full connection.
 func TestFailedGrowthsDoNotRestartTheWait(t *testing.T) {
 	a, gt := startGated(t, 1)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := &refuser{Listener: lis}
-	cb := &connCounter{}
-	sb := backend.Start(ref, backend.Options{Name: "b1", ServerOptions: []grpc.ServerOption{grpc.StatsHandler(cb)}})
-	t.Cleanup(sb.Stop)
-	b := &server{Server: sb, conns: cb}
-	ss := []*server{a, b}
+	b := startRefusing(t)
+	ref := b.ref
+	ss := []*server{a, b.server}
 	ft, clk := &fakeTimers{}, &fakeClock{}
 	cc, _ := dial(t, ss, serviceConfig(register(ft, clk), Config{Size: 1, MaxSize: 3, MaxStreamsPerConn: 1}))
 	waitConns(t, ss, 1)

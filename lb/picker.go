@@ -118,8 +118,15 @@ func (g *gen) waitGrowth() {
 		return
 	}
 	g.b.q.Push(func(time.Time) {
-		if !g.k.Closed() {
+		switch {
+		case g.k.Closed():
+		case g.growingLocked():
 			g.armGrowWaitLocked(g.k.Picker().GrowthsLanded())
+		default:
+			// The growth ended, or has yet to begin: either publishes
+			// a picker that the calls pick again from, and those that
+			// wait then arm the timer.
+			g.growArmed.Store(false)
 		}
 	})
 }
