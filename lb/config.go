@@ -110,8 +110,9 @@ type Config struct {
 	// MaxStreamsPerConn caps the calls and streams placed on one
 	// connection; when every connection of a backend carries that many,
 	// another one is opened, up to MaxSize ("maxStreamsPerConn"). Calls
-	// wait for it up to 5 s for each growth, as the pool's do, then
-	// overflow onto the least loaded connection. Set it to the servers'
+	// wait for it up to 5 s, restarted each time a growth lands while
+	// they wait, as the pool's do, then overflow onto the least loaded
+	// connection. Set it to the servers'
 	// MAX_CONCURRENT_STREAMS. Default 0: no cap (grpc queues streams past
 	// the server's limit on the connection); negative is an error.
 	MaxStreamsPerConn int

@@ -1,11 +1,15 @@
 package lb
 
 import (
+	"net"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 
+	"github.com/grpcpool/grpcpool/internal/backend"
+	"github.com/grpcpool/grpcpool/internal/core"
 	"github.com/grpcpool/grpcpool/internal/testutil"
 )
 
@@ -171,5 +175,145 @@ func TestStreamAfterATimelyGrowthWaitsForANewOne(t *testing.T) {
 	sc.next("the stream opened after the first growth")
 	if c := sc.conns(); c[2] == c[0] || c[2] == c[1] {
 		t.Errorf("the stream opened after the first growth went to a full connection: streams on connections %v, want three", c)
+	}
+}
+
+// A growth that lands ends the wait for it: no growWait timer is left
+// pending, so one that a stream finds every connection full later is
+// bounded by a timer armed when it began to wait, not by one armed before.
+func TestALandedGrowthEndsTheWait(t *testing.T) {
+	sc := startGrowthScene(t)
+	firstWait := sc.firstGrowth(1)
+	sc.gate.admitOne()
+	sc.next("the stream waiting for the first growth")
+	applied(firstWait[0].q)
+	if n := sc.ft.count(growWaitTimer); n != 0 {
+		t.Errorf("%d growWait timers pending after the growth landed, want 0", n)
+	}
+	sc.open(1)
+	testutil.WaitFor(t, "the second growth and its wait", func() bool {
+		return sc.gate.n.Load() == 3 && sc.ft.count(growWaitTimer) == 1
+	})
+	if n := run(firstWait); n != 0 {
+		t.Errorf("ran %d of the growWait timers armed for the first growth, want 0", n)
+	}
+	sc.gate.admitOne()
+	sc.next("the stream opened after the first growth")
+	if c := sc.conns(); c[2] == c[0] || c[2] == c[1] {
+		t.Errorf("the stream opened after the first growth went to a full connection: streams on connections %v, want three", c)
+	}
+}
+
+// refuser closes a server's new connections past its first as soon as it
+// accepts them: the client's handshake fails, and every growth of the
+// backend fails at once.
+type refuser struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (r *refuser) Accept() (net.Conn, error) {
+	for {
+		c, err := r.Listener.Accept()
+		if err != nil || r.n.Add(1) == 1 {
+			return c, err
+		}
+		_ = c.Close()
+	}
+}
+
+// refusing is an Echo backend, named b1, whose connections past the first
+// are refused (refuser).
+type refusing struct {
+	*server
+	ref *refuser
+}
+
+func startRefusing(t *testing.T) refusing {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := &refuser{Listener: lis}
+	cc := &connCounter{}
+	s := backend.Start(ref, backend.Options{Name: "b1", ServerOptions: []grpc.ServerOption{grpc.StatsHandler(cc)}})
+	t.Cleanup(s.Stop)
+	return refusing{server: &server{Server: s, conns: cc}, ref: ref}
+}
+
+// A growth that fails, with no other under way, ends the wait: the stream
+// that waited for it overflows at once, and no growWait timer is left
+// pending to cut short the wait of a stream that finds the backend full
+// after the backoff.
+func TestAFailedGrowthWithNoneOtherEndsTheWait(t *testing.T) {
+	b := startRefusing(t)
+	ft, clk := &fakeTimers{}, &fakeClock{}
+	cc, _ := dial(t, []*server{b.server}, serviceConfig(register(ft, clk), Config{Size: 1, MaxSize: 3, MaxStreamsPerConn: 1}))
+	waitConns(t, []*server{b.server}, 1)
+	testutil.OpenStreams(t, cc, 2) // the second waits for the growth, which fails: it overflows
+	testutil.WaitFor(t, "the growth failed", func() bool { return ft.count(core.GrowTimer) == 1 })
+	applied(ft.live(core.GrowTimer)[0].q)
+	if n := ft.count(growWaitTimer); n != 0 {
+		t.Errorf("%d growWait timers pending after the only growth failed, want 0", n)
+	}
+}
+
+// A growth that fails does not restart the wait for another under way:
+// two full backends grow at once; b0's growth is held, b1's fails at
+// once, and b1 grows again when its backoff ends, and fails again. The
+// growWait timer armed when the stream began to wait still bounds it: when
+// it fires, the stream overflows onto a full connection.
+func TestFailedGrowthsDoNotRestartTheWait(t *testing.T) {
+	a, gt := startGated(t, 1)
+	b := startRefusing(t)
+	ref := b.ref
+	ss := []*server{a, b.server}
+	ft, clk := &fakeTimers{}, &fakeClock{}
+	cc, _ := dial(t, ss, serviceConfig(register(ft, clk), Config{Size: 1, MaxSize: 3, MaxStreamsPerConn: 1}))
+	waitConns(t, ss, 1)
+	waitAllCalled(t, cc, ss)
+	placed := testutil.OpenStreams(t, cc, 2)
+	if placed[0].Backend == placed[1].Backend {
+		t.Fatalf("both streams on %s, want one on each backend", placed[0].Backend)
+	}
+	results := make(chan opened, 1)
+	go func() {
+		st, err := testutil.OpenStream(cc)
+		results <- opened{st, err}
+	}()
+	t.Cleanup(func() {
+		gt.release()
+		if r := <-results; r.st != nil {
+			r.st.Cancel()
+		}
+	})
+	testutil.WaitFor(t, "b0's growth held, b1's failed, the wait armed", func() bool {
+		return gt.n.Load() == 2 && ref.n.Load() == 2 && ft.count(core.GrowTimer) == 1 && ft.count(growWaitTimer) == 1
+	})
+	firstWait := ft.live(growWaitTimer)
+	applied(firstWait[0].q)
+	for i := range 2 {
+		clk.advance(ft.live(core.GrowTimer)[0].d)
+		ft.fire(core.GrowTimer) // b1's backoff ended: it grows again, and fails
+		testutil.WaitFor(t, "b1's next growth failed", func() bool {
+			return ref.n.Load() == int64(3+i) && ft.count(core.GrowTimer) == 1
+		})
+		applied(firstWait[0].q)
+	}
+	if n := run(firstWait); n != 1 {
+		t.Fatalf("ran %d of the growWait timers armed when the stream began to wait, want 1: b1's failed growths restarted the wait", n)
+	}
+	select {
+	case r := <-results:
+		results <- r // for the cleanup
+		if r.err != nil {
+			t.Fatalf("the waiting stream: %v", r.err)
+		}
+	case <-testutil.Context(t).Done():
+		t.Fatal("the waiting stream did not overflow when its growWait ended")
+	}
+	if n := gt.n.Load(); n != 2 {
+		t.Errorf("b0's server saw %d connections, want 2 (its growth still held)", n)
 	}
 }

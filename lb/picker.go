@@ -105,44 +105,67 @@ func (g *gen) grow(b *core.Backend) {
 }
 
 // waitGrowth makes sure that calls waiting for a growth wait at most
-// growWait for each growth: unless a newer picker comes first (the
-// connection was added, or failed), a picker that overflows them is
-// published then. A growth that begins meanwhile (another connection for
-// the calls that lost the last one to others) restarts the wait
-// (publishLocked), so calls overflow only when one growth outlasts
-// growWait.
+// growWait: unless the wait ends first, a picker that overflows them is
+// published then. The wait ends when a growth lands (its connection
+// becomes ready), and when no growth is under way any more (publishLocked):
+// calls that still wait, having lost the new connection to others, and
+// calls that find their backend full later, start a new one. Growths that
+// begin or fail meanwhile do not restart it, so calls overflow when no
+// growth lands within growWait, even while another backend's growths fail
+// and begin again after each backoff.
 func (g *gen) waitGrowth() {
 	if !g.growArmed.CompareAndSwap(false, true) {
 		return
 	}
 	g.b.q.Push(func(time.Time) {
-		if !g.k.Closed() {
-			g.armGrowWaitLocked(g.k.Picker().Growths())
+		switch {
+		case g.k.Closed():
+		case g.growingLocked():
+			g.armGrowWaitLocked(g.k.Picker().GrowthsLanded())
+		default:
+			// The growth ended, or has yet to begin: either publishes
+			// a picker that the calls pick again from, and those that
+			// wait then arm the timer.
+			g.growArmed.Store(false)
 		}
 	})
 }
 
-// armGrowWaitLocked (re)starts the growWait timer for the growths-th
-// growth: when it fires, unless re-armed or stopped first, calls waiting
-// for a growth still under way overflow. A growth that landed (or failed)
-// in time leaves nothing to overflow: the calls that waited for it picked
-// again from the picker that said so, and the next call that finds its
-// backend full asks for a growth of its own and waits for it.
-func (g *gen) armGrowWaitLocked(growths uint64) {
+// armGrowWaitLocked starts the growWait timer, landed growths having
+// landed: when it fires, unless stopped first, calls waiting for a growth
+// still under way overflow. A growth that landed (or failed) in time
+// leaves nothing to overflow: the calls that waited for it picked again
+// from the picker that said so, and the next call that finds its backend
+// full asks for a growth of its own and waits for it.
+func (g *gen) armGrowWaitLocked(landed uint64) {
 	if g.growStop != nil {
 		g.growStop()
 	}
 	g.growSeq++
 	seq := g.growSeq
-	g.growth = growths
+	g.landed = landed
 	g.growStop = g.b.after(g.b.q, growWait, growWaitTimer, func(time.Time) {
 		if seq != g.growSeq || g.k.Closed() {
-			return // re-armed, or the policy closed, since
+			return // stopped, or the policy closed, since
 		}
 		g.growStop = nil
 		g.growArmed.Store(false)
-		if slices.ContainsFunc(g.k.Backends(), (*core.Backend).Growing) {
+		if g.growingLocked() {
 			g.publishLocked(g.k.Picker(), true)
 		}
 	})
+}
+
+// stopGrowWaitLocked ends the pending growWait: the next call that waits
+// for a growth starts a new one.
+func (g *gen) stopGrowWaitLocked() {
+	g.growStop()
+	g.growStop = nil
+	g.growSeq++
+	g.growArmed.Store(false)
+}
+
+// growingLocked reports whether a growth is under way on some backend.
+func (g *gen) growingLocked() bool {
+	return slices.ContainsFunc(g.k.Backends(), (*core.Backend).Growing)
 }

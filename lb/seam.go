@@ -27,7 +27,7 @@ type gen struct {
 	// Guarded by b.mu.
 	resolveStop func() bool
 	growStop    func() bool // the pending growWait timer; nil when none
-	growth      uint64      // the growth (core.Picker.Growths) that timer bounds
+	landed      uint64      // the growths landed (core.Picker.GrowthsLanded) when that timer was armed
 	growSeq     uint64      // counts the growWait timers armed: a stale one does nothing
 	zoneKey     string      // the clients per zone the core has (settings.zoneKey)
 	overflow    bool        // the last picker published overflows calls that would wait for a growth
@@ -135,8 +135,10 @@ func (g *gen) publishLocked(p *core.Picker, overflow bool) {
 		st = connectivity.Connecting
 	}
 	g.overflow = overflow
-	if g.growStop != nil && p.Growths() != g.growth {
-		g.armGrowWaitLocked(p.Growths()) // a new growth, with a wait of its own
+	if g.growStop != nil && (p.GrowthsLanded() != g.landed || !g.growingLocked()) {
+		// A growth landed (the calls still waiting wait anew for the
+		// next), or none is under way (nothing waits).
+		g.stopGrowWaitLocked()
 	}
 	b.cc.UpdateState(balancer.State{ConnectivityState: st, Picker: &picker{g: g, p: p, overflow: overflow}})
 }

@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"sync"
@@ -110,5 +111,57 @@ func TestStreamOverflowsWhenAGrowthOutlastsGrowWait(t *testing.T) {
 		require.Equalf(t, 5*time.Second, got, "overflow after %v, want 5 s", got)
 		b := onlyBackend(t, p)
 		require.EqualValuesf(t, 2, b.ActiveStreams, "active streams %d, want 2", b.ActiveStreams)
+	})
+}
+
+// A growth that fails does not restart the wait for another that is under
+// way: two full backends grow at once; a's growth dial hangs, b's fail at
+// once, and b grows again after each backoff (1, 2 and 4 s). None of b's
+// growths lands, so the stream overflows growWait after it began to wait.
+func TestFailedGrowthsDoNotRestartTheWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lisA, lisB := bufconn.Listen(1<<20), bufconn.Listen(1<<20)
+		for _, lis := range []*bufconn.Listener{lisA, lisB} {
+			s := backend.Start(lis, backend.Options{})
+			t.Cleanup(s.Stop)
+		}
+		var dialsA, dialsB atomic.Int64
+		dial := func(ctx context.Context, addr string) (net.Conn, error) {
+			if addr == "buf-a" {
+				if dialsA.Add(1) > 1 {
+					select {
+					case <-time.After(time.Minute):
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+				}
+				return lisA.DialContext(ctx)
+			}
+			if dialsB.Add(1) > 1 {
+				return nil, errors.New("connection refused")
+			}
+			return lisB.DialContext(ctx)
+		}
+		r, target := testutil.ManualTarget("buf-a", "buf-b")
+		p := testutil.NewPool(t, target, pool.WithResolvers(r), pool.WithDialOptions(grpc.WithContextDialer(dial)),
+			pool.WithSize(1), pool.WithMaxSize(3), pool.WithMaxStreamsPerConn(1))
+		require.NoError(t, p.WaitForReady(t.Context()))
+		synctest.Wait() // both backends' first connections are ready
+		for _, b := range p.Stats().Backends {
+			require.Equalf(t, 1, b.Ready, "backend %s has %d connections ready, want 1", b.Addr, b.Ready)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		for range 2 { // one stream on each backend's only connection
+			_, err := openAt(ctx, p, time.Now())
+			require.NoError(t, err)
+		}
+		for _, b := range p.Stats().Backends {
+			require.EqualValuesf(t, 1, b.ActiveStreams, "backend %s carries %d streams, want 1", b.Addr, b.ActiveStreams)
+		}
+		got, err := openAt(ctx, p, time.Now())
+		require.NoError(t, err)
+		require.GreaterOrEqualf(t, dialsB.Load(), int64(4), "b's growth dials: %d, want its first and three retries", dialsB.Load())
+		require.Equalf(t, 5*time.Second, got, "overflow after %v, want 5 s", got)
 	})
 }

@@ -23,21 +23,25 @@ func waitForReady(opts []grpc.CallOption) bool {
 	return wfr
 }
 
-// growWait is how long a call waits for one connection being added to a
+// growWait is how long a call waits for a connection being added to a
 // backend whose connections are all full before it overflows onto the
-// least-loaded one. The bound is per growth, not per call: a call that
-// lost the connection one growth added to other calls waits for the next
-// growth (up to the backend's maximum size) with a bound of its own, so a
-// slow dial does not push it onto a connection already at its limit,
-// where it would queue in gRPC until a stream there ends. A growth whose
-// dial fails ends the wait at once (the backend then backs off growing,
-// and calls overflow without waiting).
+// least-loaded one. The wait starts again each time a growth lands (its
+// connection becomes ready) while the call still waits: a call that lost
+// the new connection to other calls waits for the next growth (up to the
+// backend's maximum size) with a bound of its own, so a slow dial does not
+// push it onto a connection already at its limit, where it would queue in
+// gRPC until a stream there ends. Growths that begin or fail do not
+// restart it: one backend's growth that hangs is waited for growWait even
+// while another backend's growths fail and begin again after each
+// backoff. When the only growth fails, calls overflow at once (the backend
+// then backs off growing).
 const growWait = 5 * time.Second
 
 // pick chooses a connection for one attempt of the call, within ctx, on a
 // backend not in tr whenever one can take it. It waits while the
 // pool starts, while a key's owner makes its first connection, and while
-// a full backend grows, growWait at most for each growth; when nothing can take the call
+// a full backend grows, growWait at most since it began to wait or since a
+// growth last landed; when nothing can take the call
 // it fails at once with codes.Unavailable, unless the caller asked for
 // grpc.WaitForReady(true), in which case it waits for a connection. It
 // returns the picker it picked from.
@@ -51,7 +55,7 @@ func (c *call) pick(ctx context.Context, tr *core.Tried) (core.Result, *core.Pic
 	var waited time.Time // when the call began to wait
 	var grow *time.Timer // growWait for the growth the call waits for
 	var growC <-chan time.Time
-	var growth uint64 // that growth: the picker's Growths when it began
+	var landed uint64 // the picker's GrowthsLanded when grow started
 	defer func() {
 		if grow != nil {
 			grow.Stop()
@@ -68,13 +72,13 @@ func (c *call) pick(ctx context.Context, tr *core.Tried) (core.Result, *core.Pic
 			r.Done = p.probeDone(r.Conn.Backend, r.Done)
 			return r, s, nil
 		case core.WaitGrowth:
-			if g := s.Growths(); grow == nil || g != growth {
+			if n := s.GrowthsLanded(); grow == nil || n != landed {
 				if grow == nil {
 					grow = time.NewTimer(growWait)
 				} else {
 					grow.Reset(growWait)
 				}
-				growC, growth = grow.C, g
+				growC, landed = grow.C, n
 			}
 		case core.Fail:
 			if p.closed.Load() {

@@ -35,7 +35,7 @@ type Core struct {
 	at       time.Time // the time of the event being handled
 	stale    bool      // the last picker published is out of date
 	ringGen  uint64    // changes when the resolved backends or weights do
-	growths  uint64    // growths begun (connections Grow dialed)
+	landed   uint64    // growths landed (connections Grow dialed that became Ready)
 	clock    *clock
 	ctr      *counters // the pickers' counters
 

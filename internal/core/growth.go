@@ -25,16 +25,17 @@ func (k *Core) Grow(now time.Time, b *Backend) {
 	nc := k.dial(now, b)
 	nc.grow = true
 	b.growing = nc
-	k.growths++
 	k.touch(b)
 	k.log.Info("grpcpool: growing backend", "target", k.cfg.Target, "addr", b.Addr(), "conns", liveCount(b), "limit", nc.Limit())
 	k.publish()
 }
 
-// growthReady ends b's growth, now that its connection c is Ready.
+// growthReady ends b's growth, now that its connection c is Ready: the
+// growth landed.
 func (k *Core) growthReady(c *Conn) {
 	if b := c.Backend; b.growing == c {
 		b.growing, b.growFails = nil, 0
+		k.landed++
 	}
 }
 

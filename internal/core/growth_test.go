@@ -40,28 +40,40 @@ func TestGrowthWaitEndsWhenTheCoreDeclinesToGrow(t *testing.T) {
 	})
 }
 
-// A picker's Growths counts the growths the core began (connections it
-// dialed for full backends), not the requests it declined: a call waiting
-// for growth tells one growth from the next by it.
-func TestPickerCountsGrowthsBegun(t *testing.T) {
+// A picker's GrowthsLanded counts the growths whose connection became
+// Ready: not the growths begun, not those that failed, not the requests the
+// core declined, not the backend's first connection. A call waiting for
+// growth tells by it that a growth it waited for landed.
+func TestPickerCountsGrowthsLanded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := coretest.New(t, core.Config{Size: 1, MaxSize: 3, MaxStreams: 1})
 		f.Resolve("a")
 		a := f.Backend("a")
-		require.Zero(t, f.Picker().Growths())
+		landed := func() uint64 { return f.Picker().GrowthsLanded() }
+		require.Zero(t, landed(), "the first connection is no growth")
 		held, o := f.Picker().Pick(core.PickInfo{})
 		require.Equal(t, core.Picked, o)
 		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, a) })
-		require.EqualValues(t, 1, f.Picker().Growths(), "a growth began")
+		require.Zero(t, landed(), "a growth began: none landed")
+		f.Do(func(k *core.Core, now time.Time) {
+			conns := a.Conns()
+			k.ConnState(now, conns[len(conns)-1], connectivity.TransientFailure, errors.New("connection refused"))
+		})
+		require.Zero(t, landed(), "the growth failed: none landed")
+		time.Sleep(time.Second) // the growth's backoff
 		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, a) })
-		require.EqualValues(t, 1, f.Picker().Growths(), "one growth at a time: the second request is declined")
+		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, a) })
+		require.Zero(t, landed(), "the next growth began, the request after it declined: none landed")
 		f.ReadyAll()
+		require.EqualValues(t, 1, landed(), "the growth's connection is ready: it landed")
 		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, a) })
-		require.EqualValues(t, 1, f.Picker().Growths(), "room on the new connection: no growth")
+		require.EqualValues(t, 1, landed(), "room on the new connection: no growth")
 		r, o := f.Picker().Pick(core.PickInfo{})
 		require.Equal(t, core.Picked, o)
 		f.Do(func(k *core.Core, now time.Time) { k.Grow(now, a) })
-		require.EqualValues(t, 2, f.Picker().Growths(), "both full: the next growth")
+		require.EqualValues(t, 1, landed(), "both full: the next growth began")
+		f.ReadyAll()
+		require.EqualValues(t, 2, landed(), "and landed")
 		held.Conn.Release()
 		r.Conn.Release()
 	})

@@ -33,7 +33,7 @@ type Picker struct {
 	clock    *clock    // the Core's clock, for slow start and PeakEWMA
 	ss       slowStart // the slow start configuration
 	ramping  bool      // some backend is in its slow start
-	growths  uint64    // the Core's growths begun when it published this picker
+	landed   uint64    // the Core's growths landed when it published this picker
 
 	zones *zonePickers // zone-aware routing: the pickers per zone; nil when off
 	zone  *zoneState   // a zone's picker: its zone
@@ -51,11 +51,14 @@ type pickBackend struct {
 	rampAt  int64  // slow start: the clock time it became ready; 0: no ramp
 }
 
-// Growths is how many growths (connections added to full backends) the
-// Core had begun when it published p. A call that waits for growth
-// (WaitGrowth) bounds its wait for each growth on its own: a change of
-// Growths is a new growth, with a new bound.
-func (p *Picker) Growths() uint64 { return p.growths }
+// GrowthsLanded is how many growths had landed when the Core published p:
+// connections it added to full backends (Grow) that became Ready. A call
+// that waits for a growth (WaitGrowth) and sees it change lost a new
+// connection to other calls, and bounds its wait for the next growth
+// anew; growths that begin, or fail, change nothing, so a growth that
+// hangs is not waited for longer because another backend's growths fail
+// and begin again after each backoff.
+func (p *Picker) GrowthsLanded() uint64 { return p.landed }
 
 // Changed is closed when a newer picker has been published.
 func (p *Picker) Changed() <-chan struct{} { return p.changed }
@@ -135,7 +138,7 @@ func (k *Core) Flush() {
 		}
 	}
 	q = prev.next(q)
-	q.growths = k.growths
+	q.landed = k.landed
 	if len(q.backends) == 0 {
 		var w why
 		for _, b := range k.order {
